@@ -1,0 +1,1 @@
+"""The `suanli` command line: one module per command group, each with `register(app)`."""

@@ -1,0 +1,257 @@
+"""The job file: the user's main input, validated with errors that name the field path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from suanli.errors import SpecError, format_validation_error
+from suanli.jobs.models import ModelArch, resolve_model
+
+JobKind = Literal["train", "finetune", "inference", "batch_inference", "generic"]
+Precision = Literal["bf16", "fp16", "fp8"]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainWork(BaseModel):
+    """Train/finetune work: tokens processed at a sequence length."""
+
+    model_config = _STRICT
+    tokens: float = Field(gt=0, description="tokens processed over the whole job")
+    seq_len: int = Field(default=4096, ge=1)
+    global_batch_tokens: float | None = Field(default=None, gt=0)
+    lora_rank: int | None = Field(default=None, ge=1, description="finetune only; None = full")
+    recompute: bool = Field(default=False, description="full activation recomputation (8ND)")
+
+
+class InferenceWork(BaseModel):
+    """Serving or batch inference: a count of requests (or a rate over a window)."""
+
+    model_config = _STRICT
+    requests: float | None = Field(default=None, gt=0)
+    rate_per_s: float | None = Field(default=None, gt=0)
+    window_s: float | None = Field(default=None, gt=0, description="serving window for a rate")
+    input_tokens: int = Field(default=512, ge=1)
+    output_tokens: int = Field(default=256, ge=1)
+    latency_target_ms: float | None = Field(
+        default=None, gt=0, description="target time per output token (decode step)"
+    )
+
+    @model_validator(mode="after")
+    def _needs_volume(self) -> InferenceWork:
+        if self.requests is None and self.rate_per_s is None:
+            raise ValueError("give 'requests' or 'rate_per_s' (with 'window_s')")
+        if self.rate_per_s is not None and self.requests is None and self.window_s is None:
+            raise ValueError("a 'rate_per_s' needs a 'window_s' (how long to serve)")
+        return self
+
+    @property
+    def total_requests(self) -> float:
+        if self.requests is not None:
+            return self.requests
+        assert self.rate_per_s is not None and self.window_s is not None
+        return self.rate_per_s * self.window_s
+
+
+class GenericWork(BaseModel):
+    """Opaque work measured on a reference chip; the model scales it to others."""
+
+    model_config = _STRICT
+    reference_accelerator: str
+    reference_count: int = Field(default=1, ge=1)
+    duration_s: float | None = Field(default=None, gt=0)
+    steps: float | None = Field(default=None, gt=0)
+    steps_per_s: float | None = Field(default=None, gt=0)
+    bound: Literal["compute", "memory"] = "compute"
+
+    @model_validator(mode="after")
+    def _needs_measure(self) -> GenericWork:
+        if self.duration_s is None and (self.steps is None or self.steps_per_s is None):
+            raise ValueError("give 'duration_s', or 'steps' and 'steps_per_s'")
+        return self
+
+    @property
+    def reference_duration_s(self) -> float:
+        if self.duration_s is not None:
+            return self.duration_s
+        assert self.steps is not None and self.steps_per_s is not None
+        return self.steps / self.steps_per_s
+
+
+class CountRange(BaseModel):
+    model_config = _STRICT
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CountRange:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+
+class Resources(BaseModel):
+    model_config = _STRICT
+    accelerators: tuple[str, ...] = Field(default=(), description="allowed, any of; [] = any")
+    prefer_order: bool = Field(default=False, description="accelerators is a preference list")
+    count: int | CountRange = 1
+    spot: bool = False
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _count(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError("count must be a positive integer or {min, max}")
+        if isinstance(v, int) and v < 1:
+            raise ValueError("count must be at least 1")
+        return v
+
+    @field_validator("accelerators", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @property
+    def min_count(self) -> int:
+        return self.count if isinstance(self.count, int) else self.count.min
+
+    @property
+    def max_count(self) -> int:
+        return self.count if isinstance(self.count, int) else self.count.max
+
+
+class DatasetRef(BaseModel):
+    model_config = _STRICT
+    name: str
+    size_gb: float | None = Field(default=None, ge=0)
+    location: str | None = Field(default=None, description="region or center id")
+
+
+class Measurement(BaseModel):
+    """A measured throughput that overrides the model for that chip and count."""
+
+    model_config = _STRICT
+    accelerator: str
+    count: int = Field(ge=1)
+    tokens_per_s: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Measurement:
+        if self.tokens_per_s is None and self.duration_s is None:
+            raise ValueError("give 'tokens_per_s' or 'duration_s'")
+        return self
+
+
+WORK_SHAPES: dict[str, type[BaseModel]] = {
+    "train": TrainWork,
+    "finetune": TrainWork,
+    "inference": InferenceWork,
+    "batch_inference": InferenceWork,
+    "generic": GenericWork,
+}
+
+
+class JobSpec(BaseModel):
+    """What a user submits. The shape is a contract shared by CLI, planner and service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: JobKind
+    model: ModelArch | None = None
+    precision: Precision = "bf16"
+    work: TrainWork | InferenceWork | GenericWork
+    resources: Resources = Resources()
+    dataset: DatasetRef | None = None
+    deadline_s: float | None = Field(default=None, gt=0)
+    budget: float | None = Field(default=None, gt=0)
+    priority: int = 0
+    tenant: str | None = None
+    regions: tuple[str, ...] = Field(default=(), description="allowed regions; [] = any")
+    checkpoint_interval_s: float = Field(default=3600.0, gt=0)
+    checkpoint_restore_s: float = Field(default=60.0, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+    measured: tuple[Measurement, ...] = ()
+    setup: str | None = None
+    run: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return resolve_model(v)
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pick_work(cls, data: Any) -> Any:
+        """Validate `work` against the model its `kind` calls for, so errors say work.<field>."""
+        if not isinstance(data, dict):
+            return data
+        kind, work = data.get("kind"), data.get("work")
+        if kind in WORK_SHAPES and isinstance(work, dict):
+            data = {**data, "work": WORK_SHAPES[kind].model_validate(work)}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if self.kind != "generic" and self.model is None:
+            raise ValueError(f"kind {self.kind!r} needs a 'model' (a preset name or a mapping)")
+        if isinstance(self.work, TrainWork) and self.work.lora_rank and self.kind != "finetune":
+            raise ValueError("work.lora_rank is for kind 'finetune' only")
+        return self
+
+    @property
+    def min_count(self) -> int:
+        return self.resources.min_count
+
+    @property
+    def max_count(self) -> int:
+        return self.resources.max_count
+
+
+def parse_job(data: Any, source: str = "job") -> JobSpec:
+    """Validate a mapping (from YAML or JSON); raise SpecError naming every bad field."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a job must be a mapping, got {type(data).__name__}")
+    kind = data.get("kind")
+    if kind not in WORK_SHAPES:
+        known = ", ".join(WORK_SHAPES)
+        raise SpecError(f"{source}: kind: must be one of {known} (got {kind!r})", field="kind",
+                        value=kind)
+    shape = WORK_SHAPES[kind]
+    if isinstance(data.get("work"), dict):
+        try:
+            shape.model_validate(data["work"])
+        except ValidationError as exc:
+            raise format_validation_error(exc, source, prefix="work") from None
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(exc, source) from None
+
+
+def load_job(path: str | Path) -> JobSpec:
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read job file {p}: {exc.strerror}", field="job") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{p}: not valid YAML: {exc}", field="<file>") from None
+    return parse_job(data, str(p))
