@@ -1,0 +1,57 @@
+"""The policy interface: a plain function of the scheduler's state that returns an allocation.
+
+Columns are pools (a Gavel cluster `v100:36,p100:36,k80:36` is three pools; a network has one
+column per center pool). A policy returns time fractions, as Gavel does: X[j, p] is the share
+of wall time job j should spend on pool p, rows summing to at most 1 and the gang-weighted
+column sums (X[:, p] * num_chips) within each pool's capacity. The engine's mechanism turns the
+fractions into whole-gang placements round by round, so one mechanism serves every policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class PolicyState:
+    """What a policy may see. Arrays are indexed [job] or [job, pool]."""
+
+    now_s: float
+    job_ids: np.ndarray  # [J] int
+    num_chips: np.ndarray  # [J] gang size
+    priority: np.ndarray  # [J] weight (>0)
+    arrival_s: np.ndarray  # [J]
+    remaining_work: np.ndarray  # [J] in work units (steps)
+    attained_service_s: np.ndarray  # [J] chip-seconds received so far (all pools)
+    throughput: np.ndarray  # [J, P] work units/s on pool p at num_chips (0 = cannot run there)
+    pool_ids: list[str]  # [P] "center/pool"
+    pool_accelerators: list[str]  # [P] catalog id
+    capacity: np.ndarray  # [P] chips available to the policy (up pools only)
+    price_per_chip_hour: np.ndarray  # [P]
+    deadline_s: np.ndarray  # [J] absolute deadline, inf = none
+    tenant: list[str | None] = field(default_factory=list)  # [J]
+    running_on: np.ndarray | None = None  # [J] pool index the job runs on now, -1 if not running
+    reference_throughput: np.ndarray | None = None  # [J] work units/s on the reference pool
+
+    @property
+    def n_jobs(self) -> int:
+        return int(self.job_ids.shape[0])
+
+    @property
+    def n_pools(self) -> int:
+        return len(self.pool_ids)
+
+
+@dataclass
+class Allocation:
+    """Time fractions X[j, p] and the set of jobs the policy rejects (deadline admission)."""
+
+    fractions: np.ndarray  # [J, P]
+    rejected: frozenset[int] = frozenset()  # job ids
+    note: str = ""
+
+
+Policy = Callable[[PolicyState], Allocation]
