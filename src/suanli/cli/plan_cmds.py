@@ -1,9 +1,152 @@
-"""Commands of this group (filled in by its owner)."""
+"""`suanli plan JOB.yaml`: where should this job run, over a whole network, data included."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from suanli.catalog import load_catalog
+from suanli.cli.common import console, err_console, print_json, user_errors
+from suanli.errors import SpecError
+from suanli.jobs.spec import load_job
+from suanli.network import load_network
+from suanli.plan import PlanResult, format_duration, format_money, parse_duration, plan
+
+EXIT_INFEASIBLE = 3
+DEFAULT_ROWS = 10
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app."""
+    """Add `suanli plan`."""
+    app.command("plan")(plan_command)
+
+
+def _parse_weights(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        try:
+            weights[key.strip()] = float(value)
+        except ValueError:
+            raise SpecError(f"weights: expected e.g. time=0.7,cost=0.3 (got {text!r})",
+                            field="weights", value=text) from None
+    return weights
+
+
+def _parse_budget(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise SpecError(f"budget: not a number {text!r}", field="budget", value=text) from None
+    if value <= 0:
+        raise SpecError(f"budget: must be positive (got {text!r})", field="budget", value=text)
+    return value
+
+
+@user_errors
+def plan_command(
+    job_file: Path = typer.Argument(..., help="Job YAML file."),
+    network: str = typer.Option("east-west", "--network", "-n",
+                                help="Built-in network name or YAML file."),
+    objective: str = typer.Option("cost", help="cost | time | mix."),
+    deadline: str | None = typer.Option(None, help="Finish by: seconds or 90m, 6h, 2d."),
+    budget: str | None = typer.Option(None, help="Spend at most this (network currency)."),
+    weights: str | None = typer.Option(None, help="For --objective mix: time=0.5,cost=0.5."),
+    top: int | None = typer.Option(None, help="Options to list (default 10; JSON: all)."),
+    explain: bool = typer.Option(False, "--explain", help="Say why the winner wins."),
+    blocked: str | None = typer.Option(None, help="Exclude centers or center/pool, comma list."),
+    catalog: Path | None = typer.Option(None, help="YAML file adding or overriding chips."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every feasible placement of a job: transfer, wait, run, cost, energy and the Pareto front."""
+    cat = load_catalog(catalog)
+    job = load_job(job_file)
+    net = load_network(network, cat)
+    result = plan(
+        job, net,
+        blocked=[b.strip() for b in (blocked or "").split(",") if b.strip()],
+        objective=objective,
+        deadline_s=parse_duration(deadline, field="deadline") if deadline else None,
+        budget=_parse_budget(budget),
+        weights=_parse_weights(weights),
+        catalog=cat,
+        top=top,
+    )
+    if as_json:
+        print_json(result.to_dict())
+        if not result.feasible:
+            raise typer.Exit(code=EXIT_INFEASIBLE)
+        return
+    if net.illustrative:
+        console.print(f"[yellow]Network {net.name} is ILLUSTRATIVE:[/] its inventories and "
+                      "prices are not operator data.")
+    if not result.feasible:
+        err_console.print(f"[bold red]infeasible:[/] job {job.name} has no placement on "
+                          f"{net.name}", highlight=False)
+        for reason in result.infeasible:
+            err_console.print(f"  - {reason}", highlight=False, markup=False)
+        raise typer.Exit(code=EXIT_INFEASIBLE)
+    _print_options(result, top or DEFAULT_ROWS)
+    _print_pareto(result)
+    if explain:
+        console.print("[bold]Why[/]")
+        for line in result.explain():
+            console.print(f"  {line}", highlight=False, markup=False)
+        est = result.chosen_estimate
+        if est is not None and getattr(est, "explanation", None):
+            console.print("[bold]Performance model (chosen option)[/]")
+            for line in est.explanation:
+                console.print(f"  {line}", highlight=False, markup=False)
+    else:
+        console.print(f"Chosen: {result.chosen.label} — run with --explain to see why.",
+                      highlight=False)
+
+
+def _money(result: PlanResult, x: float) -> str:
+    return format_money(x, "")
+
+
+def _print_options(result: PlanResult, rows: int) -> None:
+    shown = result.options[:rows]
+    constraint = []
+    if result.deadline_s is not None:
+        constraint.append(f"deadline {format_duration(result.deadline_s)}")
+    if result.budget is not None:
+        constraint.append(f"budget {format_money(result.budget, result.currency)}")
+    title = (f"{result.job} on {result.network}: best {len(shown)} of {result.total_options} "
+             f"options by {result.objective}" + (f" ({', '.join(constraint)})" if constraint
+                                                  else ""))
+    table = Table(title=title, caption="◆ Pareto front (finish time vs cost)   ✓ chosen")
+    for col, justify in (("", "left"), ("center", "left"), ("pool", "left"),
+                         ("chips", "left"), ("transfer", "right"), ("wait", "right"),
+                         ("run", "right"), ("finish", "right"),
+                         (f"cost {result.currency}", "right"), ("energy kWh", "right"),
+                         ("CO2 kg", "right"), ("P", "center")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for o in shown:
+        chips = o.chips_label + (" (spot)" if o.spot else "")
+        table.add_row(
+            "✓" if o.chosen else "", o.center, o.pool, chips, format_duration(o.transfer_s),
+            format_duration(o.wait_s), format_duration(o.run_s), format_duration(o.finish_s),
+            _money(result, o.cost), f"{o.energy_kwh:,.1f}", f"{o.carbon_kg:,.1f}",
+            "◆" if o.pareto else "",
+            style="bold green" if o.chosen else None,
+        )
+    console.print(table)
+
+
+def _print_pareto(result: PlanResult) -> None:
+    table = Table(title=f"Pareto front: {len(result.pareto)} options no other beats on both "
+                        "finish time and cost")
+    for col in ("finish", f"cost {result.currency}", "placement", "split"):
+        table.add_column(col)
+    for o in result.pareto:
+        table.add_row(format_duration(o.finish_s), _money(result, o.cost), o.label,
+                      o.split_text or "-", style="bold green" if o.chosen else None)
+    console.print(table)

@@ -1,0 +1,97 @@
+"""What a real backend needs to run one attempt of a job, independent of the engine's classes.
+
+The engine hands a backend an `EngineJob` and a `Placement`; `run_spec_from` reads them by
+attribute name (duck typing), so this package depends on the field names only, not on the
+engine's classes, and the core never imports a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from suanli.engine.types import BackendEvent  # the engine's record; backends may import it
+from suanli.errors import SuanliError
+
+__all__ = ["BackendEvent", "ProcessHandle", "RunSpec", "StopReason", "run_spec_from"]
+
+StopReason = Literal["preempt", "cancel", "failure"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One attempt of a job: the commands, the environment and where it was placed."""
+
+    job_id: str
+    run: str | None
+    setup: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    center: str = ""
+    accelerator: str = ""
+    count: int = 1
+    pool_id: str = ""  # "center/pool"
+    log_path: str | None = None  # None: <backend root>/<job>/job.log
+    checkpoint_dir: str | None = None  # None: <backend root>/<job>/checkpoint
+    duration_s: float | None = None  # used only when there is no `run` (a simulated sleep)
+
+
+@dataclass(frozen=True)
+class ProcessHandle:
+    """What the service stores so a restarted service can re-attach to a running job.
+
+    `started_at_ticks` is field 22 of /proc/<pid>/stat (clock ticks after boot) and `boot_id`
+    the kernel's boot id: together with the pid they name one process, even if the pid is
+    later reused by another.
+    """
+
+    pid: int
+    pgid: int
+    started_at_ticks: int
+    boot_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "pgid": self.pgid, "started_at_ticks": self.started_at_ticks,
+                "boot_id": self.boot_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessHandle:
+        return cls(pid=int(data["pid"]), pgid=int(data["pgid"]),
+                   started_at_ticks=int(data["started_at_ticks"]),
+                   boot_id=str(data.get("boot_id", "")))
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def run_spec_from(job: Any, placement: Any) -> RunSpec:
+    """Build a RunSpec from the engine's job and placement (read by attribute name).
+
+    The service puts the job file's `run`, `setup`, `env` and the log path into `job.meta`
+    (keys: run, setup, env, log_path, checkpoint_dir, duration_s).
+    """
+    job_id = str(_get(job, "job_id"))
+    meta: Mapping[str, Any] = _get(job, "meta") or {}
+    pool_id = str(_get(placement, "pool_id", "") or "")
+    center = _get(placement, "center") or (pool_id.split("/", 1)[0] if pool_id else "")
+    count = _get(placement, "count") or _get(placement, "num_chips") or _get(job, "num_chips") or 1
+    env = meta.get("env") or {}
+    if not isinstance(env, Mapping):
+        raise SuanliError(f"job {job_id}: meta.env must be a mapping", field="env", value=env)
+    duration = meta.get("duration_s")
+    return RunSpec(
+        job_id=job_id,
+        run=meta.get("run"),
+        setup=meta.get("setup"),
+        env={str(k): str(v) for k, v in env.items()},
+        center=str(center),
+        accelerator=str(_get(placement, "accelerator", "") or ""),
+        count=int(count),
+        pool_id=pool_id,
+        log_path=meta.get("log_path"),
+        checkpoint_dir=meta.get("checkpoint_dir"),
+        duration_s=float(duration) if duration is not None else None,
+    )

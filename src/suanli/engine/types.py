@@ -1,0 +1,153 @@
+"""Records the engine trades with its callers: jobs, placements, transitions, backend events."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class JobState(StrEnum):
+    """A job's lifecycle. Terminal states are final; every job ends in one."""
+
+    PENDING = "pending"  # submitted, arrival time not reached
+    QUEUED = "queued"  # arrived, waiting for chips
+    STARTING = "starting"  # placed; restoring from its checkpoint
+    RUNNING = "running"
+    CHECKPOINTING = "checkpointing"  # saving state before it is preempted
+    PREEMPTED = "preempted"  # off its chips, waiting to be placed again
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def on_chips(self) -> bool:
+        """Holds chips right now."""
+        return self in ON_CHIPS_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+ON_CHIPS_STATES = frozenset({JobState.STARTING, JobState.RUNNING, JobState.CHECKPOINTING})
+WAITING_STATES = frozenset({JobState.QUEUED, JobState.PREEMPTED})
+
+
+@dataclass(frozen=True, slots=True)
+class EngineJob:
+    """One job as the engine sees it: a gang of chips, an amount of work and its speed per pool.
+
+    `throughput` maps pool id -> work units per second with `num_chips` chips on that pool;
+    a pool missing from the map (or with 0) cannot run the job. Work units are whatever the
+    source counts in: steps (Gavel), reference seconds (Philly), tokens (job specs).
+    """
+
+    job_id: str
+    num_chips: int
+    total_work: float
+    throughput: dict[str, float]
+    arrival_s: float
+    priority: float = 1.0
+    tenant: str | None = None
+    deadline_s: float = math.inf
+    checkpoint_interval_s: float = 3600.0
+    restore_s: float = 0.0
+    max_retries: int = 3
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a job runs: a whole gang in one pool, spread over named nodes.
+
+    `throughput`, `work_remaining` and `restore_s` describe the run the engine expects (the
+    simulated backend runs exactly that; a real backend may ignore them).
+    """
+
+    pool_id: str
+    num_chips: int
+    nodes: tuple[tuple[int, int], ...] = ()  # (node index in the pool, chips on it)
+    accelerator: str = ""
+    center: str = ""
+    throughput: float = 0.0
+    work_remaining: float = 0.0
+    restore_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pool_id": self.pool_id,
+            "num_chips": self.num_chips,
+            "nodes": [list(n) for n in self.nodes],
+            "accelerator": self.accelerator,
+            "center": self.center,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state change, reported to the listener before the backend acts on it."""
+
+    job_id: str
+    old: JobState
+    new: JobState
+    at_s: float
+    placement: Placement | None
+    reason: str = ""
+
+
+BackendEventKind = Literal["succeeded", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendEvent:
+    """What a backend reports about a job it runs."""
+
+    job_id: str
+    kind: BackendEventKind
+    at_s: float
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """The engine's view of one job: state, where it runs, and what it has received.
+
+    `done_work` is the work the engine credits the job with at its last state change (an
+    estimate from throughput x time; a real backend's `succeeded` event is what ends a job).
+    """
+
+    job: EngineJob
+    state: JobState = JobState.PENDING
+    placement: Placement | None = None
+    done_work: float = 0.0
+    checkpoint_work: float = 0.0
+    start_s: float | None = None  # first time on chips
+    finish_s: float | None = None  # terminal time
+    retries: int = 0  # job failures retried
+    interruptions: int = 0  # infrastructure failures that killed a run
+    preemptions: int = 0
+    chip_seconds: float = 0.0
+    cost: float = 0.0
+    energy_kwh: float = 0.0
+    pools: list[str] = field(default_factory=list)  # pools it ran on, in order, deduplicated
+    reason: str = ""
+    events: list[tuple[float, str, str]] = field(default_factory=list)  # (at_s, state, reason)
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+    @property
+    def jct_s(self) -> float | None:
+        if self.finish_s is None or self.state is not JobState.SUCCEEDED:
+            return None
+        return self.finish_s - self.job.arrival_s
+
+    @property
+    def queueing_delay_s(self) -> float | None:
+        if self.start_s is None:
+            return None
+        return self.start_s - self.job.arrival_s

@@ -1,0 +1,265 @@
+"""The vectorised layout search shared by `estimate` and `estimate_grid`.
+
+For each chip and each number of chips m actually used, try every layout (tp, pp, variant) with
+dp = m / (tp·pp) and keep the fastest that fits; then allow leaving chips idle, so the duration
+on n chips is the best over m <= n. That makes duration non-increasing in n by construction.
+Both public functions go through `solve`, so they agree exactly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from suanli.catalog import Accelerator, Catalog, builtin_catalog
+from suanli.errors import SuanliError
+from suanli.jobs import JobSpec
+from suanli.perf.chips import ChipArrays, chip_arrays
+from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
+from suanli.perf.generic import GenericKernel
+from suanli.perf.inference import InferenceKernel
+from suanli.perf.training import TrainingKernel
+
+_CHIP_FIELDS = ("bf16_flops", "peak_flops", "sustained_flops", "ridge_ratio", "mem_bw",
+                "mem_bytes", "mem_physical_gb", "up_bw", "mesh", "chips_per_node", "out_bw",
+                "tdp_w", "has_fp8")
+
+
+def make_kernel(job: JobSpec, eff: Efficiency, catalog: Catalog | None = None):
+    if job.kind in ("train", "finetune"):
+        return TrainingKernel.from_job(job, eff)
+    if job.kind in ("inference", "batch_inference"):
+        return InferenceKernel.from_job(job, eff)
+    cat = catalog or builtin_catalog()
+    ref = cat.get(job.work.reference_accelerator, field="work.reference_accelerator")
+    return GenericKernel.from_job(job, eff, ref)
+
+
+def _expand(c: ChipArrays, tail: int) -> SimpleNamespace:
+    return SimpleNamespace(**{f: c.column(f, tail) for f in _CHIP_FIELDS})
+
+
+def _take(c: ChipArrays, idx: np.ndarray) -> SimpleNamespace:
+    return SimpleNamespace(**{f: getattr(c, f)[idx] for f in _CHIP_FIELDS})
+
+
+@dataclass
+class Solution:
+    """Per (chip, count) entries, flattened to [A*N] (row-major), plus the search tables."""
+
+    kernel: object
+    chips: ChipArrays
+    counts: np.ndarray  # [N]
+    acc_index: np.ndarray  # [M]
+    count: np.ndarray  # [M]
+    duration_s: np.ndarray
+    model_duration_s: np.ndarray
+    fits: np.ndarray
+    used: np.ndarray
+    tp: np.ndarray
+    pp: np.ndarray
+    var: np.ndarray
+    dp: np.ndarray
+    detail: dict[str, np.ndarray]
+    measured: np.ndarray  # bool: a measurement set this entry's duration
+    measured_factor: np.ndarray
+    tokens_per_s: np.ndarray
+    mfu: np.ndarray
+    power_w: np.ndarray
+    bound: np.ndarray  # int codes into BOUNDS
+    zero_stage: np.ndarray
+
+
+def _search(kernel, chips: ChipArrays, n_max: int):
+    """Best duration for exactly m chips [A, n_max], its config index, and the config table."""
+    a_count = len(chips)
+    cfgs = np.array(kernel.configs(), dtype=np.int64).reshape(-1, 3)
+    exact = np.full((a_count, n_max), np.inf)
+    exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, (tp, pp, _) in enumerate(cfgs):
+        groups[int(tp * pp)].append(i)
+    c = _expand(chips, 2)
+    for p_chips in sorted(groups):
+        d_max = min(n_max // p_chips, kernel.max_dp)
+        if d_max < 1:
+            continue
+        idx = np.array(groups[p_chips])
+        tp = cfgs[idx, 0].reshape(1, -1, 1)
+        pp = cfgs[idx, 1].reshape(1, -1, 1)
+        var = cfgs[idx, 2].reshape(1, -1, 1)
+        dp = np.arange(1, d_max + 1, dtype=np.int64).reshape(1, 1, -1)
+        valid = kernel.valid(c, tp)
+        if not valid.any():
+            continue
+        res = kernel.evaluate(c, tp, pp, var, dp)
+        t = np.where(valid, res["duration_s"], np.inf)
+        t = np.broadcast_to(t, (a_count, len(idx), d_max))
+        k = t.argmin(axis=1)
+        tk = np.take_along_axis(t, k[:, None, :], axis=1)[:, 0, :]
+        sl = slice(p_chips - 1, p_chips * d_max, p_chips)
+        cur = exact[:, sl]
+        better = tk < cur
+        exact[:, sl] = np.where(better, tk, cur)
+        exact_cfg[:, sl] = np.where(better, idx[k], exact_cfg[:, sl])
+    return exact, exact_cfg, cfgs
+
+
+def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running minimum along counts and the (earliest) count index achieving it."""
+    best = np.minimum.accumulate(exact, axis=1)
+    prev = np.concatenate([np.full((exact.shape[0], 1), np.inf), best[:, :-1]], axis=1)
+    improve = exact < prev
+    n = exact.shape[1]
+    arg = np.maximum.accumulate(np.where(improve, np.arange(n), 0), axis=1)
+    return best, arg
+
+
+def _measurements(job: JobSpec, chips: ChipArrays, catalog: Catalog, kernel):
+    """{acc index: [(count, duration_s)]} from job.measured, for chips in this solve."""
+    out: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for i, m in enumerate(job.measured):
+        acc = catalog.get(m.accelerator, field=f"measured.{i}.accelerator")
+        if acc.id not in chips.ids:
+            continue
+        if m.duration_s is not None:
+            dur = m.duration_s
+        else:
+            dur = kernel.tokens_per_s(1.0) / m.tokens_per_s  # work / rate
+        out[chips.ids.index(acc.id)].append((m.count, float(dur)))
+    return out
+
+
+def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
+          catalog: Catalog | None = None, efficiency: Efficiency | None = None) -> Solution:
+    eff = efficiency or DEFAULT_EFFICIENCY
+    cat = catalog or builtin_catalog()
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+    if counts.size == 0:
+        raise SuanliError("no chip counts given", field="count", value=[])
+    if counts.min() < 1:
+        raise SuanliError(f"chip count must be at least 1 (got {int(counts.min())})",
+                          field="count", value=int(counts.min()))
+    kernel = make_kernel(job, eff, cat)
+    chips = chip_arrays(accelerators, job.precision, eff)
+    meas = _measurements(job, chips, cat, kernel)
+    n_max = int(max(counts.max(), max((c for v in meas.values() for c, _ in v), default=1)))
+    exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
+    best, arg = _cummin(exact)
+
+    # Measurements override the model at their count and scale it at the others.
+    model_best = best
+    factor_tab = np.ones_like(best)
+    measured_tab = np.zeros(best.shape, dtype=bool)
+    if meas:
+        best = best.copy()
+        n_axis = np.arange(1, n_max + 1)
+        for a, entries in meas.items():
+            entries = sorted(entries)
+            factors = []
+            for cnt, dur in entries:
+                model = model_best[a, cnt - 1]
+                factors.append(dur / model if np.isfinite(model) else np.nan)
+            # nearest measured count by ratio (exact integer comparison)
+            dist = np.stack([np.maximum(n_axis * 1.0 / cnt, cnt * 1.0 / n_axis)
+                             for cnt, _ in entries])
+            near = dist.argmin(axis=0)
+            f = np.array(factors)[near]
+            scaled = np.where(np.isnan(f), model_best[a], model_best[a] * np.nan_to_num(f, nan=1))
+            factor_tab[a] = np.where(np.isnan(f), 1.0, f)
+            for cnt, dur in entries:
+                scaled[cnt - 1] = dur
+                measured_tab[a, cnt - 1] = True
+            best[a] = np.minimum.accumulate(scaled)
+            # the count actually used follows the scaled curve
+            prev = np.concatenate([[np.inf], best[a, :-1]])
+            improve = scaled < prev
+            arg[a] = np.maximum.accumulate(np.where(improve, np.arange(n_max), 0))
+
+    a_idx = np.repeat(np.arange(len(chips)), counts.size)
+    cnt = np.tile(counts, len(chips))
+    dur = best[a_idx, cnt - 1]
+    fits = np.isfinite(dur)
+    used = np.where(fits, arg[a_idx, cnt - 1] + 1, cnt)
+    meas_flag = measured_tab[a_idx, used - 1] & fits
+    factor = factor_tab[a_idx, used - 1]
+    cfg = exact_cfg[a_idx, used - 1]
+    model_ok = fits & (cfg >= 0)
+    tp, pp, var = _fallback_layout(kernel, chips, a_idx, cnt, cfgs)
+    tp = np.where(model_ok, cfgs[np.maximum(cfg, 0), 0], tp)
+    pp = np.where(model_ok, cfgs[np.maximum(cfg, 0), 1], pp)
+    var = np.where(model_ok, cfgs[np.maximum(cfg, 0), 2], var)
+    layout_chips = np.where(model_ok, used, cnt)
+    dp = np.maximum(np.minimum(layout_chips // (tp * pp), kernel.max_dp), 1)
+    c = _take(chips, a_idx)
+    detail = kernel.evaluate(c, tp, pp, var, dp)
+    detail = {k: np.broadcast_to(np.asarray(v), dp.shape) for k, v in detail.items()}
+    stage = _zero_stage(kernel, c, tp, pp, dp, var, detail)
+    detail = _restage(kernel, c, tp, pp, dp, detail, stage)
+
+    from suanli.perf.types import BOUND_CODE  # local: types imports nothing from here
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tps = np.where(fits, kernel.tokens_per_s(dur), 0.0)
+        mfu = np.where(fits, kernel.model_flops() / dur / (cnt * chips.peak_flops[a_idx]), 0.0)
+    mfu = np.nan_to_num(mfu)
+    e = eff
+    busy = np.where(model_ok, detail["busy"], 1.0)
+    mem_busy = np.where(model_ok, detail["mem_busy"], 0.0)
+    from suanli.perf.inference import DECODE_BOUND_POWER
+
+    activity = np.clip(busy + DECODE_BOUND_POWER * mem_busy, 0.0, 1.0)
+    tdp = chips.tdp_w[a_idx]
+    chip_power = tdp * (e.power_idle + (e.power_busy - e.power_idle) * activity)
+    power = used * chip_power + (cnt - used) * tdp * e.power_idle
+    comps = np.stack([detail["t_compute"] + detail["t_bubble"], detail["t_memory"],
+                      detail["t_link"], detail["t_network"]])
+    bound = np.where(fits, comps.argmax(axis=0), BOUND_CODE["memory_capacity"])
+    return Solution(
+        kernel=kernel, chips=chips, counts=counts, acc_index=a_idx, count=cnt, duration_s=dur,
+        model_duration_s=model_best[a_idx, cnt - 1], fits=fits, used=used, tp=tp, pp=pp,
+        var=var, dp=dp, detail=detail, measured=meas_flag, measured_factor=factor,
+        tokens_per_s=tps, mfu=mfu, power_w=power, bound=bound.astype(np.int64),
+        zero_stage=stage,
+    )
+
+
+def _fallback_layout(kernel, chips: ChipArrays, a_idx, cnt, cfgs):
+    """For counts where nothing fits: the most memory-saving layout, to report its numbers."""
+    cpn = chips.chips_per_node[a_idx]
+    tps = np.unique(cfgs[:, 0])
+    pps = np.unique(cfgs[:, 1])
+    tp = np.ones_like(cnt)
+    for t in tps:
+        tp = np.where((t <= cpn) & (t <= cnt), t, tp)
+    pp = np.ones_like(cnt)
+    for p in pps:
+        pp = np.where(p * tp <= cnt, p, pp)
+    var = np.full_like(cnt, int(cfgs[:, 2].max()))
+    return tp, pp, var
+
+
+def _zero_stage(kernel, c, tp, pp, dp, var, detail) -> np.ndarray:
+    """Lowest ZeRO stage that fits (variant 0 allows 0-2 at equal time; variant 1 is 3)."""
+    if not isinstance(kernel, TrainingKernel):
+        return np.zeros_like(dp)
+    stage = np.where((var & 1) == 1, 3, 2)
+    ep = detail["ep"]
+    for s in (1, 0):
+        w, g, o, a = kernel.memory(c, tp, pp, dp, ep, np.full_like(dp, s))
+        ok = (w + g + o + a <= c.mem_bytes) & (stage <= 2)
+        stage = np.where(ok, s, stage)
+    return np.where(dp > 1, stage, 0)
+
+
+def _restage(kernel, c, tp, pp, dp, detail, stage):
+    """Memory breakdown at the reported ZeRO stage."""
+    if not isinstance(kernel, TrainingKernel):
+        return detail
+    w, g, o, a = kernel.memory(c, tp, pp, dp, detail["ep"], np.where(dp > 1, stage, 3))
+    out = dict(detail)
+    out.update(weights=w, gradients=g, optimizer=o, activations=a, total=w + g + o + a)
+    return out

@@ -1,0 +1,264 @@
+"""Training and fine-tuning: time per step from compute, pipeline bubble and communication.
+
+Every function here is elementwise NumPy over broadcastable arrays, so the same code evaluates
+one configuration (estimate) or every chip x layout x data-parallel degree at once (the grid).
+No transcendental functions: results are bit-identical whatever the array shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from suanli.jobs import JobSpec, TrainWork
+from suanli.perf.chips import ChipArrays, peer_bw
+from suanli.perf.efficiency import Efficiency
+
+# Mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, arXiv 1910.02054): BF16 weights (2),
+# BF16 gradients (2), FP32 master weights + momentum + variance (12) bytes per parameter.
+WEIGHT_BYTES = 2.0
+GRAD_BYTES = 2.0
+OPTIMIZER_BYTES = 12.0
+# Activations per layer per sequence with sequence parallelism and selective recomputation:
+# 34·s·h/t bytes (Korthikanti et al. 2022, eq. 5/6); full recomputation keeps only each
+# layer's 2·s·h/t input.
+ACT_BYTES_SELECTIVE = 34.0
+ACT_BYTES_CHECKPOINT = 2.0
+LOGIT_BYTES = 4.0  # FP32 logits of the last stage
+DEFAULT_PRETRAIN_BATCH_TOKENS = 4 * 1024 * 1024  # Llama 2/3 pre-training (arXiv 2307.09288)
+DEFAULT_FINETUNE_BATCH_SEQS = 64
+TP_OPTIONS = (1, 2, 4, 8)  # tensor parallelism stays inside a node and at most 8 wide
+PP_OPTIONS = (1, 2, 4, 8, 16, 32, 64)
+LORA_MATRICES_PER_LAYER = 7  # q, k, v, o, gate, up, down
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(int(n), 1).bit_length() - 1)
+
+
+@dataclass(frozen=True)
+class TrainingKernel:
+    """Constants of one training/fine-tuning job, and its elementwise time/memory model."""
+
+    eff: Efficiency
+    lora: bool
+    recompute: bool
+    tokens: float
+    seq_len: int
+    batch_seqs: int
+    layers: int
+    hidden: int
+    heads: int
+    vocab: int
+    gemm_dim: float
+    p_shared: float
+    p_expert: float
+    experts_per_token: int
+    ep_cap: int
+    adapters: float
+    hw_flops_per_token: float
+    model_flops_per_token: float
+    moe_factor: float
+
+    kind_label = "training"
+
+    @classmethod
+    def from_job(cls, job: JobSpec, eff: Efficiency) -> TrainingKernel:
+        work = job.work
+        assert isinstance(work, TrainWork) and job.model is not None
+        m = job.model
+        s = work.seq_len
+        lora = job.kind == "finetune" and work.lora_rank is not None
+        if work.global_batch_tokens is not None:
+            batch_seqs = max(1, int(work.global_batch_tokens // s))
+        elif job.kind == "finetune":
+            batch_seqs = DEFAULT_FINETUNE_BATCH_SEQS
+        else:
+            batch_seqs = max(1, DEFAULT_PRETRAIN_BATCH_TOKENS // s)
+        ffn = m.ffn or 4 * m.hidden
+        if m.is_moe:
+            keep = m.experts_per_token / m.experts
+            p_expert = (m.params - m.active_params) / (1.0 - keep) if keep < 1 else 0.0
+            p_expert = min(p_expert, m.params)
+        else:
+            p_expert = 0.0
+        adapters = 0.0
+        if lora:
+            r = work.lora_rank or 0
+            adapters = m.layers * r * (4 * 2 * m.hidden + 3 * (m.hidden + ffn))
+        # Model FLOPs per token: 6·N (forward 2N, backward 4N) plus causal attention
+        # 6·L·s·h (12·L·s·h halved by the causal mask). LoRA skips the weight gradients:
+        # forward 2N + input gradients 2N. Full recomputation runs the forward twice.
+        base = 4.0 if lora else 6.0
+        attn = base * m.layers * s * m.hidden
+        model_flops = base * m.active_params + attn
+        hw_flops = model_flops + (2.0 * m.active_params + 2.0 / base * attn if work.recompute
+                                  else 0.0)
+        return cls(
+            eff=eff, lora=lora, recompute=work.recompute, tokens=work.tokens, seq_len=s,
+            batch_seqs=batch_seqs, layers=m.layers, hidden=m.hidden, heads=m.heads,
+            vocab=m.vocab, gemm_dim=float(min(m.hidden, ffn) if m.is_moe else m.hidden),
+            p_shared=m.params - p_expert, p_expert=p_expert,
+            experts_per_token=m.experts_per_token,
+            ep_cap=_pow2_floor(m.experts) if m.is_moe else 1, adapters=adapters,
+            hw_flops_per_token=hw_flops, model_flops_per_token=model_flops,
+            moe_factor=eff.moe if m.is_moe else 1.0,
+        )
+
+    @property
+    def is_moe(self) -> bool:
+        return self.p_expert > 0
+
+    @property
+    def max_dp(self) -> int:
+        """Data parallelism beyond one sequence per replica per step does not help."""
+        return self.batch_seqs
+
+    def configs(self) -> list[tuple[int, int, int]]:
+        """(tp, pp, variant): variant bit 0 = ZeRO-3, bit 1 = experts spread widest."""
+        tps = [t for t in TP_OPTIONS if t <= self.heads and self.heads % t == 0]
+        pps = [p for p in PP_OPTIONS if p <= self.layers]
+        variants = (0, 1, 2, 3) if self.is_moe else (0, 1)
+        return [(t, p, v) for t in tps for p in pps for v in variants]
+
+    def valid(self, c: ChipArrays, tp: np.ndarray) -> np.ndarray:
+        return tp <= c.chips_per_node
+
+    def expert_parallel(self, c, tp, dp, var):
+        if not self.is_moe:
+            return np.ones_like(dp)
+        local = np.maximum(c.chips_per_node // tp, 1)
+        local_pow2 = np.left_shift(1, np.frexp(local.astype(np.float64))[1] - 1)
+        ep_max = np.minimum(dp & -dp, self.ep_cap)
+        ep_node = np.minimum(ep_max, local_pow2)
+        return np.where((var >> 1) == 1, ep_max, ep_node)
+
+    def memory(self, c, tp, pp, dp, ep, stage):
+        """Per-chip bytes: weights, gradients, optimizer, activations (ZeRO `stage` 0-3)."""
+        shard = tp * pp
+        w_dense = self.p_shared / shard
+        w_exp = self.p_expert / (shard * ep)
+        sharded = w_dense / dp + w_exp / (dp / ep)
+        whole = w_dense + w_exp
+        weights = WEIGHT_BYTES * np.where(stage >= 3, sharded, whole)
+        if self.lora:
+            adapters = self.adapters / shard
+            grads = GRAD_BYTES * adapters + 0.0 * dp
+            optim = OPTIMIZER_BYTES * adapters + 0.0 * dp
+        else:
+            grads = GRAD_BYTES * np.where(stage >= 2, sharded, whole)
+            optim = OPTIMIZER_BYTES * np.where(stage >= 1, sharded, whole)
+        s, h = self.seq_len, self.hidden
+        micro = self.batch_seqs / dp
+        inflight_layers = np.minimum(micro, pp) * (self.layers / pp)
+        if self.recompute:
+            acts = inflight_layers * (ACT_BYTES_CHECKPOINT * s * h / tp) \
+                + ACT_BYTES_SELECTIVE * s * h / tp
+        else:
+            acts = inflight_layers * (ACT_BYTES_SELECTIVE * s * h / tp)
+        acts = acts + LOGIT_BYTES * s * self.vocab / tp
+        return weights, grads, optim, acts
+
+    def evaluate(self, c, tp, pp, var, dp) -> dict[str, np.ndarray]:
+        """Every quantity of the time model for broadcastable (chip, tp, pp, variant, dp)."""
+        e = self.eff
+        z3 = (var & 1) == 1
+        ep = self.expert_parallel(c, tp, dp, var)
+        stage = np.where(z3, 3, 2)
+        weights, grads, optim, acts = self.memory(c, tp, pp, dp, ep, stage)
+        total = weights + grads + optim + acts
+        fits = total <= c.mem_bytes
+
+        s, h, L = self.seq_len, self.hidden, self.layers
+        shard = tp * pp
+        batch_tokens = float(self.batch_seqs * s)
+        x = self.gemm_dim / tp
+        gemm = x / (x + e.gemm_half_width * c.ridge_ratio)
+        flops_rate = c.sustained_flops * gemm * self.moe_factor
+        comp_row = self.hw_flops_per_token * batch_tokens / shard / flops_rate
+        t_comp = comp_row / dp
+        virtual = np.clip(L // pp, 1, e.max_virtual_stages)
+        t_bubble = comp_row * (pp - 1) / (self.batch_seqs * virtual)
+
+        # Tensor parallel: 4 all-reduce-equivalents per layer per micro-batch (2 forward,
+        # 2 backward; all-gather + reduce-scatter with sequence parallelism), 6 with full
+        # recomputation, each moving 2(t-1)/t of the s·h BF16 activations.
+        n_coll = 6.0 if self.recompute else 4.0
+        tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
+        coll_bytes = 2.0 * (tp - 1) / tp * s * h * 2.0
+        t_coll = np.where(tp > 1, e.collective_latency_s + coll_bytes / tp_bw, 0.0)
+        tp_row = self.batch_seqs * (L / pp) * n_coll * t_coll * e.tp_exposed
+        t_tp = tp_row / dp
+
+        # Pipeline: activations cross each stage boundary forward and backward per micro-batch
+        # and virtual chunk, over the scale-out network.
+        p2p = np.where(pp > 1, e.network_latency_s + s * h * 2.0 / tp / c.out_bw, 0.0)
+        t_pp = self.batch_seqs * 2.0 * virtual * p2p / dp
+
+        # Data parallel: hierarchical all-reduce of BF16 gradients (inside the node over the
+        # scale-up link, then across nodes over the NIC). ZeRO-3 also all-gathers weights for
+        # every micro-batch's forward and backward.
+        local = np.maximum(c.chips_per_node // tp, 1)
+        grad_dense = GRAD_BYTES * (self.adapters if self.lora else self.p_shared) / shard
+        up_d, out_d = self._allreduce(c, grad_dense, dp, local)
+        if self.is_moe and not self.lora:
+            grad_exp = GRAD_BYTES * self.p_expert / (shard * ep)
+            up_e, out_e = self._allreduce(c, grad_exp, dp / ep, local)
+            up_d, out_d = up_d + up_e, out_d + out_e
+        zero3 = np.where(z3, 0.5 + self.batch_seqs / dp, 1.0)
+        if self.lora:  # frozen weights: ZeRO-3 gathers them, gradients are adapters only
+            w_up, w_out = self._allreduce(c, WEIGHT_BYTES * self.p_shared / shard, dp, local)
+            up_d = up_d + np.where(z3, w_up * self.batch_seqs / dp, 0.0)
+            out_d = out_d + np.where(z3, w_out * self.batch_seqs / dp, 0.0)
+            zero3 = 1.0
+        t_dp_up, t_dp_out = up_d * zero3, out_d * zero3
+        t_dp = t_dp_up + t_dp_out
+        dp_exposed = np.maximum(t_dp - e.dp_overlap * t_comp, 0.0)
+        dp_up_share = np.where(t_dp > 0, t_dp_up / np.where(t_dp > 0, t_dp, 1.0), 0.0)
+
+        # Expert parallel: dispatch + combine all-to-all, forward and backward, of k copies
+        # of each token's hidden state, over the link when the expert group fits in a node.
+        if self.is_moe:
+            token_layers = batch_tokens / dp * (L / pp) / tp
+            a2a_bytes = token_layers * 4.0 * self.experts_per_token * h * 2.0 * (ep - 1) / ep
+            intra = ep <= local
+            ep_bw = np.where(intra, peer_bw(c.up_bw, c.mesh, c.chips_per_node, ep), c.out_bw)
+            t_ep = a2a_bytes / ep_bw
+            ep_exposed = np.maximum(t_ep - e.ep_overlap * t_comp, 0.0)
+            ep_up = np.where(intra, ep_exposed, 0.0)
+            ep_out = ep_exposed - ep_up
+        else:
+            ep_up = ep_out = np.zeros_like(t_comp)
+
+        link = t_tp + dp_exposed * dp_up_share + ep_up
+        network = t_pp + dp_exposed * (1.0 - dp_up_share) + ep_out
+        compute = t_comp + t_bubble
+        t_step = compute + link + network
+        steps = self.tokens / batch_tokens
+        duration = np.where(fits, steps * t_step, np.inf)
+        return {
+            "duration_s": duration, "fits": fits, "ep": ep, "stage": stage,
+            "weights": weights, "gradients": grads, "optimizer": optim, "activations": acts,
+            "kv_cache": 0.0 * total, "total": total,
+            "t_compute": t_comp, "t_bubble": t_bubble, "t_link": link, "t_network": network,
+            "t_memory": 0.0 * t_comp, "t_step": t_step, "gemm": gemm,
+            "busy": t_comp / t_step, "mem_busy": 0.0 * t_comp,
+            "flops_rate": flops_rate,
+        }
+
+    @staticmethod
+    def _allreduce(c, grad_bytes, group, local):
+        """(link seconds, network seconds) of a hierarchical all-reduce over `group` chips."""
+        k = np.minimum(group, local)
+        nodes = np.ceil(group / k)
+        bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, k)
+        up = np.where(k > 1, 2.0 * grad_bytes * (k - 1) / k / bw, 0.0)
+        out = np.where(nodes > 1, 2.0 * (grad_bytes / k) * (nodes - 1) / nodes / c.out_bw, 0.0)
+        return up, out
+
+    def tokens_per_s(self, duration):
+        return self.tokens / duration
+
+    def model_flops(self) -> float:
+        return self.model_flops_per_token * self.tokens

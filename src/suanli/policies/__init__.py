@@ -1,0 +1,21 @@
+"""Scheduling policies: plain functions of `PolicyState` returning an `Allocation`, by name."""
+
+from suanli.policies.base import Allocation, Policy, PolicyState
+from suanli.policies.registry import (
+    canonical_name,
+    get_policy,
+    policy_aliases,
+    policy_names,
+    register,
+)
+
+__all__ = [
+    "Allocation",
+    "Policy",
+    "PolicyState",
+    "canonical_name",
+    "get_policy",
+    "policy_aliases",
+    "policy_names",
+    "register",
+]

@@ -1,0 +1,231 @@
+"""HiGHS linear programs behind the LP policies, with jobs and pools grouped into classes.
+
+Max-min over time fractions (Gavel's formulation):
+
+    maximise t  s.t.  sum_p c[j, p] x[j, p] >= t   for every job j that can run somewhere
+                      sum_p x[j, p] <= 1,  sum_j chips[j] x[j, p] <= capacity[p],  x >= 0,
+                      x[j, p] = 0 where c[j, p] == 0.
+
+Speed comes from symmetry, not from a faster solver. Jobs with the same coefficient row and gang
+size are interchangeable: averaging any optimal solution over such a class keeps it feasible and
+keeps the minimum (the objective is concave and the constraints symmetric), so one variable per
+class and pool, shared evenly by the class's jobs, loses nothing. Pools whose columns are equal
+(same accelerator, same eligibility) merge the same way, their class fractions split in
+proportion to capacity. Gavel's traces have ~26 job types x 4 gang sizes; a network has a handful
+of accelerator kinds, so 10,000 jobs x 100 pools becomes a few hundred variables.
+
+A simplex optimum of max-min is a vertex that may leave capacity idle once the minimum is met.
+A second pass (warm-started) keeps every job at or above the optimal minimum and maximises the
+total utility, so leftover capacity is used (Gavel's interior-point solver spreads it instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from suanli.policies._matrices import group_columns, group_rows
+
+INF = highspy.kHighsInf
+
+
+@dataclass
+class MaxMinResult:
+    fractions: np.ndarray  # [J, P]
+    value: float  # the optimal minimum utility (0 if no job can run)
+    n_classes: int
+    n_pool_groups: int
+
+
+def _new_highs() -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
+
+
+def solve_lp(
+    cost: np.ndarray,
+    a_matrix: sp.spmatrix,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    *,
+    maximize: bool = False,
+) -> tuple[highspy.Highs, np.ndarray, bool]:
+    """Solve one LP with HiGHS; returns the solver (for warm re-solves), x and optimality."""
+    a = sp.csc_matrix(a_matrix)
+    lp = highspy.HighsLp()
+    lp.num_col_ = int(a.shape[1])
+    lp.num_row_ = int(a.shape[0])
+    lp.col_cost_ = np.asarray(cost, dtype=float)
+    lp.col_lower_ = np.asarray(col_lower, dtype=float)
+    lp.col_upper_ = np.asarray(col_upper, dtype=float)
+    lp.row_lower_ = np.asarray(row_lower, dtype=float)
+    lp.row_upper_ = np.asarray(row_upper, dtype=float)
+    if maximize:
+        lp.sense_ = highspy.ObjSense.kMaximize
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a.data.astype(float)
+    h = _new_highs()
+    h.passModel(lp)
+    h.run()
+    ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    x = np.asarray(h.getSolution().col_value, dtype=float) if ok else np.zeros(lp.num_col_)
+    return h, x, ok
+
+
+def repair(x: np.ndarray, chips: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Clip solver round-off so rows sum to <= 1 and pools hold <= capacity, exactly."""
+    x = np.clip(np.nan_to_num(x, nan=0.0), 0.0, 1.0)
+    x[x < 1e-12] = 0.0
+    rows = x.sum(axis=1)
+    over = rows > 1.0
+    if over.any():
+        x[over] /= rows[over, None] * (1 + 1e-12)
+    used = chips @ x
+    cap = np.asarray(capacity, dtype=float)
+    over = used > cap
+    if over.any():
+        scale = np.where(over, cap / np.where(used > 0, used, 1.0) * (1 - 1e-12), 1.0)
+        x *= scale[None, :]
+    return x
+
+
+def _pool_share(cap: np.ndarray, cap_g: np.ndarray, pool_group: np.ndarray) -> np.ndarray:
+    """[P] each pool's part of its group's capacity (how a group's fractions are split)."""
+    group_cap = cap_g[pool_group]
+    return np.where(group_cap > 0, cap / np.where(group_cap > 0, group_cap, 1.0), 0.0)
+
+
+def max_min(
+    coef: np.ndarray,
+    chips: np.ndarray,
+    capacity: np.ndarray,
+    *,
+    efficient: bool = True,
+    aggregate: bool = True,
+) -> MaxMinResult:
+    """Maximise the minimum over jobs of sum_p coef[j, p] x[j, p] (see the module docstring).
+
+    Jobs whose row is all zero cannot run anywhere and are left out of the minimum.
+    """
+    coef = np.asarray(coef, dtype=float)
+    n_jobs, n_pools = coef.shape
+    chips = np.asarray(chips, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    out = np.zeros((n_jobs, n_pools))
+    coef = np.where(np.isfinite(coef) & (coef > 0) & (cap[None, :] > 0), coef, 0.0)
+    active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)
+    if active.size == 0:
+        return MaxMinResult(out, 0.0, 0, 0)
+    scale = coef[active].max()
+    c_act = coef[active] / scale
+    if aggregate:
+        rep, job_class = group_rows(np.column_stack([chips[active], c_act]))
+    else:
+        rep, job_class = np.arange(active.size), np.arange(active.size)
+    n_class = np.bincount(job_class, minlength=rep.size).astype(float)
+    c_k = c_act[rep]
+    chips_k = chips[active][rep]
+    if aggregate:
+        col_rep, pool_group = group_columns(c_k)
+    else:
+        col_rep, pool_group = np.arange(n_pools), np.arange(n_pools)
+    cap_g = np.bincount(pool_group, weights=cap, minlength=col_rep.size)
+    c_kg = c_k[:, col_rep]
+    keep = (c_kg > 0) & (cap_g[None, :] > 0)
+    kk, gg = np.nonzero(keep)
+    n_k, n_g, n_v = rep.size, col_rep.size, kk.size
+    vals = c_kg[kk, gg]
+    var = np.arange(n_v)
+    t_col = n_v
+    # rows: [0, n_k) utility, [n_k, 2 n_k) time share, [2 n_k, 2 n_k + n_g) capacity
+    rows = np.concatenate([kk, n_k + kk, 2 * n_k + gg, np.arange(n_k)])
+    cols = np.concatenate([var, var, var, np.full(n_k, t_col)])
+    data = np.concatenate(
+        [-vals, np.ones(n_v), chips_k[kk] * n_class[kk] / cap_g[gg], np.ones(n_k)]
+    )
+    a = sp.csc_matrix((data, (rows, cols)), shape=(2 * n_k + n_g, n_v + 1))
+    row_upper = np.concatenate([np.zeros(n_k), np.ones(n_k), np.ones(n_g)])
+    row_lower = np.full(row_upper.size, -INF)
+    col_upper = np.append(np.ones(n_v), INF)
+    cost = np.zeros(n_v + 1)
+    cost[t_col] = 1.0
+    h, sol, ok = solve_lp(cost, a, row_lower, row_upper, np.zeros(n_v + 1), col_upper, maximize=True)
+    if not ok:
+        return MaxMinResult(out, 0.0, n_k, n_g)
+    t_opt = float(sol[t_col])
+    if efficient and t_opt > 0:
+        weights = np.append(vals * n_class[kk], 0.0)
+        h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), weights)
+        h.changeColBounds(t_col, t_opt * (1 - 1e-7), INF)
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            sol = np.asarray(h.getSolution().col_value, dtype=float)
+    s_kg = np.zeros((n_k, n_g))
+    s_kg[kk, gg] = sol[:n_v]
+    share = _pool_share(cap, cap_g, pool_group)
+    x_act = s_kg[job_class][:, pool_group] * share[None, :]
+    out[active] = x_act
+    return MaxMinResult(repair(out, chips, cap), t_opt * scale, n_k, n_g)
+
+
+def max_linear(
+    weight: np.ndarray, chips: np.ndarray, capacity: np.ndarray, *, aggregate: bool = True
+) -> np.ndarray:
+    """Maximise sum_jp weight[j, p] x[j, p] over the same constraints as `max_min`.
+
+    The objective is linear and the constraints symmetric, so the class grouping is exact here
+    too; jobs of a class share the class's fractions evenly.
+    """
+    weight = np.asarray(weight, dtype=float)
+    n_jobs, n_pools = weight.shape
+    chips = np.asarray(chips, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    out = np.zeros((n_jobs, n_pools))
+    weight = np.where(np.isfinite(weight) & (weight > 0) & (cap[None, :] > 0), weight, 0.0)
+    active = np.flatnonzero(weight.max(axis=1, initial=0.0) > 0)
+    if active.size == 0:
+        return out
+    w_act = weight[active] / weight[active].max()
+    if aggregate:
+        rep, job_class = group_rows(np.column_stack([chips[active], w_act]))
+        col_rep, pool_group = group_columns(w_act[rep])
+    else:
+        rep, job_class = np.arange(active.size), np.arange(active.size)
+        col_rep, pool_group = np.arange(n_pools), np.arange(n_pools)
+    n_class = np.bincount(job_class, minlength=rep.size).astype(float)
+    chips_k = chips[active][rep]
+    cap_g = np.bincount(pool_group, weights=cap, minlength=col_rep.size)
+    w_kg = w_act[rep][:, col_rep]
+    kk, gg = np.nonzero((w_kg > 0) & (cap_g[None, :] > 0))
+    n_k, n_g, n_v = rep.size, col_rep.size, kk.size
+    var = np.arange(n_v)
+    rows = np.concatenate([kk, n_k + gg])
+    cols = np.concatenate([var, var])
+    data = np.concatenate([np.ones(n_v), chips_k[kk] * n_class[kk] / cap_g[gg]])
+    a = sp.csc_matrix((data, (rows, cols)), shape=(n_k + n_g, n_v))
+    row_upper = np.ones(n_k + n_g)
+    _, sol, ok = solve_lp(
+        w_kg[kk, gg] * n_class[kk], a, np.full(n_k + n_g, -INF), row_upper,
+        np.zeros(n_v), np.ones(n_v), maximize=True,
+    )
+    if not ok:
+        return out
+    s_kg = np.zeros((n_k, n_g))
+    s_kg[kk, gg] = sol
+    share = _pool_share(cap, cap_g, pool_group)
+    out[active] = s_kg[job_class][:, pool_group] * share[None, :]
+    return repair(out, chips, cap)
+
+
+def utility(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """[J] sum_p coef[j, p] x[j, p]."""
+    return np.einsum("jp,jp->j", coef, x)

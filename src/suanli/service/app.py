@@ -1,0 +1,73 @@
+"""The FastAPI app: `create_app(settings)` wires the store, the runner and the routes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from suanli.jobs.spec import JobSpec
+from suanli.service import errors, routes_admin, routes_jobs, routes_misc
+from suanli.service.metrics import LatencyMiddleware
+from suanli.service.settings import Settings
+from suanli.service.state import ServiceState, open_state
+
+
+def create_app(settings: Settings | None = None, state: ServiceState | None = None) -> FastAPI:
+    """Build the app. The database is opened (and migrated) now; the scheduler starts with the
+    server (lifespan) and stops with it."""
+    settings = settings or Settings()
+    svc = state or open_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.backend != "none" and svc.runner is None:
+            from suanli.service.runner import Runner
+
+            svc.runner = Runner(svc.db, svc.network, backend=settings.backend,
+                                policy=settings.policy, round_s=settings.round_s,
+                                tick_s=settings.tick_s, data_dir=svc.data_dir,
+                                ray_address=settings.ray_address,
+                                stop_jobs_on_shutdown=settings.stop_jobs_on_shutdown)
+            svc.runner.start()
+        try:
+            yield
+        finally:
+            if svc.runner is not None:
+                svc.runner.stop()
+                svc.runner = None
+            svc.db.dispose()
+
+    app = FastAPI(
+        title="suanli",
+        version="0.1.0",
+        description="The live computing-power network: submit, place, run and bill AI jobs. "
+        "Authenticate with 'Authorization: Bearer <token>'. Money is CNY, as decimal strings.",
+        lifespan=lifespan,
+    )
+    app.state.svc = svc
+    errors.install(app)
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_admin.router)
+    app.include_router(routes_misc.router)
+    app.add_middleware(LatencyMiddleware, metrics=svc.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus the job file's schema for the endpoints that take a raw job."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    job_schema = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = job_schema.pop("$defs", {})
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    comps.update(defs)
+    comps["JobSpec"] = job_schema
+    app.openapi_schema = schema
+    return schema

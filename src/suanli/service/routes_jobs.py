@@ -1,0 +1,265 @@
+"""/v1/jobs: submit (idempotent), list, get, cancel, events, logs; /v1/plan: a preview."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from suanli.jobs.spec import JobSpec, parse_job
+from suanli.service.auth import principal
+from suanli.service.errors import ApiError
+from suanli.service.estimate import shape_key
+from suanli.service.state import ServiceState
+from suanli.service.views import job_view
+from suanli.store import jobs as store_jobs
+from suanli.store.models import JOB_STATES, TERMINAL_STATES
+from suanli.store.tenants import Principal
+
+router = APIRouter(prefix="/v1")
+MAX_BODY_BYTES = 1 << 20
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+_JOB_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The job file: its mapping as JSON, or the YAML text itself.",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+_ERR = {"description": "error", "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}, "field": {},
+                                     "value": {}}}}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _ERR, 401: _ERR, 402: _ERR, 404: _ERR, 409: _ERR, 413: _ERR, 415: _ERR, 422: _ERR}
+
+
+def svc_of(request: Request) -> ServiceState:
+    return request.app.state.svc
+
+
+async def read_job_body(request: Request) -> tuple[dict[str, Any], bytes]:
+    """The job mapping from a JSON or YAML body; 4xx naming the problem otherwise."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, f"job body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}",
+                       field="<body>")
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if not body.strip():
+        raise ApiError(400, "empty body: send the job as JSON or YAML", field="<body>")
+    try:
+        if ctype in YAML_TYPES:
+            data = yaml.safe_load(body.decode("utf-8"))
+        elif ctype in ("application/json", "") or ctype.endswith("+json"):
+            data = json.loads(body)
+        else:
+            raise ApiError(415, f"unsupported content type {ctype!r}: use application/json or "
+                                "application/yaml", field="Content-Type", value=ctype)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ApiError(400, f"body is not valid {'YAML' if ctype in YAML_TYPES else 'JSON'}: "
+                            f"{msg}", field="<body>") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, f"a job must be a mapping, got {type(data).__name__}",
+                       field="<body>", value=None if isinstance(data, list | dict) else data)
+    return data, body
+
+
+def request_hash(data: dict[str, Any]) -> str:
+    canon = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def _parse(data: dict[str, Any], who: Principal) -> JobSpec:
+    spec = parse_job(data, "job")
+    if spec.tenant is not None and spec.tenant != who.name:
+        raise ApiError(422, f"tenant: jobs are submitted as the token's tenant {who.name!r}",
+                       field="tenant", value=spec.tenant)
+    return spec
+
+
+@router.post("/jobs", status_code=201, openapi_extra=_JOB_BODY, responses=_ERRORS,
+             summary="Submit a job (idempotent with an Idempotency-Key header)")
+async def submit_job(request: Request, who: Principal = Depends(principal),
+                     idempotency_key: str | None = Header(
+                         None, alias="Idempotency-Key", max_length=200,
+                         description="a retried submission with the same key returns the "
+                                     "first job")) -> JSONResponse:
+    data, _raw = await read_job_body(request)
+    svc = svc_of(request)
+    return await run_in_threadpool(_submit, svc, who, data, idempotency_key)
+
+
+def _submit(svc: ServiceState, who: Principal, data: dict[str, Any],
+            key: str | None) -> JSONResponse:
+    from suanli.store.jobs import Admission
+
+    rhash = request_hash(data)
+    if key is not None:
+        with svc.db.read() as conn:
+            prior = store_jobs.find_by_key(conn, who.tenant_id, key)
+        if prior is not None:
+            return _replay(svc, prior, rhash, key)
+    try:
+        spec = _parse(data, who)
+        est = svc.estimator.estimate(spec, shape_key(data))
+    except Exception:
+        svc.metrics.count_submission("rejected")
+        raise
+    adm = Admission(
+        name=spec.name, spec_json=spec.model_dump_json(exclude_defaults=True),
+        request_hash=rhash, estimate_cost=est.cost, est_accelerator=est.accelerator,
+        est_count=est.count, est_run_s=est.run_s, max_retries=spec.max_retries,
+    )
+    try:
+        with svc.db.write() as conn:
+            store_jobs.check_quota(conn, who.tenant_id, est.accelerator, est.count)
+            job_id = store_jobs.insert_job(conn, who.tenant_id, adm, key)
+            row = store_jobs.get_job(conn, job_id)
+    except IntegrityError:
+        # A concurrent retry with the same key won the race: return its job.
+        if key is None:
+            raise
+        with svc.db.read() as conn:
+            prior = store_jobs.find_by_key(conn, who.tenant_id, key)
+        if prior is None:
+            raise
+        return _replay(svc, prior, rhash, key)
+    except Exception:
+        svc.metrics.count_submission("rejected")
+        raise
+    if svc.runner is not None:
+        svc.runner.submit(job_id)
+    svc.metrics.count_submission("accepted")
+    return JSONResponse(job_view(row), status_code=201,
+                        headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def _replay(svc: ServiceState, prior: dict[str, Any], rhash: str, key: str) -> JSONResponse:
+    if prior["request_hash"] != rhash:
+        svc.metrics.count_submission("rejected")
+        raise ApiError(409, f"Idempotency-Key {key!r} was used for job {prior['id']} with a "
+                            "different body", field="Idempotency-Key", value=key,
+                       job_id=prior["id"])
+    svc.metrics.count_submission("replayed")
+    return JSONResponse(job_view(prior), status_code=200,
+                        headers={"Idempotent-Replayed": "true",
+                                 "Location": f"/v1/jobs/{prior['id']}"})
+
+
+@router.get("/jobs", responses=_ERRORS, summary="List your jobs, newest first")
+def list_jobs(request: Request, who: Principal = Depends(principal),
+              state: list[str] = Query(default=[], description="filter by state (repeatable)"),
+              limit: int = Query(100, ge=1, le=1000),
+              before: int | None = Query(None, ge=0, description="only ids below this"),
+              all_tenants: bool = Query(False, description="admin: every tenant's jobs"),
+              ) -> dict[str, Any]:
+    for s in state:
+        if s not in JOB_STATES:
+            raise ApiError(422, f"state: must be one of {', '.join(JOB_STATES)}", field="state",
+                           value=s)
+    tenant = None if (all_tenants and who.is_admin) else who.tenant_id
+    with svc_of(request).db.read() as conn:
+        rows = store_jobs.list_jobs(conn, tenant, state, limit, before)
+    return {"jobs": [job_view(r) for r in rows]}
+
+
+def _own_job(request: Request, who: Principal, job_id: int) -> dict[str, Any]:
+    with svc_of(request).db.read() as conn:
+        return store_jobs.get_job(conn, job_id, None if who.is_admin else who.tenant_id)
+
+
+def _job_id() -> Any:
+    return Path(ge=1, le=2**62, description="the job's id")
+
+
+@router.get("/jobs/{job_id}", responses=_ERRORS, summary="One of your jobs, with its spec")
+def get_job(request: Request, job_id: int = _job_id(),
+            who: Principal = Depends(principal)) -> dict[str, Any]:
+    return job_view(_own_job(request, who, job_id), with_spec=True)
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, responses=_ERRORS,
+             summary="Cancel a job (it stops at the scheduler's next step)")
+def cancel_job(request: Request, job_id: int = _job_id(),
+               who: Principal = Depends(principal)) -> JSONResponse:
+    svc = svc_of(request)
+    row = _own_job(request, who, job_id)
+    if row["state"] in TERMINAL_STATES:
+        raise ApiError(409, f"job {job_id} already {row['state']}", field="job_id",
+                       value=job_id, state=row["state"])
+    with svc.db.write() as conn:
+        store_jobs.update_job(conn, job_id, cancel_requested=True)
+        if svc.runner is None:  # no scheduler: nothing runs it, cancel it here
+            store_jobs.record_transition(conn, job_id, row["state"], "cancelled",
+                                         "cancelled by tenant", None, at=time.time())
+        row = store_jobs.get_job(conn, job_id)
+    if svc.runner is not None:
+        svc.runner.cancel(job_id)
+    return JSONResponse(job_view(row), status_code=202)
+
+
+@router.get("/jobs/{job_id}/events", responses=_ERRORS,
+            summary="A job's state changes, with times and reasons")
+def job_events(request: Request, job_id: int = _job_id(),
+               who: Principal = Depends(principal)) -> dict[str, Any]:
+    _own_job(request, who, job_id)
+    with svc_of(request).db.read() as conn:
+        evs = store_jobs.events(conn, job_id)
+    return {"job_id": job_id, "events": [
+        {"at": e["at"], "old": e["old_state"], "new": e["new_state"], "reason": e["reason"],
+         "placement": e["placement"]} for e in evs]}
+
+
+@router.get("/jobs/{job_id}/logs", responses=_ERRORS, response_class=Response,
+            summary="A job's log from a byte offset (follow: pass back X-Next-Offset)")
+def job_logs(request: Request, job_id: int = _job_id(),
+             offset: int = Query(0, ge=0, le=2**62, description="byte offset to read from"),
+             limit: int = Query(1 << 20, ge=1, le=8 << 20, description="bytes at most"),
+             who: Principal = Depends(principal)) -> Response:
+    svc = svc_of(request)
+    row = _own_job(request, who, job_id)
+    path = svc.log_path(row)
+    data = b""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(limit)
+    except FileNotFoundError:
+        pass
+    return Response(data, media_type="text/plain; charset=utf-8", headers={
+        "X-Next-Offset": str(offset + len(data)), "X-Job-State": row["state"]})
+
+
+@router.post("/plan", openapi_extra=_JOB_BODY, responses=_ERRORS,
+             summary="The broker's placement options for a job, without submitting it")
+async def plan_preview(request: Request, who: Principal = Depends(principal),
+                       objective: str = Query("cost", pattern="^(cost|time|mix)$"),
+                       ) -> dict[str, Any]:
+    data, _raw = await read_job_body(request)
+    svc = svc_of(request)
+    spec = _parse(data, who)
+    return await run_in_threadpool(_plan, svc, spec, objective)
+
+
+def _plan(svc: ServiceState, spec: JobSpec, objective: str) -> dict[str, Any]:
+    try:
+        from suanli.plan import plan
+    except ImportError:
+        raise ApiError(503, "the planner is not available in this build", field="plan") from None
+    result = plan(spec, svc.network, objective=objective)
+    if hasattr(result, "to_dict"):
+        return result.to_dict()
+    import dataclasses
+
+    return dataclasses.asdict(result)

@@ -1,0 +1,338 @@
+"""The one place the service meets the engine: it owns the Engine, its backend and the loop.
+
+The loop thread is the only caller of the engine. HTTP handlers hand it work through a
+thread-safe inbox (submit, cancel, network change). The engine reports every state change to
+`_on_transition` *before* the backend acts on it; that writes the change in one database
+transaction, so when the backend is told to start or stop a process the database already says
+so. A killed service therefore loses nothing: `recover()` at start-up resubmits waiting jobs
+and re-attaches (adopts) running ones by the process identity stored with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import queue
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from suanli.jobs.spec import JobSpec
+from suanli.network import Network
+from suanli.store import jobs as store_jobs
+from suanli.store import network as store_network
+from suanli.store.db import Database
+from suanli.store.models import TERMINAL_STATES
+
+log = logging.getLogger("suanli.service.runner")
+
+ON_CHIPS = ("starting", "running", "checkpointing")
+WAITING = ("pending", "queued", "preempted")
+
+
+def placement_dict(placement: Any) -> dict[str, Any] | None:
+    """The engine's Placement as the database stores it: center, pool, accelerator, count."""
+    if placement is None:
+        return None
+    pool_id = str(getattr(placement, "pool_id", "") or "")
+    center, _, pool = pool_id.partition("/")
+    return {
+        "center": getattr(placement, "center", "") or center,
+        "pool": pool or pool_id,
+        "pool_id": pool_id,
+        "accelerator": getattr(placement, "accelerator", "") or None,
+        "count": int(getattr(placement, "num_chips", 0) or 0) or None,
+    }
+
+
+class Runner:
+    """Engine + backend + the loop that steps them on the wall clock."""
+
+    def __init__(self, db: Database, network: Network, *, backend: str = "local",
+                 policy: str = "fifo", round_s: float = 2.0, tick_s: float = 0.25,
+                 data_dir: Path, ray_address: str | None = None,
+                 stop_jobs_on_shutdown: bool = False) -> None:
+        from suanli.backends import make_backend
+        from suanli.engine import Cluster, Engine, WallClock
+        from suanli.policies.registry import get_policy
+
+        self.db = db
+        self.data_dir = Path(data_dir)
+        self.tick_s = tick_s
+        self.stop_jobs_on_shutdown = stop_jobs_on_shutdown
+        self._network = network
+        self.cluster = Cluster.from_network(network)
+        self.clock = WallClock()
+        kwargs: dict[str, Any] = {"root_dir": self.data_dir}
+        if backend == "ray" and ray_address:
+            kwargs["address"] = ray_address
+        self.backend = make_backend(backend, **kwargs)
+        self.engine = Engine(self.cluster, get_policy(policy), self.clock, self.backend,
+                             round_s=round_s, listener=self._on_transition)
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._prices: dict[tuple[str, str], tuple[Decimal, Decimal | None]] = {}
+        self._spot: dict[str, bool] = {}  # job id -> may run on spot price
+        self._handles_known: set[str] = set()
+        self.utilisation: dict[str, tuple[int, int]] = {}  # pool id -> (chips used, capacity)
+        self.steps = 0
+        self.last_error: str | None = None
+        self._refresh_prices()
+
+    # -- called from HTTP handlers (any thread) ----------------------------------------------
+
+    def submit(self, job_id: int) -> None:
+        self._inbox.put(("submit", job_id))
+
+    def cancel(self, job_id: int) -> None:
+        self._inbox.put(("cancel", job_id))
+
+    def network_changed(self, network: Network) -> None:
+        self._inbox.put(("network", network))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="suanli-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        shutdown = getattr(self.backend, "shutdown", None)
+        if shutdown is not None:
+            shutdown(stop_jobs=self.stop_jobs_on_shutdown)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad step
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("scheduler step failed")
+            self._stop.wait(self.tick_s)
+
+    def tick(self) -> None:
+        """Drain the inbox, step the engine once, remember new process handles."""
+        self._drain()
+        self.engine.step()
+        self.steps += 1
+        self._store_handles()
+        self._measure()
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                kind, arg = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "submit":
+                self._submit(arg)
+            elif kind == "cancel":
+                self._cancel(arg)
+            elif kind == "network":
+                self._set_network(arg)
+
+    def _submit(self, job_id: int) -> None:
+        with self.db.read() as conn:
+            row = store_jobs.get_job(conn, job_id)
+        if row["state"] in TERMINAL_STATES or str(job_id) in self.engine.jobs:
+            return
+        self._enter(row, self.clock.now())
+
+    def _enter(self, row: dict[str, Any], arrival_s: float) -> Any:
+        """Build the engine's job for a stored row; a job no pool can run fails here."""
+        from suanli.engine import engine_job_from_spec
+
+        spec = JobSpec.model_validate_json(row["spec"])
+        jid = str(row["id"])
+        self._spot[jid] = spec.resources.spot
+        try:
+            ej = engine_job_from_spec(jid, spec, self.cluster, arrival_s)
+        except Exception as exc:  # noqa: BLE001 - any refusal ends the job, with the reason
+            self._finish_outside_engine(row["id"], row["state"], "failed",
+                                        f"cannot be scheduled: {exc}")
+            return None
+        meta = dict(getattr(ej, "meta", {}) or {})
+        meta.update(self._job_meta(row, spec))
+        return dataclasses.replace(ej, meta=meta, max_retries=row["max_retries"],
+                                   tenant=str(row["tenant_id"]))
+
+    def _job_meta(self, row: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
+        env = {**spec.env, "SUANLI_TENANT_ID": str(row["tenant_id"])}
+        meta: dict[str, Any] = {"run": spec.run, "setup": spec.setup, "env": env,
+                                "log_path": row["log_path"] or str(self.log_path(row["id"]))}
+        if not spec.run and row.get("est_run_s"):
+            meta["duration_s"] = float(row["est_run_s"])
+        return meta
+
+    def log_path(self, job_id: int) -> Path:
+        return self.data_dir / str(job_id) / "job.log"
+
+    def _cancel(self, job_id: int) -> None:
+        jid = str(job_id)
+        rec = self.engine.jobs.get(jid)
+        if rec is not None:
+            if _state(rec) not in TERMINAL_STATES:
+                self.engine.cancel(jid, "cancelled by tenant")
+            return
+        with self.db.read() as conn:
+            row = store_jobs.get_job(conn, job_id)
+        if row["state"] not in TERMINAL_STATES:
+            self._finish_outside_engine(job_id, row["state"], "cancelled", "cancelled by tenant")
+
+    def _finish_outside_engine(self, job_id: int, old: str, new: str, reason: str) -> None:
+        with self.db.write() as conn:
+            store_jobs.record_transition(conn, job_id, old, new, reason, None,
+                                         at=self.clock.now())
+
+    def _set_network(self, network: Network) -> None:
+        self._network = network
+        self._refresh_prices()
+        update = getattr(self.engine, "set_cluster", None)
+        if update is not None:
+            from suanli.engine import Cluster
+
+            update(Cluster.from_network(network))
+
+    def _refresh_prices(self) -> None:
+        with self.db.read() as conn:
+            self._prices = store_network.prices(conn)
+
+    # -- the listener: the database first ----------------------------------------------------
+
+    def _on_transition(self, tr: Any) -> None:
+        new, old = str(tr.new), str(tr.old) if tr.old is not None else None
+        placement = placement_dict(tr.placement)
+        price = None
+        if new in TERMINAL_STATES:
+            price = self._price_of(tr.job_id, placement)
+        extra: dict[str, Any] = {}
+        rec = self.engine.jobs.get(tr.job_id)
+        if rec is not None:
+            extra["retries"] = int(getattr(rec, "retries", 0) or 0)
+            extra["done_work"] = float(getattr(rec, "done_work", 0.0) or 0.0)
+        if new not in ON_CHIPS:
+            self._handles_known.discard(tr.job_id)
+            if new in WAITING or new in TERMINAL_STATES:
+                extra["handle"] = None
+        with self.db.write() as conn:
+            store_jobs.record_transition(conn, int(tr.job_id), old, new, tr.reason or "",
+                                         placement, at=tr.at_s, price_per_chip_hour=price)
+            if extra:
+                store_jobs.update_job(conn, int(tr.job_id), **extra)
+
+    def _price_of(self, job_id: str, placement: dict[str, Any] | None) -> Decimal:
+        """The chip-hour price of where the job ran (its last placement), spot if it asked."""
+        if placement is None or not placement.get("center"):
+            with self.db.read() as conn:
+                row = store_jobs.get_job(conn, int(job_id))
+            placement = {"center": row["center"], "pool": row["pool"]}
+        price, spot = self._prices.get((placement["center"], placement["pool"]), (Decimal(0), None))
+        if self._spot.get(job_id) and spot is not None:
+            return spot
+        return price
+
+    # -- process handles and recovery --------------------------------------------------------
+
+    def _store_handles(self) -> None:
+        get = getattr(self.backend, "handle", None)
+        if get is None:
+            return
+        running = getattr(self.backend, "running", lambda: [])()
+        for jid in running:
+            if jid in self._handles_known:
+                continue
+            try:
+                h = get(jid)
+            except KeyError:
+                continue
+            data = h.to_dict() if hasattr(h, "to_dict") else dict(h)
+            with self.db.write() as conn:
+                store_jobs.update_job(conn, int(jid), handle=json.dumps(data))
+            self._handles_known.add(jid)
+
+    def recover(self) -> dict[str, int]:
+        """Put the database's active jobs back into a fresh engine (after a restart)."""
+        from suanli.engine.types import JobState, Placement
+
+        with self.db.read() as conn:
+            rows = store_jobs.active_jobs(conn)
+        counts = {"requeued": 0, "adopted": 0, "lost": 0}
+        now = self.clock.now()
+        for row in rows:
+            ej = self._enter(row, row["submitted_at"])
+            if ej is None:
+                continue
+            state = row["state"]
+            if state in ("pending", "queued"):
+                self.engine.submit(ej)
+                counts["requeued"] += 1
+                continue
+            if state == "preempted" or not row["center"]:
+                self.engine.restore(ej, JobState.PREEMPTED if state == "preempted"
+                                    else JobState.QUEUED, None, row["done_work"] or 0.0)
+                counts["requeued"] += 1
+                continue
+            placement = Placement(pool_id=f"{row['center']}/{row['pool']}",
+                                  num_chips=int(row["count"] or ej.num_chips),
+                                  accelerator=row["accelerator"] or "", center=row["center"])
+            handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
+            # Restore first (so the engine knows the job holds chips), then adopt: a process
+            # that ended while we were down shows up as a backend event on the next step.
+            self.engine.restore(ej, JobState.RUNNING, placement, row["done_work"] or 0.0)
+            if handle and hasattr(self.backend, "adopt"):
+                from suanli.backends.types import run_spec_from
+
+                alive = self.backend.adopt(
+                    str(row["id"]), int(handle["pid"]), int(handle["pgid"]),
+                    ej.meta.get("log_path"), int(handle.get("started_at_ticks") or 0) or None,
+                    boot_id=str(handle.get("boot_id", "")), spec=run_spec_from(ej, placement),
+                    now_s=now,
+                )
+                counts["adopted" if alive else "lost"] += 1
+                if alive:
+                    self._handles_known.add(str(row["id"]))
+            else:
+                counts["lost"] += 1
+                self._report_lost(str(row["id"]), now)
+        return counts
+
+    def _launch_record(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The backend's own launch record, for a job that died before its handle was stored."""
+        path = self.data_dir / str(row["id"]) / "process.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _report_lost(self, job_id: str, now: float) -> None:
+        """A job that was on chips with no process to adopt: the backend failed it."""
+        queue_event = getattr(self.backend, "_queue", None)
+        if queue_event is not None:
+            from suanli.backends.types import BackendEvent
+
+            queue_event(BackendEvent(job_id, "failed", now, "process gone (never recorded)"))
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def _measure(self) -> None:
+        used: dict[str, int] = {}
+        for rec in list(self.engine.jobs.values()):
+            if _state(rec) in ON_CHIPS and getattr(rec, "placement", None) is not None:
+                pid = rec.placement.pool_id
+                used[pid] = used.get(pid, 0) + int(rec.placement.num_chips)
+        self.utilisation = {p.pool_id: (used.get(p.pool_id, 0), p.capacity)
+                            for p in self.cluster.pools}
+
+
+def _state(rec: Any) -> str:
+    return str(getattr(rec, "state", ""))

@@ -1,0 +1,43 @@
+"""Service settings: where the database is, which network, backend and policy, how fast to tick."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suanli.store.db import default_sqlite_url
+
+
+def suanli_home() -> Path:
+    return Path(os.environ.get("SUANLI_HOME", "~/.suanli")).expanduser()
+
+
+@dataclass
+class Settings:
+    """Everything `suanli up` can set. `backend='none'` runs the API without a scheduler."""
+
+    network: str = "east-west"
+    db_url: str | None = None
+    backend: str = "local"
+    host: str = "127.0.0.1"
+    port: int = 8600
+    policy: str = "fifo"
+    round_s: float = 2.0  # the engine's scheduling round (short: jobs start promptly)
+    tick_s: float = 0.25  # how often the loop calls engine.step()
+    admin_token: str | None = field(default_factory=lambda: os.environ.get("SUANLI_ADMIN_TOKEN"))
+    data_dir: Path | None = None  # job directories and logs; default: next to the database
+    stop_jobs_on_shutdown: bool = False  # False: jobs run on, adopted by the next start
+    ray_address: str | None = None
+    print_admin_token: bool = True
+
+    def resolved_db_url(self) -> str:
+        return self.db_url or default_sqlite_url(suanli_home() / "suanli.db")
+
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return Path(self.data_dir)
+        url = self.resolved_db_url()
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            return Path(url.removeprefix("sqlite:///")).parent / "runs"
+        return suanli_home() / "runs"

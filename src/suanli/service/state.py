@@ -1,0 +1,93 @@
+"""What every request handler shares: database, network, estimator, runner, metrics."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suanli.network import Network, load_network
+from suanli.network.load import parse_network
+from suanli.service.auth import TokenCache
+from suanli.service.estimate import Estimator
+from suanli.service.metrics import Metrics
+from suanli.service.settings import Settings
+from suanli.store import network as store_network
+from suanli.store import tenants
+from suanli.store.db import Database
+
+log = logging.getLogger("suanli.service")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    db: Database
+    network: Network
+    estimator: Estimator
+    tokens: TokenCache
+    metrics: Metrics
+    data_dir: Path
+    runner: Any = None  # service.runner.Runner when a backend runs jobs
+    bootstrap_token: str | None = None
+    _network_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def currency(self) -> str:
+        return self.network.currency
+
+    def log_path(self, job: dict[str, Any]) -> Path:
+        return Path(job["log_path"]) if job.get("log_path") else (
+            self.data_dir / str(job["id"]) / "job.log")
+
+    def reload_network(self) -> Network:
+        """Rebuild the network from the tables after an admin edit; tell planner and engine."""
+        with self._network_lock:
+            with self.db.read() as conn:
+                net = store_network.load(conn)
+            net = parse_network(net.model_dump(mode="json"), "database")
+            self.network = net
+            self.estimator.set_network(net)
+            if self.runner is not None:
+                self.runner.network_changed(net)
+            return net
+
+
+def open_state(settings: Settings) -> ServiceState:
+    """Connect, migrate, seed the network on first start, make sure an admin exists."""
+    db = Database(settings.resolved_db_url())
+    db.migrate()
+    with db.write() as conn:
+        if store_network.get_meta(conn, "network") is None:
+            store_network.seed(conn, load_network(settings.network))
+        net = store_network.load(conn)
+        bootstrap = _ensure_admin(conn, settings)
+    net = parse_network(net.model_dump(mode="json"), "database")
+    data_dir = settings.resolved_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state = ServiceState(settings=settings, db=db, network=net, estimator=Estimator(net),
+                         tokens=TokenCache(db), metrics=Metrics(), data_dir=data_dir,
+                         bootstrap_token=bootstrap)
+    if bootstrap and settings.print_admin_token:
+        sys.stderr.write(f"suanli: admin token (shown once): {bootstrap}\n")
+    return state
+
+
+def _ensure_admin(conn: Any, settings: Settings) -> str | None:
+    """The admin tenant: with SUANLI_ADMIN_TOKEN, that token; else a new one at first start."""
+    token = settings.admin_token
+    if token:
+        if tenants.principal_for_token(conn, token) is None:
+            if tenants.has_admin(conn):
+                admin_row = next(t for t in tenants.list_tenants(conn) if t["is_admin"])
+                tenants.issue_token(conn, admin_row["id"], token)
+            else:
+                tenants.create_tenant(conn, "admin", is_admin=True, token=token)
+        return None
+    if tenants.has_admin(conn):
+        return None
+    _id, token = tenants.create_tenant(conn, "admin", is_admin=True)
+    return token

@@ -1,0 +1,175 @@
+"""ORM models: the schema of the live network. Migrations in `migrations/` must match these."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from suanli.store.types import Money
+
+LEDGER_KINDS = ("grant", "reserve", "settle", "refund")
+JOB_STATES = (
+    "pending", "queued", "starting", "running", "checkpointing", "preempted",
+    "succeeded", "failed", "cancelled",
+)
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tenant(Base):
+    """A team with its own jobs, a credit balance (CNY) and chip quotas."""
+
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Kept equal to sum(ledger.amount) and to the open reservations, in the same transaction.
+    balance: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
+    reserved: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """An API token, stored as the sha256 of the secret; only the prefix is kept in clear."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Quota(Base):
+    """At most `max_chips` chips of one accelerator held by a tenant's active jobs."""
+
+    __tablename__ = "quotas"
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    accelerator: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_chips: Mapped[int] = mapped_column(Integer)
+
+
+class LedgerEntry(Base):
+    """One credit movement. grant +, reserve - (estimate held), refund + (hold released),
+    settle - (actual charge). balance = sum(amount); spent = -sum(settle)."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('grant', 'reserve', 'settle', 'refund')", name="ck_ledger_kind"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    created_at: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Meta(Base):
+    """Key/value facts about this database (which network seeded it, ...)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class CenterRow(Base):
+    __tablename__ = "centers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    region: Mapped[str] = mapped_column(String(100))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    electricity_price_per_kwh: Mapped[float] = mapped_column(Float)
+    pue: Mapped[float] = mapped_column(Float, default=1.3)
+    carbon_g_per_kwh: Mapped[float] = mapped_column(Float, default=550.0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PoolRow(Base):
+    __tablename__ = "pools"
+    center_id: Mapped[str] = mapped_column(
+        ForeignKey("centers.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accelerator: Mapped[str] = mapped_column(String(64))
+    nodes: Mapped[int] = mapped_column(Integer)
+    chips_per_node: Mapped[int] = mapped_column(Integer)
+    price_per_chip_hour: Mapped[Decimal] = mapped_column(Money(scale=4))
+    spot_price_per_chip_hour: Mapped[Decimal | None] = mapped_column(Money(scale=4), nullable=True)
+    reserved_chips: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Job(Base):
+    """A submitted job: its spec, state, placement, money and the backend's handle."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
+        Index("ix_jobs_tenant_state", "tenant_id", "state"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    spec: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    center: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    accelerator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    est_accelerator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    est_count: Mapped[int] = mapped_column(Integer, default=1)
+    est_run_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimate_cost: Mapped[Decimal] = mapped_column(Money())
+    reserved: Mapped[Decimal] = mapped_column(Money())
+    charged: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    run_s: Mapped[float] = mapped_column(Float, default=0.0)
+    running_since: Mapped[float | None] = mapped_column(Float, nullable=True)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    max_retries: Mapped[int] = mapped_column(Integer, default=3)
+    done_work: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    handle: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobEvent(Base):
+    """A state change, written before the backend acts on it."""
+
+    __tablename__ = "job_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    old_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    new_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    placement: Mapped[str | None] = mapped_column(Text, nullable=True)
