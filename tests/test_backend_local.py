@@ -14,8 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from suanli.backends import BackendEvent, LocalBackend, RunSpec, make_backend, run_spec_from
-from suanli.backends import _proc
+from suanli.backends import BackendEvent, LocalBackend, RunSpec, _proc, make_backend, run_spec_from
 from suanli.errors import SuanliError, UnknownNameError
 
 

@@ -1,9 +1,309 @@
-"""Commands of this group (filled in by its owner)."""
+"""The live network from the command line: `suanli up`, the HTTP client commands
+(submit, jobs, job, logs, cancel, usage, admin) and `suanli demo`."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from suanli.cli.common import console, print_json, user_errors
+from suanli.errors import SuanliError
+
+JSON = typer.Option(False, "--json", help="print JSON instead of tables")
+URL = typer.Option(None, "--url", help="service URL (default: $SUANLI_URL, config, :8600)")
+TOKEN = typer.Option(None, "--token", help="API token (default: $SUANLI_TOKEN or config)")
+
+
+def _client(url: str | None, token: str | None) -> Any:
+    from suanli.service.client import Client
+
+    return Client(url, token)
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def _placement(job: dict[str, Any]) -> str:
+    p = job.get("placement")
+    if not p:
+        est = job.get("estimate") or {}
+        return f"(est. {est.get('count')} {est.get('accelerator')})" if est.get("accelerator") \
+            else "-"
+    return f"{p['count']} {p['accelerator']} @ {p['center']}/{p['pool']}"
+
+
+def jobs_table(jobs: list[dict[str, Any]], title: str = "jobs") -> Table:
+    table = Table(title=title)
+    for col in ("id", "name", "state", "placement", "run s", "est. cost", "charged", "reason"):
+        table.add_column(col, justify="right" if col in ("id", "run s") else "left")
+    colors = {"succeeded": "green", "failed": "red", "cancelled": "yellow",
+              "running": "cyan", "starting": "cyan"}
+    for j in jobs:
+        c = colors.get(j["state"], "white")
+        table.add_row(str(j["id"]), j["name"], f"[{c}]{j['state']}[/]", _placement(j),
+                      f"{j['run_s']:.1f}", j["estimate"]["cost"], j["charged"] or "-",
+                      (j["reason"] or "")[:50])
+    return table
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the app."""
+
+    @app.command("up")
+    @user_errors
+    def up(network: str = typer.Option("east-west", help="network name or YAML (first start)"),
+           db: str = typer.Option(None, help="database URL (default sqlite ~/.suanli/suanli.db)"),
+           backend: str = typer.Option("local", help="local | ray | none (API only)"),
+           host: str = typer.Option("127.0.0.1", help="listen address (loopback by default)"),
+           port: int = typer.Option(8600, help="listen port"),
+           policy: str = typer.Option("fifo", help="scheduling policy"),
+           round_s: float = typer.Option(2.0, help="scheduling round in seconds"),
+           ray_address: str = typer.Option(None, help="Ray cluster address (backend ray)"),
+           as_json: bool = JSON) -> None:
+        """Start the service: API, database, scheduler and backend."""
+        from suanli.service.server import serve_forever
+        from suanli.service.settings import Settings
+
+        if backend not in ("local", "ray", "none"):
+            raise SuanliError(f"--backend must be local, ray or none (got {backend!r})",
+                              field="backend", value=backend)
+        settings = Settings(network=network, db_url=db, backend=backend, host=host, port=port,
+                            policy=policy, round_s=round_s, ray_address=ray_address)
+        if as_json:
+            print_json({"url": f"http://{host}:{port}", "db": settings.resolved_db_url(),
+                        "backend": backend, "policy": policy})
+        else:
+            console.print(f"suanli service on [bold]http://{host}:{port}[/] "
+                          f"(db {settings.resolved_db_url()}, backend {backend}, policy {policy})")
+        serve_forever(settings, log_level="warning" if as_json else "info")
+
+    @app.command("submit")
+    @user_errors
+    def submit(job_file: Path = typer.Argument(..., help="job YAML file"),
+               key: str = typer.Option(None, "--key", help="Idempotency-Key (default: random)"),
+               url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Submit a job file to the service."""
+        try:
+            text = job_file.read_text("utf-8")
+        except OSError as exc:
+            raise SuanliError(f"cannot read job file {job_file}: {exc.strerror}",
+                              field="job", value=str(job_file)) from None
+        with _client(url, token) as c:
+            job = c.submit_yaml(text, key)
+        if as_json:
+            print_json(job)
+        else:
+            console.print(f"job [bold]{job['id']}[/] {job['name']}: {job['state']}, "
+                          f"estimated {job['estimate']['cost']} CNY on "
+                          f"{job['estimate']['count']} {job['estimate']['accelerator']} "
+                          f"(reserved)")
+
+    @app.command("jobs")
+    @user_errors
+    def jobs(state: list[str] = typer.Option(None, "--state", help="filter by state"),
+             limit: int = typer.Option(100, help="at most this many"),
+             all_tenants: bool = typer.Option(False, "--all", help="admin: every tenant"),
+             url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """List your jobs, newest first."""
+        with _client(url, token) as c:
+            rows = c.jobs(state or None, limit, all_tenants)
+        if as_json:
+            print_json(rows)
+        else:
+            console.print(jobs_table(rows))
+
+    @app.command("job")
+    @user_errors
+    def job(job_id: int = typer.Argument(..., help="job id"), url: str = URL,
+            token: str = TOKEN, as_json: bool = JSON) -> None:
+        """One job: state, placement, money and its state changes."""
+        with _client(url, token) as c:
+            j = c.job(job_id)
+            evs = c.events(job_id)
+        if as_json:
+            print_json({**j, "events": evs})
+            return
+        console.print(jobs_table([j], title=f"job {job_id}"))
+        table = Table(title="events")
+        for col in ("at", "from", "to", "reason", "placement"):
+            table.add_column(col)
+        for e in evs:
+            p = e.get("placement") or {}
+            where = f"{p.get('count')} {p.get('accelerator')} @ {p.get('pool_id')}" if p else ""
+            table.add_row(_when(e["at"]), e["old"] or "", e["new"], e["reason"] or "", where)
+        console.print(table)
+
+    @app.command("logs")
+    @user_errors
+    def logs(job_id: int = typer.Argument(..., help="job id"),
+             follow: bool = typer.Option(False, "--follow", "-f", help="until the job ends"),
+             url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """A job's output (stdout and stderr of its process)."""
+        import sys
+
+        terminal = {"succeeded", "failed", "cancelled"}
+        offset, chunks = 0, []
+        with _client(url, token) as c:
+            while True:
+                text, offset, state = c.logs(job_id, offset)
+                if text:
+                    if as_json:
+                        chunks.append(text)
+                    else:
+                        sys.stdout.write(text)
+                        sys.stdout.flush()
+                if not follow or (state in terminal and not text):
+                    break
+                if not text:
+                    time.sleep(0.5)
+        if as_json:
+            print_json({"job_id": job_id, "log": "".join(chunks), "offset": offset,
+                        "state": state})
+
+    @app.command("cancel")
+    @user_errors
+    def cancel(job_id: int = typer.Argument(..., help="job id"), url: str = URL,
+               token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Cancel a job; its credits are settled for what it ran."""
+        with _client(url, token) as c:
+            j = c.cancel(job_id)
+        if as_json:
+            print_json(j)
+        else:
+            console.print(f"job {job_id}: cancel requested (state {j['state']})")
+
+    @app.command("usage")
+    @user_errors
+    def usage(tenant: str = typer.Option(None, help="admin: another tenant"), url: str = URL,
+              token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Your credit balance, reservations, spend, quotas and jobs."""
+        with _client(url, token) as c:
+            u = c.usage(tenant)
+        if as_json:
+            print_json(u)
+            return
+        cur = u["currency"]
+        console.print(f"tenant [bold]{u['tenant']}[/]: balance {u['balance']} {cur}, reserved "
+                      f"{u['reserved']}, spent {u['spent']}, granted {u['granted']}")
+        if u["quotas"]:
+            console.print("quotas: " + ", ".join(
+                f"{a} {u['chips_in_use'].get(a, 0)}/{n}" for a, n in u["quotas"].items()))
+        console.print("jobs: " + (", ".join(f"{s} {n}" for s, n in u["jobs"].items()) or "none"))
+
+    admin_app = typer.Typer(help="Administer the network: tenants, credits, quotas, pools.",
+                            no_args_is_help=True)
+    tenant_app = typer.Typer(help="Tenants, their credits and quotas.", no_args_is_help=True)
+    pool_app = typer.Typer(help="Pools: prices and inventory.", no_args_is_help=True)
+    admin_app.add_typer(tenant_app, name="tenant")
+    admin_app.add_typer(pool_app, name="pool")
+    app.add_typer(admin_app, name="admin")
+
+    def _quotas(items: list[str] | None) -> dict[str, int]:
+        out = {}
+        for item in items or []:
+            acc, sep, n = item.partition("=")
+            if not sep or not n.strip().isdigit():
+                raise SuanliError(f"--quota wants ACCELERATOR=CHIPS (got {item!r})",
+                                  field="quota", value=item)
+            out[acc.strip()] = int(n)
+        return out
+
+    @tenant_app.command("create")
+    @user_errors
+    def tenant_create(name: str = typer.Argument(..., help="tenant name"),
+                      credits: str = typer.Option("0", help="initial credits (CNY)"),
+                      quota: list[str] = typer.Option(None, help="ACCELERATOR=CHIPS, repeatable"),
+                      admin: bool = typer.Option(False, help="make it an admin"),
+                      url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Create a tenant; prints its API token (shown once)."""
+        with _client(url, token) as c:
+            t = c.create_tenant(name, credits, _quotas(quota), admin)
+        if as_json:
+            print_json(t)
+        else:
+            console.print(f"tenant [bold]{t['name']}[/] created with {t['balance']} credits")
+            console.print(f"token (shown once): [bold]{t['token']}[/]", highlight=False)
+
+    @tenant_app.command("grant")
+    @user_errors
+    def tenant_grant(name: str = typer.Argument(..., help="tenant name"),
+                     amount: str = typer.Argument(..., help="CNY (negative claws back)"),
+                     note: str = typer.Option("", help="why (kept in the ledger)"),
+                     url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Grant credits (a compute voucher)."""
+        with _client(url, token) as c:
+            t = c.grant(name, amount, note)
+        if as_json:
+            print_json(t)
+        else:
+            console.print(f"tenant {t['name']}: balance {t['balance']}")
+
+    @tenant_app.command("quota")
+    @user_errors
+    def tenant_quota(name: str = typer.Argument(..., help="tenant name"),
+                     quota: list[str] = typer.Argument(..., help="ACCELERATOR=CHIPS ..."),
+                     url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Set chip limits per accelerator."""
+        with _client(url, token) as c:
+            q = c.set_quotas(name, _quotas(quota))  # type: ignore[arg-type]
+        if as_json:
+            print_json(q)
+        else:
+            console.print(f"tenant {name}: quotas {q['quotas']}")
+
+    @tenant_app.command("list")
+    @user_errors
+    def tenant_list(url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """All tenants and their balances."""
+        with _client(url, token) as c:
+            ts = c.tenants()
+        if as_json:
+            print_json(ts)
+            return
+        table = Table(title="tenants")
+        for col in ("id", "name", "admin", "balance", "reserved"):
+            table.add_column(col)
+        for t in ts:
+            table.add_row(str(t["id"]), t["name"], "yes" if t["is_admin"] else "",
+                          t["balance"], t["reserved"])
+        console.print(table)
+
+    @pool_app.command("set")
+    @user_errors
+    def pool_set(center: str = typer.Argument(..., help="center id"),
+                 pool: str = typer.Argument(..., help="pool id"),
+                 price: str = typer.Option(None, help="price per chip-hour"),
+                 spot_price: str = typer.Option(None, help="spot price per chip-hour"),
+                 nodes: int = typer.Option(None, help="node count"),
+                 url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Change a pool's price or inventory."""
+        values = {k: v for k, v in {"price_per_chip_hour": price,
+                                    "spot_price_per_chip_hour": spot_price,
+                                    "nodes": nodes}.items() if v is not None}
+        if not values:
+            raise SuanliError("give --price, --spot-price or --nodes", field="pool")
+        with _client(url, token) as c:
+            out = c.patch_pool(center, pool, **values)
+        if as_json:
+            print_json(out)
+        else:
+            p = next(p for p in out["pools"] if p["id"] == pool)
+            console.print(f"{center}/{pool}: {p['nodes']} nodes, "
+                          f"{p['price_per_chip_hour']}/chip-hour")
+
+    @app.command("demo")
+    @user_errors
+    def demo(timeout_s: float = typer.Option(90.0, help="give up after this long"),
+             as_json: bool = JSON) -> None:
+        """The live network end to end: start the service in-process, submit the examples,
+        watch them placed, run and settle, then exit."""
+        from suanli.service.demo import run_demo
+
+        result = run_demo(timeout_s=timeout_s, live=not as_json)
+        if as_json:
+            print_json(result)

@@ -60,9 +60,19 @@ _AGNOSTIC_POLICIES = frozenset(
 
 
 def policy_name(policy: str | Policy) -> str:
+    """A policy's registered name (a callable's `policy_name`, `name` or function name)."""
     if isinstance(policy, str):
-        return policy
-    return str(getattr(policy, "name", getattr(policy, "__name__", type(policy).__name__)))
+        try:
+            from suanli.policies import canonical_name
+
+            return canonical_name(policy)
+        except ImportError:
+            return policy
+    for attr in ("policy_name", "name", "__name__"):
+        value = getattr(policy, attr, None)
+        if isinstance(value, str):
+            return value
+    return type(policy).__name__
 
 
 def resolve_policy(policy: str | Policy) -> Policy:
@@ -159,6 +169,7 @@ class Engine:
 
         # Jobs: records plus NumPy columns indexed by an internal job index.
         self.jobs: dict[str, JobRecord] = {}
+        self._tenants: list[str | None] = []
         self._records: list[JobRecord] = []
         self._index: dict[str, int] = {}
         self._n = 0
@@ -178,7 +189,9 @@ class Engine:
         self._last_realloc_s = 0.0
         self._ever_realloc = False
         self._force_realloc = False
+        self._forced_last = False
         self._stuck = False
+        self._pending: set[int] = set()  # submitted, arrival still ahead
         self.rounds = 0
         self.reallocations = 0
         self.skipped_rounds = 0
@@ -224,6 +237,7 @@ class Engine:
         grow("_deficit", (cap, P), float, 0.0)
         grow("_alloc", (cap, P), float, 0.0)
         grow("_has_alloc", (cap,), bool, False)
+        grow("_ref_thr", (cap,), float, 0.0)
         self._cap_jobs = cap
 
     def _active_array(self) -> np.ndarray:
@@ -256,6 +270,7 @@ class Engine:
         self._n += 1
         rec = JobRecord(job=job)
         self._records.append(rec)
+        self._tenants.append(job.tenant)
         self._index[job.job_id] = i
         self.jobs[job.job_id] = rec
         self._chips[i] = job.num_chips
@@ -270,6 +285,7 @@ class Engine:
             k = self.cluster._index.get(pool_id)
             if k is not None and rate and rate > 0 and math.isfinite(rate):
                 row[k] = rate
+        self._ref_thr[i] = float((job.meta or {}).get("reference_throughput", 0.0) or 0.0)
         data_region = job.meta.get("data_region") if job.meta else None
         if data_region is not None and data_region in self._region_index:
             self._data_region[i] = self._region_index[data_region]
@@ -282,6 +298,7 @@ class Engine:
         if job.arrival_s <= now:
             self._arrive(i, now)
         else:
+            self._pending.add(i)
             self._push_timer(job.arrival_s, "arrive", i)
         return rec
 
@@ -360,6 +377,15 @@ class Engine:
         credited `done_work` from now on; a waiting one queues again.
         """
         state = JobState(state)
+        listener, self.listener = self.listener, None  # the database already has this state
+        try:
+            return self._restore(job, state, placement, done_work)
+        finally:
+            self.listener = listener
+
+    def _restore(
+        self, job: EngineJob, state: JobState, placement: Placement | None, done_work: float
+    ) -> JobRecord:
         rec = self.submit(job) if job.job_id not in self._index else self.jobs[job.job_id]
         i = self._index[job.job_id]
         now = self.clock.now()
@@ -454,9 +480,7 @@ class Engine:
             self.clock.advance_to(nxt)
         if until_s is None:
             now = self.clock.now()
-            for i in list(self._active) + [
-                i for i in range(self._n) if self._records[i].state is JobState.PENDING
-            ]:
+            for i in list(self._active) + sorted(self._pending):
                 if not self._records[i].state.terminal:
                     self._finish(i, JobState.FAILED, now, self._stranded_reason(i))
         if progress is not None:
@@ -487,6 +511,7 @@ class Engine:
                 self._fail_end(payload, at)
 
     def _arrive(self, i: int, now: float) -> None:
+        self._pending.discard(i)
         self._active[i] = None
         self._active_cache = None
         self._recv[i] = self._half_round
@@ -638,6 +663,17 @@ class Engine:
             return float(self._base[i])
         return float(min(self._total[i], self._base[i] + productive * self._thr[i, p]))
 
+    def _work_now(self, idx: np.ndarray, now: float) -> np.ndarray:
+        """Estimated work done by each job in idx at `now` (vectorised _work_at)."""
+        work = self._base[idx].copy()
+        pools = self._run_pool[idx]
+        on = pools >= 0
+        if on.any():
+            j = idx[on]
+            productive = np.maximum(now - self._seg_start[j] - self._seg_restore[j], 0.0)
+            work[on] = np.minimum(self._total[j], work[on] + productive * self._thr[j, pools[on]])
+        return work
+
     def _checkpoint_at(self, i: int, now: float) -> float:
         p = int(self._run_pool[i])
         productive = now - self._seg_start[i] - self._seg_restore[i]
@@ -730,8 +766,8 @@ class Engine:
         chips = int(self._chips[i])
         chip_s = dur * chips
         rec.chip_seconds += chip_s
-        rec.cost += chip_s / 3600.0 * self._price[p]
-        rec.energy_kwh += chip_s * self._watts[p] / 3.6e6
+        rec.cost += chip_s / 3600.0 * float(self._price[p])
+        rec.energy_kwh += chip_s * float(self._watts[p]) / 3.6e6
         self._busy_chip_s[p] += chip_s
         self._attained[i] += chip_s
         self._base[i] = work
@@ -788,6 +824,7 @@ class Engine:
             rec.done_work = rec.checkpoint_work = float(self._total[i])
         self._set_state(i, state, at, reason)
         self._n_terminal += 1
+        self._pending.discard(i)
         if i in self._active:
             del self._active[i]
             self._active_cache = None
@@ -892,57 +929,48 @@ class Engine:
             return
         if self.gavel_mode:
             if running:
-                self._next_round_s = now + min(self.round_s, self._longest_remaining(now))
+                self._next_round_s = min(now + self.round_s, self._last_end_s())
+            elif self._pending:
+                self._next_round_s = None  # Gavel jumps to the next arrival
+            elif not self._forced_last:
+                # No arrivals left and nothing runs: Gavel forces a reallocation.
+                self._force_realloc = True
+                self._alloc_dirty = True
+                self._forced_last = True
+                self._next_round_s = now
             else:
-                # Gavel jumps to the next arrival; with none left it forces a reallocation.
-                has_future = any(k == "arrive" for _, _, k, _ in self._timers)
-                if has_future or not self._alloc_dirty and not placed_any and self._stuck:
-                    self._next_round_s = None
-                    self._stuck = True
-                else:
-                    self._force_realloc = True
-                    self._alloc_dirty = True
-                    self._stuck = not placed_any and self._ever_forced
-                    self._ever_forced = True
-                    self._next_round_s = now if not self._stuck else None
-                    if self._stuck:
-                        self._next_round_s = None
+                self._next_round_s = None
+                self._stuck = True
+            if running or placed_any:
+                self._forced_last = False
         else:
             self._next_round_s = now + self.round_s
             if not running and not placed_any:
                 self._stuck = True  # nothing can change until an event arrives
 
-    _ever_forced = False
-
-    def _longest_remaining(self, now: float) -> float:
-        longest = 0.0
+    def _last_end_s(self) -> float:
+        """When the last running job would finish (the backend's own formula, bit for bit)."""
+        last = 0.0
         for i in self._on_chips:
-            p = int(self._run_pool[i])
-            thr = self._thr[i, p]
-            rest = max(0.0, self._seg_start[i] + self._seg_restore[i] - now)
-            left = rest + (self._total[i] - self._work_at(i, now)) / thr if thr > 0 else math.inf
-            if left > longest:
-                longest = left
-        return longest
+            pl = self._records[i].placement
+            if pl is not None:
+                end = run_end_s(float(self._seg_start[i]), pl)
+                if end > last:
+                    last = end
+        return last
 
     def _policy_state(self, now: float, A: np.ndarray) -> PolicyState:
         thr = self._thr[A].copy()
         blocked = self._blocked_mask(A)
         if blocked is not None:
             thr[blocked] = 0.0
-        done = np.array([self._work_at(int(i), now) for i in A]) if self._on_chips else \
-            self._base[A]
+        done = self._work_now(A, now)
         running_on = self._run_pool[A].copy()
         attained = self._attained[A].copy()
-        if self._on_chips:
-            on = running_on >= 0
+        on = running_on >= 0
+        if on.any():
             attained[on] += (now - self._seg_start[A[on]]) * self._chips[A[on]]
-        ref = np.array(
-            [
-                float(self._records[int(i)].job.meta.get("reference_throughput", 0.0) or 0.0)
-                for i in A
-            ]
-        )
+        ref = self._ref_thr[A].copy()
         missing = ref <= 0
         if missing.any():
             ref[missing] = thr[missing].max(axis=1)
@@ -960,7 +988,7 @@ class Engine:
             capacity=self._cap_up.astype(float),
             price_per_chip_hour=self._price.copy(),
             deadline_s=self._deadline[A].copy(),
-            tenant=[self._records[int(i)].job.tenant for i in A],
+            tenant=[self._tenants[int(i)] for i in A],
             running_on=running_on,
             reference_throughput=ref,
         )

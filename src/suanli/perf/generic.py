@@ -59,8 +59,11 @@ class GenericKernel:
             work_units=work.steps if work.steps is not None else work.reference_duration_s,
         )
 
-    def configs(self) -> list[tuple[int, int, int]]:
-        return [(1, 1, 0)]
+    def layouts(self) -> list[tuple[int, int]]:
+        return [(1, 1)]
+
+    def variants(self) -> list[int]:
+        return [0]
 
     def valid(self, c: ChipArrays, tp: np.ndarray) -> np.ndarray:
         return tp >= 1

@@ -79,10 +79,13 @@ class InferenceKernel:
     def max_dp(self) -> int:
         return max(1, int(np.ceil(self.requests)))
 
-    def configs(self) -> list[tuple[int, int, int]]:
+    def layouts(self) -> list[tuple[int, int]]:
         tps = [t for t in TP_OPTIONS if t <= self.heads and self.heads % t == 0]
         pps = [p for p in PP_OPTIONS if p <= self.layers]
-        return [(t, p, 0) for t in tps for p in pps]
+        return [(t, p) for t in tps for p in pps]
+
+    def variants(self) -> list[int]:
+        return [0]
 
     def valid(self, c: ChipArrays, tp: np.ndarray) -> np.ndarray:
         return tp <= c.chips_per_node

@@ -20,8 +20,9 @@ from suanli.jobs import JobSpec
 from suanli.perf.chips import ChipArrays, chip_arrays
 from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from suanli.perf.generic import GenericKernel
-from suanli.perf.inference import InferenceKernel
+from suanli.perf.inference import DECODE_BOUND_POWER, InferenceKernel
 from suanli.perf.training import TrainingKernel
+from suanli.perf.types import BOUND_CODE
 
 _CHIP_FIELDS = ("bf16_flops", "peak_flops", "sustained_flops", "ridge_ratio", "mem_bw",
                 "mem_bytes", "mem_physical_gb", "up_bw", "mesh", "chips_per_node", "out_bw",
@@ -73,39 +74,129 @@ class Solution:
     zero_stage: np.ndarray
 
 
+STATS = ("duration_s", "busy", "mem_busy", "b_compute", "t_memory", "t_link", "t_network")
+LADDER_EXACT = 128  # every data-parallel degree up to this is tried ...
+LADDER_MANTISSA = 64  # ... then 64 evenly spaced per octave (steps of at most 1/64)
+
+
+def dp_ladder(d_max: int) -> np.ndarray:
+    """Data-parallel degrees the search tries: all up to 128, then steps of <= 1.6%.
+
+    Fixed (it does not depend on the counts asked for), so estimate and grid agree; a count
+    between two rungs uses the rung below it and leaves the few chips beyond it idle.
+    """
+    out = set(range(1, min(d_max, LADDER_EXACT) + 1))
+    scale = LADDER_EXACT // LADDER_MANTISSA
+    while LADDER_MANTISSA * scale < d_max:
+        out.update(m * scale for m in range(LADDER_MANTISSA, 2 * LADDER_MANTISSA + 1)
+                   if m * scale <= d_max)
+        scale *= 2
+    return np.array(sorted(set(out)), dtype=np.int64)
+
+
+def _stats(res: dict, shape=None) -> list[np.ndarray]:
+    out = []
+    for k in STATS:
+        v = res["t_compute"] + res["t_bubble"] if k == "b_compute" else res[k]
+        out.append(np.broadcast_to(np.asarray(v), shape) if shape else np.asarray(v))
+    return out
+
+
 def _search(kernel, chips: ChipArrays, n_max: int):
-    """Best duration for exactly m chips [A, n_max], its config index, and the config table."""
+    """Best duration for exactly m chips [A, n_max], its config index, stats and configs.
+
+    The primary variant (least communication and recomputation) is evaluated everywhere; the
+    other variants (ZeRO-3, full recomputation, wider expert parallelism) only where the
+    primary does not fit but the most memory-saving variant would, since where the primary
+    fits it is never slower.
+    """
     a_count = len(chips)
-    cfgs = np.array(kernel.configs(), dtype=np.int64).reshape(-1, 3)
-    exact = np.full((a_count, n_max), np.inf)
+    layouts = kernel.layouts()
+    variants = kernel.variants()
+    nvar = len(variants)
+    cfgs = np.array([(t, p, v) for t, p in layouts for v in variants],
+                    dtype=np.int64).reshape(-1, 3)
+    stats = [np.full((a_count, n_max), np.inf)] + [np.zeros((a_count, n_max))
+                                                   for _ in STATS[1:]]
     exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
     groups: dict[int, list[int]] = defaultdict(list)
-    for i, (tp, pp, _) in enumerate(cfgs):
+    for i, (tp, pp) in enumerate(layouts):
         groups[int(tp * pp)].append(i)
     c = _expand(chips, 2)
+    rows = np.arange(a_count)[:, None]
     for p_chips in sorted(groups):
         d_max = min(n_max // p_chips, kernel.max_dp)
         if d_max < 1:
             continue
-        idx = np.array(groups[p_chips])
-        tp = cfgs[idx, 0].reshape(1, -1, 1)
-        pp = cfgs[idx, 1].reshape(1, -1, 1)
-        var = cfgs[idx, 2].reshape(1, -1, 1)
-        dp = np.arange(1, d_max + 1, dtype=np.int64).reshape(1, 1, -1)
+        lay = np.array(groups[p_chips])
+        tp_k = np.array([layouts[i][0] for i in lay], dtype=np.int64)
+        pp_k = np.array([layouts[i][1] for i in lay], dtype=np.int64)
+        tp = tp_k.reshape(1, -1, 1)
+        pp = pp_k.reshape(1, -1, 1)
+        ladder = dp_ladder(d_max)
+        dp = ladder.reshape(1, 1, -1)
         valid = kernel.valid(c, tp)
         if not valid.any():
             continue
-        res = kernel.evaluate(c, tp, pp, var, dp)
-        t = np.where(valid, res["duration_s"], np.inf)
-        t = np.broadcast_to(t, (a_count, len(idx), d_max))
-        k = t.argmin(axis=1)
-        tk = np.take_along_axis(t, k[:, None, :], axis=1)[:, 0, :]
-        sl = slice(p_chips - 1, p_chips * d_max, p_chips)
-        cur = exact[:, sl]
-        better = tk < cur
-        exact[:, sl] = np.where(better, tk, cur)
-        exact_cfg[:, sl] = np.where(better, idx[k], exact_cfg[:, sl])
-    return exact, exact_cfg, cfgs
+        shape = (a_count, len(lay), ladder.size)
+        res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp)
+        dur = np.where(valid, res["duration_s"], np.inf)
+        dur = np.array(np.broadcast_to(dur, shape))
+        pos = None
+        if nvar > 1:
+            miss = valid & ~np.broadcast_to(res["fits"], shape)
+            if miss.any():
+                ai, ki, di = np.nonzero(miss)
+                cc = _take(chips, ai)
+                ok = kernel.could_fit(cc, tp_k[ki], pp_k[ki], ladder[di])
+                ai, ki, di = ai[ok], ki[ok], di[ok]
+            if miss.any() and ai.size:
+                cc = _take(chips, ai)
+                fb = [np.full(ai.shape, np.inf)] + [np.zeros(ai.shape) for _ in STATS[1:]]
+                vbest = np.zeros(ai.shape, dtype=np.int64)
+                fit_of: dict[int, np.ndarray] = {}
+                # A variant whose costly features are a superset of another's is never
+                # faster, so it is evaluated only where no such cheaper variant fits.
+                for vi in sorted(range(1, nvar), key=lambda i: bin(variants[i]).count("1")):
+                    v = variants[vi]
+                    todo = np.ones(ai.shape, dtype=bool)
+                    for u, f in fit_of.items():
+                        if u & v == u:
+                            todo &= ~f
+                    sel = np.nonzero(todo)[0]
+                    fit_v = np.zeros(ai.shape, dtype=bool)
+                    fit_of[v] = fit_v
+                    if sel.size == 0:
+                        continue
+                    r_all = kernel.evaluate(_take(chips, ai[sel]), tp_k[ki[sel]], pp_k[ki[sel]],
+                                            np.int64(v), ladder[di[sel]])
+                    r = _stats(r_all, sel.shape)
+                    fit_v[sel] = np.broadcast_to(r_all["fits"], sel.shape)
+                    better = r[0] < fb[0][sel]
+                    for j in range(len(STATS)):
+                        fb[j][sel] = np.where(better, r[j], fb[j][sel])
+                    vbest[sel] = np.where(better, vi, vbest[sel])
+                dur[ai, ki, di] = fb[0]
+                pos = np.full(shape, -1, dtype=np.int64)
+                pos[ai, ki, di] = np.arange(ai.size)
+        k = dur.argmin(axis=1)  # [A, D]
+        cols = np.arange(ladder.size)[None, :]
+        tk = dur[rows, k, cols]
+        m_idx = p_chips * ladder - 1
+        better = tk < stats[0][:, m_idx]
+        st0 = _stats(res, shape)
+        picked = [x[rows, k, cols] for x in st0]
+        vk = np.zeros(k.shape, dtype=np.int64)
+        if pos is not None:
+            pk = pos[rows, k, cols]
+            from_fb = pk >= 0
+            picked = [np.where(from_fb, f[np.maximum(pk, 0)], x)
+                      for x, f in zip(picked, fb, strict=True)]
+            vk = np.where(from_fb, vbest[np.maximum(pk, 0)], 0)
+        for j in range(len(STATS)):
+            stats[j][:, m_idx] = np.where(better, picked[j], stats[j][:, m_idx])
+        exact_cfg[:, m_idx] = np.where(better, lay[k] * nvar + vk, exact_cfg[:, m_idx])
+    return stats, exact_cfg, cfgs
 
 
 def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +225,9 @@ def _measurements(job: JobSpec, chips: ChipArrays, catalog: Catalog, kernel):
 
 
 def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
-          catalog: Catalog | None = None, efficiency: Efficiency | None = None) -> Solution:
+          catalog: Catalog | None = None, efficiency: Efficiency | None = None,
+          details: bool = True) -> Solution:
+    """Search every chip and count; `details` adds memory breakdowns and layouts per entry."""
     eff = efficiency or DEFAULT_EFFICIENCY
     cat = catalog or builtin_catalog()
     counts = np.asarray(counts, dtype=np.int64).reshape(-1)
@@ -147,8 +240,8 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     chips = chip_arrays(accelerators, job.precision, eff)
     meas = _measurements(job, chips, cat, kernel)
     n_max = int(max(counts.max(), max((c for v in meas.values() for c, _ in v), default=1)))
-    exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
-    best, arg = _cummin(exact)
+    stats, exact_cfg, cfgs = _search(kernel, chips, n_max)
+    best, arg = _cummin(stats[0])
 
     # Measurements override the model at their count and scale it at the others.
     model_best = best
@@ -179,44 +272,51 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
             improve = scaled < prev
             arg[a] = np.maximum.accumulate(np.where(improve, np.arange(n_max), 0))
 
-    a_idx = np.repeat(np.arange(len(chips)), counts.size)
-    cnt = np.tile(counts, len(chips))
-    dur = best[a_idx, cnt - 1]
+    a_count, n_c = len(chips), counts.size
+    a_idx = np.repeat(np.arange(a_count), n_c)
+    cnt = np.tile(counts, a_count)
+    col = counts - 1
+    dur = best[:, col].reshape(-1)
     fits = np.isfinite(dur)
-    used = np.where(fits, arg[a_idx, cnt - 1] + 1, cnt)
-    meas_flag = measured_tab[a_idx, used - 1] & fits
-    factor = factor_tab[a_idx, used - 1]
-    cfg = exact_cfg[a_idx, used - 1]
+    used = np.where(fits, arg[:, col].reshape(-1) + 1, cnt)
+
+    def at(table: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(table, (used - 1).reshape(a_count, n_c), axis=1).reshape(-1)
+
+    meas_flag = at(measured_tab) & fits
+    factor = at(factor_tab)
+    cfg = at(exact_cfg)
     model_ok = fits & (cfg >= 0)
-    tp, pp, var = _fallback_layout(kernel, chips, a_idx, cnt, cfgs)
-    tp = np.where(model_ok, cfgs[np.maximum(cfg, 0), 0], tp)
-    pp = np.where(model_ok, cfgs[np.maximum(cfg, 0), 1], pp)
-    var = np.where(model_ok, cfgs[np.maximum(cfg, 0), 2], var)
+    safe = np.maximum(cfg, 0)
+    tp, pp, var = cfgs[safe, 0], cfgs[safe, 1], cfgs[safe, 2]
+    if not model_ok.all():
+        ftp, fpp, fvar = _fallback_layout(kernel, chips, a_idx, cnt, cfgs)
+        tp = np.where(model_ok, tp, ftp)
+        pp = np.where(model_ok, pp, fpp)
+        var = np.where(model_ok, var, fvar)
     layout_chips = np.where(model_ok, used, cnt)
     dp = np.maximum(np.minimum(layout_chips // (tp * pp), kernel.max_dp), 1)
-    c = _take(chips, a_idx)
-    detail = kernel.evaluate(c, tp, pp, var, dp)
-    detail = {k: np.broadcast_to(np.asarray(v), dp.shape) for k, v in detail.items()}
-    stage = _zero_stage(kernel, c, tp, pp, dp, var, detail)
-    detail = _restage(kernel, c, tp, pp, dp, detail, stage)
-
-    from suanli.perf.types import BOUND_CODE  # local: types imports nothing from here
+    if details:
+        c = _take(chips, a_idx)
+        detail = kernel.evaluate(c, tp, pp, var, dp)
+        detail = {k: np.broadcast_to(np.asarray(v), dp.shape) for k, v in detail.items()}
+        stage = _zero_stage(kernel, c, tp, pp, dp, var, detail)
+        detail = _restage(kernel, c, tp, pp, dp, var, detail, stage)
+    else:
+        detail, stage = {}, np.zeros_like(dp)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         tps = np.where(fits, kernel.tokens_per_s(dur), 0.0)
         mfu = np.where(fits, kernel.model_flops() / dur / (cnt * chips.peak_flops[a_idx]), 0.0)
     mfu = np.nan_to_num(mfu)
     e = eff
-    busy = np.where(model_ok, detail["busy"], 1.0)
-    mem_busy = np.where(model_ok, detail["mem_busy"], 0.0)
-    from suanli.perf.inference import DECODE_BOUND_POWER
-
+    busy = np.where(model_ok, at(stats[1]), 1.0)
+    mem_busy = np.where(model_ok, at(stats[2]), 0.0)
     activity = np.clip(busy + DECODE_BOUND_POWER * mem_busy, 0.0, 1.0)
     tdp = chips.tdp_w[a_idx]
     chip_power = tdp * (e.power_idle + (e.power_busy - e.power_idle) * activity)
     power = used * chip_power + (cnt - used) * tdp * e.power_idle
-    comps = np.stack([detail["t_compute"] + detail["t_bubble"], detail["t_memory"],
-                      detail["t_link"], detail["t_network"]])
+    comps = np.stack([at(stats[j]) for j in range(3, 7)])
     bound = np.where(fits, comps.argmax(axis=0), BOUND_CODE["memory_capacity"])
     return Solution(
         kernel=kernel, chips=chips, counts=counts, acc_index=a_idx, count=cnt, duration_s=dur,
@@ -248,18 +348,20 @@ def _zero_stage(kernel, c, tp, pp, dp, var, detail) -> np.ndarray:
         return np.zeros_like(dp)
     stage = np.where((var & 1) == 1, 3, 2)
     ep = detail["ep"]
+    full = (var & 4) == 4
     for s in (1, 0):
-        w, g, o, a = kernel.memory(c, tp, pp, dp, ep, np.full_like(dp, s))
+        w, g, o, a = kernel.memory(c, tp, pp, dp, ep, np.full_like(dp, s), full)
         ok = (w + g + o + a <= c.mem_bytes) & (stage <= 2)
         stage = np.where(ok, s, stage)
     return np.where(dp > 1, stage, 0)
 
 
-def _restage(kernel, c, tp, pp, dp, detail, stage):
+def _restage(kernel, c, tp, pp, dp, var, detail, stage):
     """Memory breakdown at the reported ZeRO stage."""
     if not isinstance(kernel, TrainingKernel):
         return detail
-    w, g, o, a = kernel.memory(c, tp, pp, dp, detail["ep"], np.where(dp > 1, stage, 3))
+    w, g, o, a = kernel.memory(c, tp, pp, dp, detail["ep"], np.where(dp > 1, stage, 3),
+                               (var & 4) == 4)
     out = dict(detail)
     out.update(weights=w, gradients=g, optimizer=o, activations=a, total=w + g + o + a)
     return out

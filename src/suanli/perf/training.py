@@ -20,10 +20,11 @@ from suanli.perf.efficiency import Efficiency
 WEIGHT_BYTES = 2.0
 GRAD_BYTES = 2.0
 OPTIMIZER_BYTES = 12.0
-# Activations per layer per sequence with sequence parallelism and selective recomputation:
-# 34·s·h/t bytes (Korthikanti et al. 2022, eq. 5/6); full recomputation keeps only each
-# layer's 2·s·h/t input.
-ACT_BYTES_SELECTIVE = 34.0
+# Activations per token per layer, BF16, with sequence parallelism (divided by tp) and
+# selective recomputation of attention scores (Korthikanti et al. 2022, arXiv 2205.05198:
+# 34·s·h for GPT with dropout). Counted for the model's own shape: norm inputs and
+# QKV/output-projection inputs 12·h, K and V 4·kv_dim, the MLP's gate/up/activation 6·ffn per
+# routed expert. Full recomputation keeps only each layer's 2·h input.
 ACT_BYTES_CHECKPOINT = 2.0
 LOGIT_BYTES = 4.0  # FP32 logits of the last stage
 DEFAULT_PRETRAIN_BATCH_TOKENS = 4 * 1024 * 1024  # Llama 2/3 pre-training (arXiv 2307.09288)
@@ -57,7 +58,9 @@ class TrainingKernel:
     experts_per_token: int
     ep_cap: int
     adapters: float
-    hw_flops_per_token: float
+    act_bytes_per_token_layer: float
+    hw_flops_selective: float
+    hw_flops_full: float
     model_flops_per_token: float
     moe_factor: float
 
@@ -93,8 +96,10 @@ class TrainingKernel:
         base = 4.0 if lora else 6.0
         attn = base * m.layers * s * m.hidden
         model_flops = base * m.active_params + attn
-        hw_flops = model_flops + (2.0 * m.active_params + 2.0 / base * attn if work.recompute
-                                  else 0.0)
+        rerun = 2.0 * m.active_params + 2.0 / base * attn
+        kv_dim = (m.kv_heads or m.heads) * m.head_dim
+        routed = m.experts_per_token + (1 if m.is_moe else 0)  # + a shared expert
+        act = 12.0 * m.hidden + 4.0 * kv_dim + 6.0 * ffn * routed
         return cls(
             eff=eff, lora=lora, recompute=work.recompute, tokens=work.tokens, seq_len=s,
             batch_seqs=batch_seqs, layers=m.layers, hidden=m.hidden, heads=m.heads,
@@ -102,7 +107,9 @@ class TrainingKernel:
             p_shared=m.params - p_expert, p_expert=p_expert,
             experts_per_token=m.experts_per_token,
             ep_cap=_pow2_floor(m.experts) if m.is_moe else 1, adapters=adapters,
-            hw_flops_per_token=hw_flops, model_flops_per_token=model_flops,
+            act_bytes_per_token_layer=act,
+            hw_flops_selective=model_flops, hw_flops_full=model_flops + rerun,
+            model_flops_per_token=model_flops,
             moe_factor=eff.moe if m.is_moe else 1.0,
         )
 
@@ -115,12 +122,18 @@ class TrainingKernel:
         """Data parallelism beyond one sequence per replica per step does not help."""
         return self.batch_seqs
 
-    def configs(self) -> list[tuple[int, int, int]]:
-        """(tp, pp, variant): variant bit 0 = ZeRO-3, bit 1 = experts spread widest."""
+    def layouts(self) -> list[tuple[int, int]]:
         tps = [t for t in TP_OPTIONS if t <= self.heads and self.heads % t == 0]
         pps = [p for p in PP_OPTIONS if p <= self.layers]
-        variants = (0, 1, 2, 3) if self.is_moe else (0, 1)
-        return [(t, p, v) for t in tps for p in pps for v in variants]
+        return [(t, p) for t in tps for p in pps]
+
+    def variants(self) -> list[int]:
+        """Bit 0 = ZeRO-3, bit 1 = experts spread widest, bit 2 = full recomputation (always
+        on when the job asks for it). The first is the primary: never slower where it fits."""
+        base = [0, 1, 2, 3] if self.is_moe else [0, 1]
+        if self.recompute:
+            return [v | 4 for v in base]
+        return base + [v | 4 for v in base]
 
     def valid(self, c: ChipArrays, tp: np.ndarray) -> np.ndarray:
         return tp <= c.chips_per_node
@@ -134,7 +147,14 @@ class TrainingKernel:
         ep_node = np.minimum(ep_max, local_pow2)
         return np.where((var >> 1) == 1, ep_max, ep_node)
 
-    def memory(self, c, tp, pp, dp, ep, stage):
+    def could_fit(self, c, tp, pp, dp) -> np.ndarray:
+        """Whether the most memory-saving variant (ZeRO-3, full recompute, widest EP) fits."""
+        last = self.variants()[-1]
+        ep = self.expert_parallel(c, tp, dp, np.int64(last))
+        w, g, o, a = self.memory(c, tp, pp, dp, ep, 3, True)
+        return w + g + o + a <= c.mem_bytes
+
+    def memory(self, c, tp, pp, dp, ep, stage, full):
         """Per-chip bytes: weights, gradients, optimizer, activations (ZeRO `stage` 0-3)."""
         shard = tp * pp
         w_dense = self.p_shared / shard
@@ -152,11 +172,9 @@ class TrainingKernel:
         s, h = self.seq_len, self.hidden
         micro = self.batch_seqs / dp
         inflight_layers = np.minimum(micro, pp) * (self.layers / pp)
-        if self.recompute:
-            acts = inflight_layers * (ACT_BYTES_CHECKPOINT * s * h / tp) \
-                + ACT_BYTES_SELECTIVE * s * h / tp
-        else:
-            acts = inflight_layers * (ACT_BYTES_SELECTIVE * s * h / tp)
+        layer = self.act_bytes_per_token_layer * s / tp
+        acts = np.where(full, inflight_layers * (ACT_BYTES_CHECKPOINT * s * h / tp) + layer,
+                        inflight_layers * layer)
         acts = acts + LOGIT_BYTES * s * self.vocab / tp
         return weights, grads, optim, acts
 
@@ -164,9 +182,10 @@ class TrainingKernel:
         """Every quantity of the time model for broadcastable (chip, tp, pp, variant, dp)."""
         e = self.eff
         z3 = (var & 1) == 1
+        full = (var & 4) == 4
         ep = self.expert_parallel(c, tp, dp, var)
         stage = np.where(z3, 3, 2)
-        weights, grads, optim, acts = self.memory(c, tp, pp, dp, ep, stage)
+        weights, grads, optim, acts = self.memory(c, tp, pp, dp, ep, stage, full)
         total = weights + grads + optim + acts
         fits = total <= c.mem_bytes
 
@@ -176,7 +195,8 @@ class TrainingKernel:
         x = self.gemm_dim / tp
         gemm = x / (x + e.gemm_half_width * c.ridge_ratio)
         flops_rate = c.sustained_flops * gemm * self.moe_factor
-        comp_row = self.hw_flops_per_token * batch_tokens / shard / flops_rate
+        hw_flops = np.where(full, self.hw_flops_full, self.hw_flops_selective)
+        comp_row = hw_flops * batch_tokens / shard / flops_rate
         t_comp = comp_row / dp
         virtual = np.clip(L // pp, 1, e.max_virtual_stages)
         t_bubble = comp_row * (pp - 1) / (self.batch_seqs * virtual)
@@ -184,7 +204,7 @@ class TrainingKernel:
         # Tensor parallel: 4 all-reduce-equivalents per layer per micro-batch (2 forward,
         # 2 backward; all-gather + reduce-scatter with sequence parallelism), 6 with full
         # recomputation, each moving 2(t-1)/t of the s·h BF16 activations.
-        n_coll = 6.0 if self.recompute else 4.0
+        n_coll = np.where(full, 6.0, 4.0)
         tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
         coll_bytes = 2.0 * (tp - 1) / tp * s * h * 2.0
         t_coll = np.where(tp > 1, e.collective_latency_s + coll_bytes / tp_bw, 0.0)
@@ -244,7 +264,7 @@ class TrainingKernel:
             "t_compute": t_comp, "t_bubble": t_bubble, "t_link": link, "t_network": network,
             "t_memory": 0.0 * t_comp, "t_step": t_step, "gemm": gemm,
             "busy": t_comp / t_step, "mem_busy": 0.0 * t_comp,
-            "flops_rate": flops_rate,
+            "flops_rate": flops_rate, "full_recompute": full,
         }
 
     @staticmethod

@@ -49,21 +49,14 @@ def _center_of(desc, i: int) -> int:
     return int(desc.net.pool_center[desc.cand[desc.cols["pool"][i]]])
 
 
-def _runner_up(desc, order: np.ndarray) -> int | None:
-    """The best option elsewhere: another center if any, else another pool, else the next."""
+def _best_elsewhere(desc, order: np.ndarray) -> int | None:
+    """The best option at another center than the winner's, if any."""
     if len(order) < 2:
         return None
-    c = desc.cols
-    first = int(order[0])
-    center0 = _center_of(desc, first)
     rest = order[1:]
-    centers = desc.net.pool_center[desc.cand[c["pool"][rest]]]
-    other = rest[centers != center0]
-    if len(other):
-        return int(other[0])
-    pools = (c["pool"][rest] != c["pool"][first]) | (c["pool_b"][rest] != c["pool_b"][first])
-    other = rest[pools]
-    return int(other[0]) if len(other) else int(rest[0])
+    centers = desc.net.pool_center[desc.cand[desc.cols["pool"][rest]]]
+    other = rest[centers != _center_of(desc, int(order[0]))]
+    return int(other[0]) if len(other) else None
 
 
 def _sooner_later(delta_s: float, dur) -> str:
@@ -89,7 +82,7 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
         f"Chosen: {chosen.label} (pool {chosen.pool}): starts {start}, runs "
         f"{dur(chosen.run_s)}, finishes in {dur(f0)}, costs {money(c0)}."
     ]
-    ru = _runner_up(desc, order)
+    ru = int(order[1]) if len(order) > 1 else None
     fastest = int(np.argmin(c["finish"]))
     cheapest = int(np.argmin(c["cost"]))
     if ru is not None:
@@ -110,6 +103,11 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
                 f"{_less_more(c1 - c0, money)}.")
     else:
         lines.append("It is the only feasible option.")
+    away = _best_elsewhere(desc, order)
+    if away is not None and away != ru:
+        fa, ca = float(c["finish"][away]), float(c["cost"][away])
+        lines.append(f"Best at another center: {label(away)}, {money(ca)}, finishing in "
+                     f"{dur(fa)}.")
     if obj.name in ("cost", "mix") and fastest != i0 and c["finish"][fastest] < f0 - 1:
         ff, cf = float(c["finish"][fastest]), float(c["cost"][fastest])
         lines.append(f"The fastest option, {label(fastest)}, finishes {dur(f0 - ff)} sooner "
@@ -145,6 +143,17 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
 
     if move is not None:
         lines.append(_data_sentence(move, chosen, desc))
+        if move.size_gb > 0 and chosen.transfer_s > 0:
+            local = order[c["transfer"][order] == 0]
+            if len(local):
+                k = int(local[0])
+                lines.append(
+                    f"Running where the data is, the best option is {label(k)}: it skips the "
+                    f"{dur(chosen.transfer_s)} transfer and {money(chosen.egress_cost)} egress "
+                    f"but {_less_more(c['cost'][k] - c0, money)} and "
+                    f"{_sooner_later(c['finish'][k] - f0, dur)}.")
+            else:
+                lines.append(f"No feasible option runs where the data is ({move.location}).")
     if chosen.wait_s > 0:
         overlap = " (the data transfer overlaps the wait)" if chosen.transfer_s > 0 else ""
         lines.append(f"Waits {dur(chosen.wait_s)} for {chosen.count} chips to come "

@@ -9,6 +9,7 @@ pools x counts. Mixed-chip splits over two pools of one center are added for tra
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -79,14 +80,13 @@ def plan(
     state = state or NetworkState()
     cur = network.currency
 
-    def result(options=(), chosen=None, pareto=(), infeasible=(), explanation=(), total=0,
-               chosen_estimate=None) -> PlanResult:
+    def result(options=(), chosen=None, pareto=(), infeasible=(), explanation=(),
+               total=0) -> PlanResult:
         return PlanResult(
             job=job.name, network=network.name, objective=obj.name, currency=cur,
-            options=list(options), chosen=chosen, pareto=list(pareto),
+            options_source=options, chosen=chosen, pareto=list(pareto),
             infeasible=list(infeasible), explanation=list(explanation), deadline_s=deadline,
             budget=max_cost, weights=obj.weights, total_options=total,
-            chosen_estimate=chosen_estimate,
         )
 
     # --- hard filters on pools: accelerators, regions, failover -------------------------
@@ -140,11 +140,16 @@ def plan(
                  and isinstance(job.work, TrainWork) and len(grid_accs) > 1 and hi >= 2)
     grid_counts = counts
     if hetero_ok:
+        # A pool holding a share f of the layers behaves like n/f chips on the whole model;
+        # shares below 1/8 are read off the largest count (fits there is conservative).
         pair_max = int(min(hi, _largest_pair(net, cand)))
-        span = max(pair_max * job.model.layers, 1)
+        span = max(pair_max * min(job.model.layers, 8), 1)
+        smallest = int(cpn.min())
         pow2 = 2 ** np.arange(int(np.ceil(np.log2(span))) + 1)
-        grid_counts = np.union1d(counts, pow2[pow2 <= max(span, 1)]).astype(np.int64)
-        hetero_ok = pair_max >= lo and pair_max >= 2
+        pow2 = pow2[(pow2 >= smallest) & (pow2 <= span)]
+        hetero_ok = pair_max >= max(lo, 2 * smallest)
+        if hetero_ok:
+            grid_counts = np.union1d(counts, pow2).astype(np.int64)
     if len(grid_counts) == 0:
         best = int(np.argmax(cap))
         return result(infeasible=[
@@ -205,6 +210,8 @@ def plan(
             chips_per_node=cpn, scaleout_gbps=scaleout, min_count=lo, max_count=hi,
             grid=Grid(grid_counts, g_dur, g_fits, g_power), layers=job.model.layers,
             hidden=job.model.hidden, tokens=job.work.tokens,
+            prune=_prune_by_singles(cols, tr_fast_s, tr_fast_cost, tr_cheap_s, tr_cheap_cost,
+                                    eff_price, ranks),
         )
         if splits is not None and len(splits):
             a, b = splits.pool_a, splits.pool_b
@@ -251,8 +258,10 @@ def plan(
     cheap = (ok_c & ~ok_f) | ((ok_c == ok_f) & ((kc1 < kf1) | ((kc1 == kf1) & (kc2 <= kf2))))
     cols["transfer"] = np.where(cheap, tr_cheap_s[p], tr_fast_s[p])
     cols["egress"] = np.where(cheap, tr_cheap_cost[p], tr_fast_cost[p])
-    cols["finish"] = np.where(cheap, finish_c, finish_f)
-    cols["cost"] = np.where(cheap, cost_c, cost_f)
+    # Whole milliseconds and cents: options equal to the cent (linear scaling makes many)
+    # tie exactly, so ties break on the other axis rather than on rounding noise.
+    cols["finish"] = np.round(np.where(cheap, finish_c, finish_f), 3)
+    cols["cost"] = np.round(np.where(cheap, cost_c, cost_f), 2)
     cols["cheap_route"] = cheap
     ok = np.where(cheap, ok_c, ok_f)
     if not ok.any():
@@ -267,8 +276,9 @@ def plan(
     # not dominated by a single-pool option.
     het = cols["pool_b"] >= 0
     if het.any() and (~het).any():
-        beaten = dominated_by(cols["finish"][het], cols["cost"][het], cols["finish"][~het],
-                              cols["cost"][~het])
+        beaten = _dominated_by_singles(cols["finish"][het], cols["cost"][het], cols["rank"][het],
+                                       cols["finish"][~het], cols["cost"][~het],
+                                       cols["rank"][~het])
         if beaten.any():
             keep = np.ones(len(het), dtype=bool)
             keep[np.flatnonzero(het)[beaten]] = False
@@ -282,22 +292,30 @@ def plan(
     front = pareto_mask(cols["finish"], cols["cost"])
     total = len(order)
     shown = order if top is None else order[:top]
-    wanted = np.union1d(shown, np.flatnonzero(front))
     builder = _OptionBuilder(job, network, net, cand, cols, move, front, order[0], perf,
                              acc_objs, grid_accs, bounds, catalog)
-    built = {int(i): builder.build(int(i)) for i in wanted}
-    options = [built[int(i)] for i in shown]
-    pareto_order = np.lexsort((cols["cost"][front], cols["finish"][front]))
-    pareto = [built[int(i)] for i in np.flatnonzero(front)[pareto_order]]
-    chosen = built[int(order[0])]
+    front_rows = np.flatnonzero(front)
+    front_rows = front_rows[np.lexsort((cols["cost"][front_rows], cols["finish"][front_rows]))]
+    pareto = builder.build(front_rows)
+    on_front = dict(zip(front_rows.tolist(), pareto, strict=True))
+    chosen = on_front.get(int(order[0])) or builder.build(order[:1])[0]
+    options = functools.partial(_listed_options, builder, shown, chosen, pareto, front_rows)
     explanation = explain_choice(
         _Describer(job, net, cand, cols, cur), builder, order, obj, deadline, max_cost,
         everything, move, rank_of if job.resources.prefer_order else None, chosen)
-    return result(options, chosen, pareto, (), explanation, total, builder.chosen_estimate)
+    return result(options, chosen, pareto, (), explanation, total)
 
 
 # ----------------------------------------------------------------------------------------
 # helpers
+
+
+def _listed_options(builder, shown, chosen, pareto, front_rows) -> list[PlacementOption]:
+    """The listed options, built when first asked for; reuses the chosen and Pareto objects."""
+    known = {**dict(zip(front_rows.tolist(), pareto, strict=True)), int(shown[0]): chosen}
+    missing = np.array([i for i in shown.tolist() if i not in known], dtype=np.int64)
+    known.update(zip(missing.tolist(), builder.build(missing), strict=True))
+    return [known[i] for i in shown.tolist()]
 
 
 def _accelerator_ranks(job: JobSpec, catalog: Catalog) -> dict[str, int]:
@@ -347,6 +365,38 @@ def _largest_pair(net: PreparedNetwork, cand: np.ndarray) -> int:
     if not second.any():
         return 0
     return int((v[np.flatnonzero(second) - 1] + v[second]).max())
+
+
+def _dominated_by_singles(finish, cost, rank, s_finish, s_cost, s_rank) -> np.ndarray:
+    """Mixed-chip points beaten by a single-pool point of the same or a better preference."""
+    beaten = np.zeros(len(finish), dtype=bool)
+    for r in np.unique(rank):
+        sel = rank == r
+        ok = s_rank <= r
+        if ok.any():
+            beaten[sel] = dominated_by(finish[sel], cost[sel], s_finish[ok], s_cost[ok])
+    return beaten
+
+
+def _prune_by_singles(cols, tr_fast_s, tr_fast_cost, tr_cheap_s, tr_cheap_cost, price, ranks):
+    """A pruning test for mixed-chip splits: drop those whose best case a single pool beats."""
+    if not cols or len(cols["pool"]) == 0:
+        return None
+    p = cols["pool"]
+    s_finish = np.concatenate([np.maximum(cols["wait"], tr_fast_s[p]) + cols["run"],
+                               np.maximum(cols["wait"], tr_cheap_s[p]) + cols["run"]])
+    s_cost = np.concatenate([cols["compute_cost"] + tr_fast_cost[p],
+                             cols["compute_cost"] + tr_cheap_cost[p]])
+    s_rank = np.concatenate([cols["rank"], cols["rank"]])
+
+    def prune(pa, pb, na, nb, run_lb):
+        finish_lb = tr_fast_s[pa] + run_lb
+        cost_lb = ((na * price[pa] + nb * price[pb]) * run_lb / 3600.0
+                   + np.minimum(tr_fast_cost[pa], tr_cheap_cost[pa]))
+        rank = np.maximum(ranks[pa], ranks[pb])
+        return ~_dominated_by_singles(finish_lb, cost_lb, rank, s_finish, s_cost, s_rank)
+
+    return prune
 
 
 def _dataset_move(job: JobSpec, network: Network) -> DatasetMove | None:
@@ -475,7 +525,6 @@ class _OptionBuilder:
         self.bounds, self.catalog = bounds, catalog
         self._estimates: dict[tuple[str, int], object] = {}
         self._routes: dict[tuple[int, bool], tuple[str, ...]] = {}
-        self.chosen_estimate = None
 
     def estimate(self, acc: str, count: int):
         key = (acc, count)
@@ -495,50 +544,58 @@ class _OptionBuilder:
                 move.region, dst, "cheap" if cheap else "fast", move.size_gb))
         return self._routes[key]
 
-    def build(self, i: int) -> PlacementOption:
+    def build(self, rows: np.ndarray) -> list[PlacementOption]:
+        """Options for flattened rows, vectorised: one NumPy pass, then one object per row."""
+        rows = np.asarray(rows, dtype=np.int64)
         c, net = self.cols, self.net
-        pa = int(self.cand[c["pool"][i]])
-        ci = int(net.pool_center[pa])
-        region = int(net.center_region[ci])
-        het = bool(c["pool_b"][i] >= 0)
-        acc = net.accelerators[pa]
-        count = int(c["count"][i])
-        split: tuple[PoolShare, ...] = ()
-        parallelism = None
-        if het:
-            pb = int(self.cand[c["pool_b"][i]])
-            split = (
-                PoolShare(net.pool_ids[pa], acc, int(c["count_a"][i]), int(c["layers_a"][i])),
-                PoolShare(net.pool_ids[pb], net.accelerators[pb], int(c["count_b"][i]),
-                          int(c["layers_b"][i])),
-            )
-            pool_id = f"{net.pool_ids[pa]}+{net.pool_ids[pb]}"
-            acc_label = f"{acc}+{net.accelerators[pb]}"
-        else:
-            pool_id, acc_label = net.pool_ids[pa], acc
-            est = self.estimate(acc, count)
-            parallelism = getattr(est, "parallelism", None)
-            if i == self.chosen_row:
-                self.chosen_estimate = est
-        run = float(c["run"][i])
-        energy = float(c["power"][i]) * run / 3.6e6 * float(net.pue[pa])
-        cheap = bool(c["cheap_route"][i])
-        moved = self.move is not None and self.move.size_gb > 0 and float(c["transfer"][i]) > 0
-        code = int(c["bound"][i])
-        return PlacementOption(
-            center=net.center_ids[ci], region=net.routes.regions[region], pool=pool_id,
-            accelerator=acc_label, count=count, transfer_s=float(c["transfer"][i]),
-            wait_s=float(c["wait"][i]), run_s=run, finish_s=float(c["finish"][i]),
-            cost=float(c["cost"][i]), compute_cost=float(c["compute_cost"][i]),
-            egress_cost=float(c["egress"][i]), price_per_chip_hour=float(c["price"][i]),
-            spot=bool(c["spot"][i]), energy_kwh=energy,
-            carbon_kg=energy * float(net.carbon_g_per_kwh[pa]) / 1000.0,
-            power_w=float(c["power"][i]),
-            mfu=None if np.isnan(c["mfu"][i]) else float(c["mfu"][i]),
-            bound=self.bounds[code] if 0 <= code < len(self.bounds) else None,
-            route=self.route(region, cheap) if moved else (),
-            route_kind=("cheapest" if cheap else "fastest") if moved else "none",
-            heterogeneous=het, split=split, parallelism=parallelism,
-            preference_rank=int(c["rank"][i]), pareto=bool(self.front[i]),
-            chosen=i == self.chosen_row,
-        )
+        pa = self.cand[c["pool"][rows]]
+        pb_local = c["pool_b"][rows]
+        het = pb_local >= 0
+        pb = np.where(het, self.cand[np.maximum(pb_local, 0)], -1)
+        center = net.pool_center[pa]
+        region = net.center_region[center]
+        run = c["run"][rows]
+        energy = c["power"][rows] * run / 3.6e6 * net.pue[pa]
+        carbon = energy * net.carbon_g_per_kwh[pa] / 1000.0
+        moved = (c["transfer"][rows] > 0) if self.move is not None else np.zeros(len(rows), bool)
+        cheap = c["cheap_route"][rows]
+        mfu = c["mfu"][rows]
+        codes = c["bound"][rows]
+        columns = zip(
+            rows.tolist(), pa.tolist(), pb.tolist(), het.tolist(), center.tolist(),
+            region.tolist(), c["count"][rows].tolist(), c["count_a"][rows].tolist(),
+            c["count_b"][rows].tolist(), c["layers_a"][rows].tolist(),
+            c["layers_b"][rows].tolist(), c["transfer"][rows].tolist(),
+            c["wait"][rows].tolist(), run.tolist(), c["finish"][rows].tolist(),
+            c["cost"][rows].tolist(), c["compute_cost"][rows].tolist(),
+            c["egress"][rows].tolist(), c["price"][rows].tolist(), c["spot"][rows].tolist(),
+            energy.tolist(), carbon.tolist(), c["power"][rows].tolist(), mfu.tolist(),
+            codes.tolist(), moved.tolist(), cheap.tolist(), c["rank"][rows].tolist(),
+            self.front[rows].tolist(), strict=True)
+        regions, centers = net.routes.regions, net.center_ids
+        accs, pool_ids = net.accelerators, net.pool_ids
+        bounds = self.bounds
+        out = []
+        for (i, a, b, is_het, ci, ri, n, na, nb, la, lb, tr, wait, run_s, fin, cost, comp, egr,
+             price, spot, kwh, kg, watts, m, code, mv, ch, rank, front) in columns:
+            if is_het:
+                split = (PoolShare(pool_ids[a], accs[a], na, la),
+                         PoolShare(pool_ids[b], accs[b], nb, lb))
+                pool_id, acc_label, source = (f"{pool_ids[a]}+{pool_ids[b]}",
+                                              f"{accs[a]}+{accs[b]}", None)
+            else:
+                split, pool_id, acc_label = (), pool_ids[a], accs[a]
+                source = functools.partial(self.estimate, accs[a], n)
+            out.append(PlacementOption(
+                center=centers[ci], region=regions[ri], pool=pool_id, accelerator=acc_label,
+                count=n, transfer_s=tr, wait_s=wait, run_s=run_s, finish_s=fin, cost=cost,
+                compute_cost=comp, egress_cost=egr, price_per_chip_hour=price, spot=spot,
+                energy_kwh=kwh, carbon_kg=kg, power_w=watts,
+                mfu=None if m != m else m,
+                bound=bounds[code] if 0 <= code < len(bounds) else None,
+                route=self.route(ri, ch) if mv else (),
+                route_kind=("cheapest" if ch else "fastest") if mv else "none",
+                heterogeneous=is_het, split=split, preference_rank=rank, pareto=front,
+                chosen=i == self.chosen_row, estimate_source=source,
+            ))
+        return out

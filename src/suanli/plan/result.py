@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,10 +56,20 @@ class PlacementOption:
     route_kind: str = "none"
     heterogeneous: bool = False
     split: tuple[PoolShare, ...] = ()
-    parallelism: Any = None
     preference_rank: int = 0
     pareto: bool = False
     chosen: bool = False
+    estimate_source: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def estimate(self) -> Any:
+        """The performance model's full estimate (single-pool options; asked on first use)."""
+        return self.estimate_source() if self.estimate_source is not None else None
+
+    @property
+    def parallelism(self) -> Any:
+        """dp/tp/pp/ZeRO of a single-pool option; a mixed-chip option has its `split`."""
+        return getattr(self.estimate, "parallelism", None)
 
     @property
     def start_s(self) -> float:
@@ -112,7 +124,7 @@ class PlanResult:
     network: str
     objective: str
     currency: str
-    options: list[PlacementOption]
+    options_source: list[PlacementOption] | Callable[[], list[PlacementOption]]
     chosen: PlacementOption | None
     pareto: list[PlacementOption]
     infeasible: list[str] = field(default_factory=list)
@@ -121,7 +133,17 @@ class PlanResult:
     budget: float | None = None
     weights: dict[str, float] | None = None
     total_options: int = 0
-    chosen_estimate: Any = None
+
+    @property
+    def chosen_estimate(self) -> Any:
+        """The performance model's estimate behind the chosen option, with its explanation."""
+        return self.chosen.estimate if self.chosen is not None else None
+
+    @functools.cached_property
+    def options(self) -> list[PlacementOption]:
+        """Every listed option, best first (built on first use: there may be many)."""
+        src = self.options_source
+        return list(src() if callable(src) else src)
 
     @property
     def feasible(self) -> bool:

@@ -158,7 +158,9 @@ def max_min(
     col_upper = np.append(np.ones(n_v), INF)
     cost = np.zeros(n_v + 1)
     cost[t_col] = 1.0
-    h, sol, ok = solve_lp(cost, a, row_lower, row_upper, np.zeros(n_v + 1), col_upper, maximize=True)
+    h, sol, ok = solve_lp(
+        cost, a, row_lower, row_upper, np.zeros(n_v + 1), col_upper, maximize=True
+    )
     if not ok:
         return MaxMinResult(out, 0.0, n_k, n_g)
     t_opt = float(sol[t_col])
@@ -166,6 +168,7 @@ def max_min(
         weights = np.append(vals * n_class[kk], 0.0)
         h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), weights)
         h.changeColBounds(t_col, t_opt * (1 - 1e-7), INF)
+        h.setOptionValue("simplex_strategy", 4)  # primal: the old optimum stays feasible
         h.run()
         if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             sol = np.asarray(h.getSolution().col_value, dtype=float)

@@ -34,12 +34,15 @@ def _rho(elapsed: np.ndarray, remaining: np.ndarray, rate: np.ndarray, d: np.nda
         return (elapsed + remaining / rate) / d
 
 
-def finish_time_fair(state: PolicyState, thr: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, float]:
+def finish_time_fair(
+    state: PolicyState, thr: np.ndarray, ok: np.ndarray
+) -> tuple[np.ndarray, float]:
     """(X, max rho) minimising the largest finish-time ratio over jobs that can run."""
     chips = chips_of(state)
     remaining = np.maximum(np.asarray(state.remaining_work, dtype=float), 0.0)
     elapsed = np.maximum(state.now_s - np.asarray(state.arrival_s, dtype=float), 0.0)
-    x_iso = max_min(normalised_coefficients(state, ok.astype(float)), chips, state.capacity).fractions
+    equal = normalised_coefficients(state, ok.astype(float))
+    x_iso = max_min(equal, chips, state.capacity).fractions
     isolated = utility(thr, x_iso)
     live = (remaining > 0) & (isolated > 0)
     if not live.any():

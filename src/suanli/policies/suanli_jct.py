@@ -69,7 +69,8 @@ def suanli_jct(state: PolicyState) -> Allocation:
     density = value.max(axis=1, initial=0.0) / np.maximum(chips, 1.0)
     order = np.argsort(-density, kind="stable")
     if state.n_jobs * n_groups > MAX_LP_VARIABLES:
-        return Allocation(place_whole(order, score, chips, state.capacity), note="suanli_jct greedy")
+        x = place_whole(order, score, chips, state.capacity)
+        return Allocation(x, note="suanli_jct greedy")
     x = max_linear(value, chips, state.capacity)
     # work conservation: jobs the LP left out take whole leftover gangs, best value first
     free = np.asarray(state.capacity, dtype=float) - chips @ x

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from suanli.errors import SuanliError, SpecError, UnknownNameError
+from suanli.errors import SpecError, SuanliError, UnknownNameError
 
 log = logging.getLogger("suanli.service")
 

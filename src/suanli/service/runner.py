@@ -48,6 +48,28 @@ def placement_dict(placement: Any) -> dict[str, Any] | None:
     }
 
 
+class LiveClock:
+    """Wall-clock seconds since the epoch, held still while the engine steps.
+
+    The runner moves it to each event the engine says is due (as the simulator moves its
+    SimClock from event to event), never past the real time and never backwards, so the
+    engine handles every round and timer at the time it was due, like in simulation.
+    """
+
+    def __init__(self) -> None:
+        self._held: float | None = None
+        self._last = 0.0
+
+    def now(self) -> float:
+        return self._held if self._held is not None else max(time.time(), self._last)
+
+    def hold(self, t_s: float) -> None:
+        self._held = self._last = max(t_s, self._last)
+
+    def release(self) -> None:
+        self._held = None
+
+
 class Runner:
     """Engine + backend + the loop that steps them on the wall clock."""
 
@@ -56,7 +78,7 @@ class Runner:
                  data_dir: Path, ray_address: str | None = None,
                  stop_jobs_on_shutdown: bool = False) -> None:
         from suanli.backends import make_backend
-        from suanli.engine import Cluster, Engine, WallClock
+        from suanli.engine import Cluster, Engine
         from suanli.policies.registry import get_policy
 
         self.db = db
@@ -65,7 +87,7 @@ class Runner:
         self.stop_jobs_on_shutdown = stop_jobs_on_shutdown
         self._network = network
         self.cluster = Cluster.from_network(network)
-        self.clock = WallClock()
+        self.clock = LiveClock()
         kwargs: dict[str, Any] = {"root_dir": self.data_dir}
         if backend == "ray" and ray_address:
             kwargs["address"] = ray_address
@@ -78,6 +100,7 @@ class Runner:
         self._prices: dict[tuple[str, str], tuple[Decimal, Decimal | None]] = {}
         self._spot: dict[str, bool] = {}  # job id -> may run on spot price
         self._handles_known: set[str] = set()
+        self._recovering = False
         self.utilisation: dict[str, tuple[int, int]] = {}  # pool id -> (chips used, capacity)
         self.steps = 0
         self.last_error: str | None = None
@@ -121,7 +144,18 @@ class Runner:
     def tick(self) -> None:
         """Drain the inbox, step the engine once, remember new process handles."""
         self._drain()
-        self.engine.step()
+        real = time.time()
+        for _ in range(64):  # every event due by now, each at its own time
+            due = self.engine.next_wake_s()
+            if due is None or due > real:
+                break
+            self.clock.hold(due)
+            self.engine.step()
+        self.clock.hold(real)
+        try:
+            self.engine.step()
+        finally:
+            self.clock.release()
         self.steps += 1
         self._store_handles()
         self._measure()
@@ -146,7 +180,9 @@ class Runner:
             row = store_jobs.get_job(conn, job_id)
         if row["state"] in TERMINAL_STATES or str(job_id) in self.engine.jobs:
             return
-        self._enter(row, self.clock.now())
+        ej = self._enter(row, self.clock.now())
+        if ej is not None:
+            self.engine.submit(ej)
 
     def _enter(self, row: dict[str, Any], arrival_s: float) -> Any:
         """Build the engine's job for a stored row; a job no pool can run fails here."""
@@ -156,7 +192,10 @@ class Runner:
         jid = str(row["id"])
         self._spot[jid] = spec.resources.spot
         try:
-            ej = engine_job_from_spec(jid, spec, self.cluster, arrival_s)
+            count = row.get("est_count")
+            if not count or not spec.min_count <= count <= spec.max_count:
+                count = None  # the engine's default gang: the spec's minimum
+            ej = engine_job_from_spec(jid, spec, self.cluster, arrival_s, count=count)
         except Exception as exc:  # noqa: BLE001 - any refusal ends the job, with the reason
             self._finish_outside_engine(row["id"], row["state"], "failed",
                                         f"cannot be scheduled: {exc}")
@@ -182,7 +221,7 @@ class Runner:
         rec = self.engine.jobs.get(jid)
         if rec is not None:
             if _state(rec) not in TERMINAL_STATES:
-                self.engine.cancel(jid, "cancelled by tenant")
+                self.engine.cancel(jid)
             return
         with self.db.read() as conn:
             row = store_jobs.get_job(conn, job_id)
@@ -211,6 +250,8 @@ class Runner:
 
     def _on_transition(self, tr: Any) -> None:
         new, old = str(tr.new), str(tr.old) if tr.old is not None else None
+        if self._recovering and not self._recovery_writes(tr.job_id, new):
+            return
         placement = placement_dict(tr.placement)
         price = None
         if new in TERMINAL_STATES:
@@ -229,6 +270,15 @@ class Runner:
                                          placement, at=tr.at_s, price_per_chip_hour=price)
             if extra:
                 store_jobs.update_job(conn, int(tr.job_id), **extra)
+
+    def _recovery_writes(self, job_id: str, new: str) -> bool:
+        """While rebuilding the engine, the database is the truth: replaying a job into the
+        engine passes it through queued again, which must not be written over 'running'."""
+        if new in TERMINAL_STATES:
+            return True
+        with self.db.read() as conn:
+            stored = store_jobs.get_job(conn, int(job_id))["state"]
+        return stored == "pending" and new == "queued"
 
     def _price_of(self, job_id: str, placement: dict[str, Any] | None) -> Decimal:
         """The chip-hour price of where the job ran (its last placement), spot if it asked."""
@@ -262,49 +312,84 @@ class Runner:
 
     def recover(self) -> dict[str, int]:
         """Put the database's active jobs back into a fresh engine (after a restart)."""
-        from suanli.engine.types import JobState, Placement
-
         with self.db.read() as conn:
             rows = store_jobs.active_jobs(conn)
         counts = {"requeued": 0, "adopted": 0, "lost": 0}
-        now = self.clock.now()
-        for row in rows:
-            ej = self._enter(row, row["submitted_at"])
-            if ej is None:
-                continue
-            state = row["state"]
-            if state in ("pending", "queued"):
-                self.engine.submit(ej)
-                counts["requeued"] += 1
-                continue
-            if state == "preempted" or not row["center"]:
-                self.engine.restore(ej, JobState.PREEMPTED if state == "preempted"
-                                    else JobState.QUEUED, None, row["done_work"] or 0.0)
-                counts["requeued"] += 1
-                continue
-            placement = Placement(pool_id=f"{row['center']}/{row['pool']}",
-                                  num_chips=int(row["count"] or ej.num_chips),
-                                  accelerator=row["accelerator"] or "", center=row["center"])
-            handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
-            # Restore first (so the engine knows the job holds chips), then adopt: a process
-            # that ended while we were down shows up as a backend event on the next step.
-            self.engine.restore(ej, JobState.RUNNING, placement, row["done_work"] or 0.0)
-            if handle and hasattr(self.backend, "adopt"):
-                from suanli.backends.types import run_spec_from
-
-                alive = self.backend.adopt(
-                    str(row["id"]), int(handle["pid"]), int(handle["pgid"]),
-                    ej.meta.get("log_path"), int(handle.get("started_at_ticks") or 0) or None,
-                    boot_id=str(handle.get("boot_id", "")), spec=run_spec_from(ej, placement),
-                    now_s=now,
-                )
-                counts["adopted" if alive else "lost"] += 1
-                if alive:
-                    self._handles_known.add(str(row["id"]))
-            else:
-                counts["lost"] += 1
-                self._report_lost(str(row["id"]), now)
+        self._recovering = True
+        try:
+            for row in rows:
+                self._recover_one(row, counts)
+        finally:
+            self._recovering = False
         return counts
+
+    def _recover_one(self, row: dict[str, Any], counts: dict[str, int]) -> None:
+        from suanli.engine.types import JobState, Placement
+
+        now = self.clock.now()
+        ej = self._enter(row, row["submitted_at"])
+        if ej is None:
+            return
+        state = row["state"]
+        if state in ("pending", "queued"):
+            self._retries(self.engine.submit(ej), row)
+            counts["requeued"] += 1
+            return
+        if state == "preempted" or not row["center"]:
+            rec = self.engine.restore(ej, JobState.PREEMPTED if state == "preempted"
+                                      else JobState.QUEUED, None, row["done_work"] or 0.0)
+            self._retries(rec, row)
+            self._note(row, str(rec.state), "restored after restart: waiting for chips")
+            counts["requeued"] += 1
+            return
+        placement = Placement(pool_id=f"{row['center']}/{row['pool']}",
+                              num_chips=int(row["count"] or ej.num_chips),
+                              accelerator=row["accelerator"] or "", center=row["center"])
+        handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
+        # Restore first (so the engine knows the job holds chips), then adopt: a process
+        # that ended while we were down shows up as a backend event on the next step.
+        rec = self.engine.restore(ej, JobState.RUNNING, placement, row["done_work"] or 0.0)
+        self._retries(rec, row)
+        if handle and hasattr(self.backend, "adopt"):
+            from suanli.backends.types import run_spec_from
+
+            alive = self.backend.adopt(
+                str(row["id"]), int(handle["pid"]), int(handle["pgid"]),
+                ej.meta.get("log_path"), int(handle.get("started_at_ticks") or 0) or None,
+                boot_id=str(handle.get("boot_id", "")), spec=run_spec_from(ej, placement),
+                now_s=now,
+            )
+            counts["adopted" if alive else "lost"] += 1
+            if alive:
+                self._handles_known.add(str(row["id"]))
+                self._note(row, "running", f"restored after restart: process "
+                                           f"{handle['pid']} adopted")
+            else:
+                self._note(row, "running", "restored after restart: process ended while "
+                                           "the service was down")
+        else:
+            counts["lost"] += 1
+            self._report_lost(str(row["id"]), now)
+
+    @staticmethod
+    def _retries(rec: Any, row: dict[str, Any]) -> None:
+        """Retries survive a restart: the engine counts from the stored number."""
+        if hasattr(rec, "retries"):
+            rec.retries = max(int(rec.retries), int(row["retries"] or 0))
+
+    def _note(self, row: dict[str, Any], state: str, reason: str) -> None:
+        """An event that records a restart without changing the stored state's meaning."""
+        from sqlalchemy import insert
+
+        from suanli.store.models import JobEvent
+
+        with self.db.write() as conn:
+            conn.execute(insert(JobEvent.__table__).values(
+                job_id=row["id"], at=self.clock.now(), old_state=row["state"],
+                new_state=state if state in ON_CHIPS or state in WAITING else row["state"],
+                reason=reason))
+            if state != row["state"] and state in WAITING:
+                store_jobs.update_job(conn, row["id"], state=state, reason=reason)
 
     def _launch_record(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """The backend's own launch record, for a job that died before its handle was stored."""
@@ -325,11 +410,7 @@ class Runner:
     # -- metrics -----------------------------------------------------------------------------
 
     def _measure(self) -> None:
-        used: dict[str, int] = {}
-        for rec in list(self.engine.jobs.values()):
-            if _state(rec) in ON_CHIPS and getattr(rec, "placement", None) is not None:
-                pid = rec.placement.pool_id
-                used[pid] = used.get(pid, 0) + int(rec.placement.num_chips)
+        used = self.engine.used_chips
         self.utilisation = {p.pool_id: (used.get(p.pool_id, 0), p.capacity)
                             for p in self.cluster.pools}
 

@@ -1,0 +1,231 @@
+"""Turn trace jobs and job specs into EngineJobs: work, and its speed on every pool.
+
+Where the work comes from:
+- Gavel traces: work = total_steps; steps/s per pool from the measured ThroughputTable at the
+  job's chip count (a pool whose chip has no entry, or 0, cannot run the job).
+- Traces with only a duration on a reference chip (Philly, Alibaba, generic CSV): work =
+  reference seconds; a pool runs `peak(pool chip) / peak(reference chip)` reference seconds per
+  second, the ratio of dense BF16/FP16 peak TFLOPS from the catalog (a compute-bound scaling;
+  it does not model memory-bound jobs or interconnects).
+- LLM trace jobs (kind train/finetune with a model and tokens) and job specs: the
+  performance model (`suanli.perf.estimate`) per pool chip at the job's count; work = tokens
+  for training and fine-tuning, else seconds on the fastest pool.
+"""
+
+from __future__ import annotations
+
+import math
+from suanli.catalog import Catalog, builtin_catalog
+from suanli.engine.cluster import Cluster
+from suanli.engine.types import EngineJob
+from suanli.errors import SuanliError
+from suanli.workloads.types import ThroughputTable, TraceJob, Workload
+
+DEFAULT_REFERENCE = "V100"
+
+
+def _peak(catalog: Catalog, name: str) -> float:
+    acc = catalog.find(name)
+    if acc is None:
+        raise SuanliError(f"unknown accelerator {name!r}", field="reference_accelerator",
+                          value=name)
+    return acc.bf16_tflops
+
+
+def _allowed(trace_job: TraceJob, accelerator: str, catalog: Catalog) -> bool:
+    if not trace_job.allowed_accelerators:
+        return True
+    for name in trace_job.allowed_accelerators:
+        acc = catalog.find(name)
+        if (acc.id if acc else name) == accelerator:
+            return True
+    return False
+
+
+def engine_job_from_trace(
+    trace_job: TraceJob,
+    cluster: Cluster,
+    throughputs: ThroughputTable | None = None,
+    catalog: Catalog | None = None,
+    *,
+    reference_accelerator: str | None = None,
+) -> EngineJob:
+    """One trace job as the engine runs it on `cluster` (see the module doc for the scaling)."""
+    catalog = catalog or builtin_catalog()
+    rates: dict[str, float] = {}
+    meta: dict[str, object] = {"job_type": trace_job.job_type, "trace_id": trace_job.job_id}
+    if trace_job.total_steps is not None and throughputs is not None:
+        total = float(trace_job.total_steps)
+        for pool in cluster.pools:
+            if not _allowed(trace_job, pool.accelerator, catalog):
+                continue
+            rate = throughputs.get(trace_job.job_type, pool.accelerator, trace_job.num_chips)
+            if rate:
+                rates[pool.pool_id] = float(rate)
+        ref = throughputs.get(trace_job.job_type, DEFAULT_REFERENCE, trace_job.num_chips)
+        if ref:
+            meta["reference_throughput"] = float(ref)
+        meta["work_unit"] = "steps"
+    elif trace_job.kind in ("train", "finetune") and trace_job.tokens and trace_job.model:
+        return _llm_trace_job(trace_job, cluster, catalog)
+    elif trace_job.duration_s is not None:
+        ref_name = trace_job.reference_accelerator or reference_accelerator or DEFAULT_REFERENCE
+        ref_peak = _peak(catalog, ref_name)
+        total = float(trace_job.duration_s)
+        for pool in cluster.pools:
+            if not _allowed(trace_job, pool.accelerator, catalog):
+                continue
+            acc = catalog.find(pool.accelerator)
+            if acc is not None:
+                rates[pool.pool_id] = acc.bf16_tflops / ref_peak
+        meta["reference_throughput"] = 1.0
+        meta["work_unit"] = f"seconds on {ref_name}"
+    elif trace_job.total_steps is not None:
+        raise SuanliError(
+            f"job {trace_job.job_id}: work is in steps but no throughput table was given",
+            field="throughputs",
+        )
+    else:
+        raise SuanliError(f"job {trace_job.job_id}: no work (total_steps or duration_s)",
+                          field="duration_s")
+    deadline = (trace_job.arrival_s + trace_job.deadline_s
+                if trace_job.deadline_s is not None and trace_job.deadline_s > 0 else math.inf)
+    return EngineJob(
+        job_id=str(trace_job.job_id),
+        num_chips=int(trace_job.num_chips),
+        total_work=total,
+        throughput=rates,
+        arrival_s=float(trace_job.arrival_s),
+        priority=float(trace_job.priority) if trace_job.priority > 0 else 1.0,
+        tenant=trace_job.tenant,
+        deadline_s=deadline,
+        checkpoint_interval_s=trace_job.checkpoint_interval_s,
+        restore_s=trace_job.restore_s,
+        meta=meta,
+    )
+
+
+def _llm_trace_job(trace_job: TraceJob, cluster: Cluster, catalog: Catalog) -> EngineJob:
+    from suanli.jobs.spec import parse_job
+
+    work: dict[str, object] = {"tokens": float(trace_job.tokens or 0)}
+    if trace_job.seq_len:
+        work["seq_len"] = int(trace_job.seq_len)
+    if trace_job.kind == "finetune" and trace_job.extra.get("lora_rank"):
+        work["lora_rank"] = int(trace_job.extra["lora_rank"])
+    spec = parse_job({
+        "name": f"job-{trace_job.job_id}",
+        "kind": trace_job.kind,
+        "model": trace_job.model,
+        "work": work,
+        "resources": {
+            "count": int(trace_job.num_chips),
+            "accelerators": list(trace_job.allowed_accelerators),
+        },
+        "checkpoint_interval_s": trace_job.checkpoint_interval_s,
+        "checkpoint_restore_s": trace_job.restore_s,
+        "tenant": trace_job.tenant,
+    }, source=f"trace job {trace_job.job_id}")
+    job = engine_job_from_spec(str(trace_job.job_id), spec, cluster, trace_job.arrival_s,
+                               catalog=catalog)
+    meta = {**job.meta, "job_type": trace_job.job_type, "trace_id": trace_job.job_id}
+    deadline = (trace_job.arrival_s + trace_job.deadline_s
+                if trace_job.deadline_s is not None and trace_job.deadline_s > 0 else math.inf)
+    return EngineJob(
+        job_id=job.job_id, num_chips=job.num_chips, total_work=job.total_work,
+        throughput=job.throughput, arrival_s=job.arrival_s,
+        priority=float(trace_job.priority) if trace_job.priority > 0 else 1.0,
+        tenant=trace_job.tenant, deadline_s=deadline,
+        checkpoint_interval_s=job.checkpoint_interval_s, restore_s=job.restore_s,
+        max_retries=job.max_retries, meta=meta,
+    )
+
+
+def engine_jobs_from_workload(
+    workload: Workload,
+    cluster: Cluster,
+    catalog: Catalog | None = None,
+    *,
+    reference_accelerator: str | None = None,
+) -> list[EngineJob]:
+    """Every job of a workload; durations without a chip are on the workload's reference."""
+    ref = reference_accelerator or workload.metadata.get("reference_accelerator")
+    return [
+        engine_job_from_trace(j, cluster, workload.throughputs, catalog,
+                              reference_accelerator=str(ref) if ref else None)
+        for j in workload.jobs
+    ]
+
+
+def engine_job_from_spec(
+    job_id: str,
+    job_spec,
+    cluster: Cluster,
+    arrival_s: float,
+    *,
+    catalog: Catalog | None = None,
+    count: int | None = None,
+) -> EngineJob:
+    """A submitted job spec, timed by the performance model on each pool's chip.
+
+    The gang is `count` chips (default: the spec's minimum count). Training and fine-tuning
+    work is in tokens (throughput = tokens/s); other kinds are in seconds on the fastest pool.
+    Pools whose chip is not allowed, whose region is not allowed, or where the job does not
+    fit in memory cannot run it. Priority p (an integer, default 0) becomes weight max(1, 1+p).
+    """
+    from suanli.perf import estimate
+
+    catalog = catalog or builtin_catalog()
+    n = int(count or job_spec.min_count)
+    allowed = {catalog.get(a).id for a in job_spec.resources.accelerators} or None
+    regions = set(job_spec.regions) or None
+    durations: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    reasons: list[str] = []
+    cache: dict[str, object] = {}
+    for pool in cluster.pools:
+        if allowed is not None and pool.accelerator not in allowed:
+            continue
+        if regions is not None and pool.region not in regions and pool.center not in regions:
+            continue
+        est = cache.get(pool.accelerator)
+        if est is None:
+            est = estimate(job_spec, pool.accelerator, n, catalog=catalog)
+            cache[pool.accelerator] = est
+        if not est.fits or not (est.duration_s > 0) or not math.isfinite(est.duration_s):
+            if est.reason:
+                reasons.append(f"{pool.accelerator}: {est.reason}")
+            continue
+        durations[pool.pool_id] = float(est.duration_s)
+        rates[pool.pool_id] = float(est.tokens_per_s)
+    token_work = job_spec.kind in ("train", "finetune") and hasattr(job_spec.work, "tokens")
+    if token_work:
+        total = float(job_spec.work.tokens)
+        throughput = {pid: r for pid, r in rates.items() if r > 0}
+        unit = "tokens"
+    else:
+        best = min(durations.values()) if durations else 1.0
+        total = best
+        throughput = {pid: best / d for pid, d in durations.items()}
+        unit = "seconds on the fastest pool"
+    meta: dict[str, object] = {"kind": job_spec.kind, "name": job_spec.name, "work_unit": unit}
+    if reasons:
+        meta["infeasible"] = sorted(set(reasons))
+    if job_spec.dataset is not None and job_spec.dataset.location and cluster.network:
+        meta["data_region"] = cluster.network.region_of(job_spec.dataset.location)
+    deadline = arrival_s + job_spec.deadline_s if job_spec.deadline_s else math.inf
+    return EngineJob(
+        job_id=job_id,
+        num_chips=n,
+        total_work=total if total > 0 else 1.0,
+        throughput=throughput,
+        arrival_s=float(arrival_s),
+        priority=max(1.0, 1.0 + float(job_spec.priority)),
+        tenant=job_spec.tenant,
+        deadline_s=deadline,
+        checkpoint_interval_s=job_spec.checkpoint_interval_s,
+        restore_s=job_spec.checkpoint_restore_s,
+        max_retries=job_spec.max_retries,
+        meta=meta,
+    )
+

@@ -1,0 +1,148 @@
+"""An HTTP client for the service, used by the CLI: URL and token from flags, the environment
+(SUANLI_URL, SUANLI_TOKEN) or ~/.suanli/config.toml; server errors become one-line errors."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from suanli.errors import SuanliError
+from suanli.service.settings import suanli_home
+
+DEFAULT_URL = "http://127.0.0.1:8600"
+
+
+class ServiceError(SuanliError):
+    """An error answered by the service (or no answer at all)."""
+
+    def __init__(self, message: str, *, status: int | None = None, field: str | None = None,
+                 value: object = None, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message, field=field, value=value)
+        self.status = status
+        self.body = body or {}
+
+
+def config_path() -> Path:
+    return suanli_home() / "config.toml"
+
+
+def load_config() -> dict[str, Any]:
+    path = config_path()
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SuanliError(f"cannot read {path}: {exc}", field="config") from None
+
+
+class Client:
+    """Thin, typed-enough wrapper over the /v1 API."""
+
+    def __init__(self, url: str | None = None, token: str | None = None,
+                 timeout_s: float = 30.0) -> None:
+        cfg = load_config() if (url is None or token is None) else {}
+        self.url = (url or os.environ.get("SUANLI_URL") or cfg.get("url") or DEFAULT_URL)
+        self.url = self.url.rstrip("/")
+        self.token = token or os.environ.get("SUANLI_TOKEN") or cfg.get("token")
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"cannot reach the suanli service at {self.url}: {exc} "
+                               "(is `suanli up` running? set SUANLI_URL)", field="url",
+                               value=self.url) from None
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = {"error": resp.text.strip()[:300] or resp.reason_phrase}
+            msg = str(body.get("error") or resp.reason_phrase)
+            if resp.status_code == 401 and not self.token:
+                msg += " (set SUANLI_TOKEN or token in ~/.suanli/config.toml)"
+            raise ServiceError(f"{msg} [HTTP {resp.status_code}]", status=resp.status_code,
+                               field=body.get("field"), value=body.get("value"), body=body)
+        return resp
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items()
+                                                 if v is not None}).json()
+
+    def submit_yaml(self, text: str, key: str | None = None) -> dict[str, Any]:
+        """Submit a job file; a retry after a dropped connection reuses the key (no duplicate)."""
+        key = key or uuid.uuid4().hex
+        headers = {"Content-Type": "application/yaml", "Idempotency-Key": key}
+        try:
+            return self.request("POST", "/v1/jobs", content=text.encode("utf-8"),
+                                headers=headers).json()
+        except ServiceError as exc:
+            if exc.status is not None:
+                raise
+            return self.request("POST", "/v1/jobs", content=text.encode("utf-8"),
+                                headers=headers).json()
+
+    def submit(self, job: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key} if key else {}
+        return self.request("POST", "/v1/jobs", json=job, headers=headers).json()
+
+    def jobs(self, state: list[str] | None = None, limit: int = 100,
+             all_tenants: bool = False) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        if all_tenants:
+            params["all_tenants"] = "true"
+        return self.request("GET", "/v1/jobs", params=params).json()["jobs"]
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self.get(f"/v1/jobs/{job_id}")
+
+    def events(self, job_id: int) -> list[dict[str, Any]]:
+        return self.get(f"/v1/jobs/{job_id}/events")["events"]
+
+    def logs(self, job_id: int, offset: int = 0) -> tuple[str, int, str]:
+        """(text, next offset, job state)."""
+        r = self.request("GET", f"/v1/jobs/{job_id}/logs", params={"offset": offset})
+        return (r.content.decode("utf-8", "replace"), int(r.headers.get("X-Next-Offset", offset)),
+                r.headers.get("X-Job-State", ""))
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        return self.request("POST", f"/v1/jobs/{job_id}/cancel").json()
+
+    def usage(self, tenant: str | None = None) -> dict[str, Any]:
+        return self.get("/v1/usage", tenant=tenant)
+
+    def create_tenant(self, name: str, credits: str = "0", quotas: dict[str, int] | None = None,
+                      admin: bool = False) -> dict[str, Any]:
+        body = {"name": name, "credits": credits, "quotas": quotas or {}, "admin": admin}
+        return self.request("POST", "/v1/tenants", json=body).json()
+
+    def grant(self, name: str, amount: str, note: str = "") -> dict[str, Any]:
+        return self.request("POST", f"/v1/tenants/{name}/credits",
+                            json={"amount": amount, "note": note}).json()
+
+    def set_quotas(self, name: str, quotas: dict[str, int | None]) -> dict[str, Any]:
+        return self.request("PUT", f"/v1/tenants/{name}/quotas", json=quotas).json()
+
+    def tenants(self) -> list[dict[str, Any]]:
+        return self.get("/v1/tenants")["tenants"]
+
+    def patch_pool(self, center: str, pool: str, **values: Any) -> dict[str, Any]:
+        return self.request("PATCH", f"/v1/centers/{center}/pools/{pool}", json=values).json()

@@ -1,0 +1,102 @@
+"""Shared fixtures. Service/store: a real database (SQLite file, or a fresh PostgreSQL schema
+per test) and a real uvicorn server on a free loopback port."""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY_NETWORK = FIXTURES / "service_tiny_network.yaml"
+ADMIN_TOKEN = "sl_test-admin-token"
+PG_URL = os.environ.get("SUANLI_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@functools.cache
+def postgres_reachable() -> bool:
+    try:
+        import psycopg
+
+        url = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means: skip the PostgreSQL runs
+        return False
+
+
+def _pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def _pg_exec(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL of each kind: a SQLite file, or a fresh PostgreSQL schema (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'suanli.db'}"
+        return
+    if not postgres_reachable():
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    schema = f"suanli_test_{uuid.uuid4().hex[:12]}"
+    _pg_exec(f"CREATE SCHEMA {schema}")
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        _pg_exec(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory: start_service(db_url, backend='none', **settings) -> a running server."""
+    from suanli.service.server import serve_in_thread
+    from suanli.service.settings import Settings
+
+    servers: list[Any] = []
+
+    def start(db_url: str, backend: str = "none", **kw: Any) -> Any:
+        kw.setdefault("network", str(TINY_NETWORK))
+        kw.setdefault("data_dir", tmp_path / "runs")
+        kw.setdefault("round_s", 0.5)
+        kw.setdefault("tick_s", 0.1)
+        settings = Settings(db_url=db_url, backend=backend, admin_token=ADMIN_TOKEN,
+                            print_admin_token=False, **kw)
+        server = serve_in_thread(settings)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture
+def http() -> Iterator[Callable[..., Any]]:
+    """Factory: http(server, token) -> an httpx.Client with that bearer token."""
+    import httpx
+
+    clients: list[httpx.Client] = []
+
+    def make(server: Any, token: str | None = ADMIN_TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        c = httpx.Client(base_url=server.url, headers=headers, timeout=30)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()

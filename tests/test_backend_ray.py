@@ -1,0 +1,138 @@
+"""The ray backend on a real local multi-node Ray cluster: one node per center, on loopback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("ray")
+
+from suanli.backends import _proc  # noqa: E402
+from suanli.backends.ray_backend import (  # noqa: E402
+    RayBackend,
+    node_resources,
+    placement_resources,
+    start_local_ray_cluster,
+)
+from suanli.backends.types import BackendEvent, RunSpec  # noqa: E402
+
+CENTERS = {"c1": ["A100"], "c2": ["H20", "910B"], "c3": ["H800"]}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    handle = start_local_ray_cluster(CENTERS, object_store_memory_mb=80)
+    yield handle
+    handle.shutdown()
+
+
+@pytest.fixture(scope="module")
+def backend(cluster, tmp_path_factory):
+    b = RayBackend(tmp_path_factory.mktemp("ray-jobs"), cluster.address, grace_s=1.0)
+    yield b
+    b.shutdown(stop_jobs=True)
+
+
+def spec(job_id: str, center: str, accelerator: str, run: str | None, **kw) -> RunSpec:
+    return RunSpec(job_id=job_id, run=run, center=center, accelerator=accelerator, count=2,
+                   pool_id=f"{center}/{accelerator}", **kw)
+
+
+def wait_events(b: RayBackend, n: int, timeout_s: float = 40.0) -> dict[str, BackendEvent]:
+    events: dict[str, BackendEvent] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(events) < n and time.monotonic() < deadline:
+        events.update({e.job_id: e for e in b.poll(time.monotonic())})
+        time.sleep(0.05)
+    assert len(events) >= n, f"only {events} after {timeout_s}s"
+    return events
+
+
+def wait_until(cond, timeout_s: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def log_of(b: RayBackend, job_id: str) -> str:
+    return (b.root_dir / job_id / "job.log").read_text()
+
+
+def test_nodes_carry_center_accelerator_and_pool_resources(cluster):
+    assert set(cluster.node_ids) == {"c1", "c2", "c3"}
+    assert cluster.resources["c2"]["accelerator_type:910B"] > 0
+    assert cluster.resources["c2"]["pool:c2/H20"] == 64
+    assert node_resources(SimpleNamespace(centers=[SimpleNamespace(
+        id="x", pools=[SimpleNamespace(id="p", accelerator="H20", chips=16)])]))["x"] == {
+        "center:x": 1000.0, "accelerator_type:H20": 1000.0, "pool:x/p": 16.0}
+
+
+def test_jobs_land_on_their_centers_node_and_output_reaches_the_log(cluster, backend):
+    placed = {"on-c1": ("c1", "A100"), "on-c2": ("c2", "910B"), "on-c3": ("c3", "H800")}
+    for job_id, (center, acc) in placed.items():
+        backend.launch(spec(job_id, center, acc, run='echo "here $SUANLI_CENTER '
+                            '$SUANLI_ACCELERATOR $SUANLI_COUNT $SUANLI_RAY_NODE_ID"'), 0.0)
+    events = wait_events(backend, 3)
+    for job_id, (center, acc) in placed.items():
+        assert events[job_id].kind == "succeeded", events[job_id]
+        result = backend.result(job_id)
+        assert result is not None
+        assert cluster.center_of(result["node_id"]) == center
+        assert result["resources"][f"center:{center}"] == pytest.approx(0.001)
+        assert result["resources"][f"accelerator_type:{acc}"] == pytest.approx(0.001)
+        assert f"here {center} {acc} 2 {result['node_id']}" in log_of(backend, job_id)
+
+
+def test_exit_codes_map_to_states(backend):
+    backend.launch(spec("ok", "c2", "H20", run="exit 0"), 0.0)
+    backend.launch(spec("bad", "c2", "H20", run="echo failing; exit 9"), 0.0)
+    backend.launch(spec("sim", "c1", "A100", run=None, duration_s=0.1), 0.0)
+    events = wait_events(backend, 3)
+    assert events["ok"].kind == "succeeded" and events["sim"].kind == "succeeded"
+    assert events["bad"].kind == "failed" and events["bad"].detail.startswith("exit 9")
+    assert "failing" in log_of(backend, "bad")
+
+
+def test_a_placement_no_node_carries_fails_at_once(backend):
+    backend.launch(spec("nowhere", "c9", "A100", run="true"), 0.0)
+    backend.launch(spec("wrong-chip", "c1", "H20", run="true"), 0.0)  # c1 has no H20
+    backend.launch(spec("no-run", "c1", "A100", run=None), 0.0)
+    events = {e.job_id: e for e in backend.poll(0.0)}
+    assert "center:c9" in events["nowhere"].detail
+    assert events["wrong-chip"].kind == "failed"
+    assert "no `run` command" in events["no-run"].detail
+
+
+def test_pool_chips_can_be_requested_as_a_resource(cluster, backend, tmp_path: Path):
+    chips = RayBackend(tmp_path, cluster.address, request_pool_chips=True)  # reuses the driver
+    assert placement_resources(spec("p", "c2", "H20", "true"), True)["pool:c2/H20"] == 2
+    chips.launch(spec("pool-job", "c2", "H20", run="true"), 0.0)
+    events = wait_events(chips, 1)
+    assert events["pool-job"].kind == "succeeded"
+    assert chips.result("pool-job")["resources"]["pool:c2/H20"] == 2
+    too_many = RunSpec("greedy", "true", center="c2", accelerator="H20", count=65,
+                       pool_id="c2/H20")
+    chips.launch(too_many, 0.0)
+    assert "pool:c2/H20" in chips.poll(0.0)[0].detail
+
+
+def test_cancel_kills_the_jobs_process_group_on_its_node(backend):
+    backend.launch(spec("long", "c3", "H800", run="sleep 300 & echo $! > child.pid; wait"), 0.0)
+    pid_file = backend.root_dir / "long" / "work" / "child.pid"
+    wait_until(pid_file.exists)
+    child = int(pid_file.read_text())
+    assert backend.running() == ["long"]
+    backend.stop("long", 1.0, "cancel")
+    wait_until(lambda: not _alive(child))
+    assert backend.running() == []
+    assert backend.poll(2.0) == []  # a stop the engine asked for is not reported back
+    assert "stop requested: cancel" in log_of(backend, "long")
+
+
+def _alive(pid: int) -> bool:
+    fields = _proc._stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
