@@ -16,6 +16,7 @@ import json
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N jobs")
     parser.add_argument("--round-s", type=float, default=360.0)
     parser.add_argument("--realloc-interval-s", type=float, default=None)
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="multiply arrival times (0.25: four times the load)")
     args = parser.parse_args()
 
     from suanli.engine import Cluster
@@ -72,6 +75,9 @@ def main() -> None:
     if args.limit:
         workload = select_jobs(workload, 0, args.limit)
     cluster = Cluster.from_network(parse_network(NETWORK, "bench-2000"))
+    if args.time_scale != 1.0:
+        workload = replace(workload, jobs=tuple(
+            replace(j, arrival_s=j.arrival_s * args.time_scale) for j in workload.jobs))
     jobs = engine_jobs_from_workload(workload, cluster)
     t_load = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -82,6 +88,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "simulate_philly",
         "policy": args.policy,
+        "time_scale": args.time_scale,
         "jobs": len(jobs),
         "chips": cluster.total_chips,
         "pools": len(cluster),

@@ -62,7 +62,7 @@ def test_moving_a_dataset_over_a_slow_link_loses_to_a_dearer_center_that_holds_t
     assert result.chosen.center == "east-dc"
     west = next(o for o in result.options if o.center == "west-dc")
     assert west.egress_cost == pytest.approx(50_000 * 0.05)
-    assert west.cost == pytest.approx(west.compute_cost + west.egress_cost)
+    assert west.cost == pytest.approx(west.compute_cost + west.egress_cost, abs=0.01)  # cents
     assert any("corpus" in line for line in result.explain())
 
 
@@ -162,7 +162,7 @@ def test_spot_price_is_used_only_when_the_job_allows_spot():
     assert on_demand.price_per_chip_hour == 17.0 and not on_demand.spot
     spot = plan(job(resources={"count": 8, "spot": True}), net).chosen
     assert spot.price_per_chip_hour == 11.0 and spot.spot
-    assert spot.cost == pytest.approx(on_demand.cost * 11 / 17)
+    assert spot.cost == pytest.approx(on_demand.cost * 11 / 17, abs=0.01)
     no_offer = network([center("dc", "r", pool("h800", "H800", price=17.0))])
     assert plan(job(resources={"count": 8, "spot": True}), no_offer).chosen.price_per_chip_hour \
         == 17.0
@@ -171,7 +171,7 @@ def test_spot_price_is_used_only_when_the_job_allows_spot():
 def test_cost_energy_and_carbon_follow_chip_hours_price_pue_and_grid():
     net = network([center("dc", "r", pool("h800", "H800", price=10.0), pue=1.5, carbon=400)])
     o = plan(job(), net).chosen
-    assert o.cost == pytest.approx(8 * o.run_s / 3600 * 10.0)
+    assert o.cost == pytest.approx(8 * o.run_s / 3600 * 10.0, abs=0.01)
     assert o.energy_kwh == pytest.approx(o.power_w * o.run_s / 3.6e6 * 1.5)
     assert o.carbon_kg == pytest.approx(o.energy_kwh * 0.4)
 

@@ -14,7 +14,7 @@ from suanli.cli.common import console, print_json, user_errors
 from suanli.errors import SuanliError
 from suanli.jobs import load_job
 from suanli.perf import estimate as estimate_job
-from suanli.perf import load_calibration
+from suanli.perf import load_calibration, min_fitting_count
 from suanli.perf.calibrate import calibrate as calibrate_points
 from suanli.perf.calibrate import load_measurements, write_calibration
 from suanli.perf.compare import compare as compare_chips
@@ -58,12 +58,23 @@ def estimate(
     job = load_job(job_file)
     cat = load_catalog(catalog)
     eff = load_calibration(calibration)
-    est = estimate_job(job, cat.get(accelerator), count or job.min_count, catalog=cat,
-                       efficiency=eff)
+    acc = cat.get(accelerator)
+    est = estimate_job(job, acc, count or job.min_count, catalog=cat, efficiency=eff)
+    hint, least = None, None
+    if not est.fits:
+        limit = max(job.max_count, est.count, 4096)
+        least = min_fitting_count(job, acc, limit, catalog=cat, efficiency=eff)
+        if least is None:
+            raise SuanliError(f"{job.name} fits on no count of {acc.id} up to {limit:,}: "
+                              f"{est.reason}", field="model",
+                              value=job.model.id if job.model else job.name)
+        hint = f"fits from {least:,} x {acc.id}"
     if as_json:
-        print_json(est.to_dict())
+        print_json({**est.to_dict(), "fits_from_count": None if est.fits else least})
         return
     _print_estimate(job.name, est)
+    if hint:
+        console.print(f"  - Hint: {hint}.", highlight=False)
 
 
 def _print_estimate(name: str, est: Estimate) -> None:
@@ -114,6 +125,10 @@ def compare(
     eff = load_calibration(calibration)
     result = compare_chips(job, [cat.get(n) for n in names], count, catalog=cat,
                            efficiency=eff)
+    if not any(e.fits for e in result.estimates):
+        raise SuanliError(f"{job.name} fits on none of {', '.join(names)} at "
+                          f"{result.count} chips: {result.estimates[0].reason}",
+                          field="count", value=result.count)
     if as_json:
         print_json(result.to_dict())
         return

@@ -4,7 +4,11 @@ Only the clock and the backend differ between the two: `SimClock` + `SimBackend`
 trace in virtual time; the service uses `WallClock` and a process backend.
 """
 
-from suanli.engine.adapters import engine_job_from_spec, engine_job_from_trace, engine_jobs_from_workload
+from suanli.engine.adapters import (
+    engine_job_from_spec,
+    engine_job_from_trace,
+    engine_jobs_from_workload,
+)
 from suanli.engine.backend import Backend, SimBackend, run_end_s
 from suanli.engine.clock import Clock, SimClock, WallClock
 from suanli.engine.cluster import Cluster, PoolInfo

@@ -15,6 +15,7 @@ Where the work comes from:
 from __future__ import annotations
 
 import math
+
 from suanli.catalog import Catalog, builtin_catalog
 from suanli.engine.cluster import Cluster
 from suanli.engine.types import EngineJob
@@ -30,6 +31,21 @@ def _peak(catalog: Catalog, name: str) -> float:
         raise SuanliError(f"unknown accelerator {name!r}", field="reference_accelerator",
                           value=name)
     return acc.bf16_tflops
+
+
+def _peak_ratios(cluster: Cluster, catalog: Catalog, ref_name: str) -> dict[str, float]:
+    """pool id -> peak(pool chip) / peak(reference chip), cached on the cluster."""
+    key = (id(catalog), ref_name)
+    cached = cluster.derived.get(key)
+    if cached is None:
+        ref_peak = _peak(catalog, ref_name)
+        cached = {}
+        for pool in cluster.pools:
+            acc = catalog.find(pool.accelerator)
+            if acc is not None:
+                cached[pool.pool_id] = acc.bf16_tflops / ref_peak
+        cluster.derived[key] = cached
+    return cached
 
 
 def _allowed(trace_job: TraceJob, accelerator: str, catalog: Catalog) -> bool:
@@ -70,14 +86,13 @@ def engine_job_from_trace(
         return _llm_trace_job(trace_job, cluster, catalog)
     elif trace_job.duration_s is not None:
         ref_name = trace_job.reference_accelerator or reference_accelerator or DEFAULT_REFERENCE
-        ref_peak = _peak(catalog, ref_name)
         total = float(trace_job.duration_s)
-        for pool in cluster.pools:
-            if not _allowed(trace_job, pool.accelerator, catalog):
-                continue
-            acc = catalog.find(pool.accelerator)
-            if acc is not None:
-                rates[pool.pool_id] = acc.bf16_tflops / ref_peak
+        ratios = _peak_ratios(cluster, catalog, ref_name)
+        if trace_job.allowed_accelerators:
+            rates = {pid: r for pid, r in ratios.items()
+                     if _allowed(trace_job, cluster.pool(pid).accelerator, catalog)}
+        else:
+            rates = dict(ratios)
         meta["reference_throughput"] = 1.0
         meta["work_unit"] = f"seconds on {ref_name}"
     elif trace_job.total_steps is not None:

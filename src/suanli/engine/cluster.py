@@ -50,6 +50,7 @@ class Cluster:
         self.pools = list(pools)
         self.network = network
         self._index = {p.pool_id: i for i, p in enumerate(self.pools)}
+        self.derived: dict[object, object] = {}  # caches of values computed from the pools
 
     def __len__(self) -> int:
         return len(self.pools)

@@ -51,6 +51,9 @@ from suanli.errors import SuanliError
 from suanli.policies.base import Allocation, Policy, PolicyState
 
 _EPS = 1e-9
+# Gavel's minimum_time_between_allocation_resets: the allocation is recomputed at most this
+# often (when something changed); jobs that arrive in between run on chips left idle.
+DEFAULT_REALLOC_INTERVAL_S = 1920.0
 FailureScope = str  # "node" | "pool" | "center" | "link"
 
 # Heterogeneity-agnostic policies: Gavel shuffles the pool order for them each round.
@@ -127,7 +130,7 @@ class Engine:
         self.listener = listener
         self.seed = seed
         if realloc_interval_s is None:
-            realloc_interval_s = 1920.0 if gavel_mode else 0.0
+            realloc_interval_s = DEFAULT_REALLOC_INTERVAL_S
         self.realloc_interval_s = float(realloc_interval_s)
         if work_conserving is None:
             work_conserving = getattr(self.policy, "work_conserving", None)
@@ -379,11 +382,11 @@ class Engine:
         state = JobState(state)
         listener, self.listener = self.listener, None  # the database already has this state
         try:
-            return self._restore(job, state, placement, done_work)
+            return self._restore_job(job, state, placement, done_work)
         finally:
             self.listener = listener
 
-    def _restore(
+    def _restore_job(
         self, job: EngineJob, state: JobState, placement: Placement | None, done_work: float
     ) -> JobRecord:
         rec = self.submit(job) if job.job_id not in self._index else self.jobs[job.job_id]
@@ -521,7 +524,7 @@ class Engine:
         self._note_active(now)
         self._changed(now)
 
-    def _changed(self, now: float, *, capacity: bool = False) -> None:
+    def _changed(self, now: float) -> None:
         """The job set or capacity changed: reallocate and replan at the next round."""
         self._dirty = True
         self._alloc_dirty = True
@@ -587,7 +590,7 @@ class Engine:
             self.backend.stop(rec.job.job_id, now, "failure")
         for p in touched:
             self._refresh_pool(p)
-        self._changed(now, capacity=True)
+        self._changed(now)
         self._sample(now)
 
     def _fail_end(self, f: _Failure, now: float) -> None:
@@ -605,7 +608,7 @@ class Engine:
                 touched.add(p)
         for p in touched:
             self._refresh_pool(p)
-        self._changed(now, capacity=True)
+        self._changed(now)
 
     def _refresh_pool(self, p: int) -> None:
         """Recompute a pool's up capacity and free chips per node from scratch."""
@@ -698,14 +701,14 @@ class Engine:
         """Whole gang on as few nodes as possible: best fit for a gang within one node, else
         the emptiest nodes first."""
         if per_node == 1:
-            idx = np.flatnonzero(free > 0)[:c]
+            idx = np.flatnonzero(free)[:c]
             if len(idx) < c:
                 raise RuntimeError("not enough free chips for a gang the round placed")
-            return tuple((int(n), 1) for n in idx)
+            return tuple((n, 1) for n in idx.tolist())
         if c <= per_node:
-            fits = np.flatnonzero(free >= c)
-            if len(fits):
-                n = int(fits[np.argmin(free[fits])])
+            fit = np.where(free >= c, free, per_node + 1)
+            n = int(fit.argmin())
+            if fit[n] <= per_node:
                 return ((n, c),)
         order = np.argsort(-free, kind="stable")
         out = []
@@ -898,7 +901,7 @@ class Engine:
             return bool(self._on_chips) or waiting
         return waiting and bool(self._on_chips)
 
-    def _realloc_allowed(self, now: float) -> bool:
+    def _realloc_allowed(self, now: float, A: np.ndarray) -> bool:
         if self._force_realloc or not self._ever_realloc:
             return True
         if self.gavel_mode:
@@ -906,20 +909,31 @@ class Engine:
             # (the second clause keeps recomputing until a reset happens at a time > 0).
             return (now - self._last_realloc_s >= self.realloc_interval_s
                     or self._last_realloc_s == 0)
-        return now - self._last_realloc_s >= self.realloc_interval_s - _EPS
+        if now - self._last_realloc_s >= self.realloc_interval_s - _EPS:
+            return True
+        if self.work_conserving:
+            return False
+        # A strict policy places only allocated jobs: do not leave chips idle for a waiting
+        # job the last allocation has not seen.
+        new = A[~self._has_alloc[A] & (self._run_pool[A] < 0)]
+        if len(new) == 0:
+            return False
+        free = self._cap_up - self._used
+        fits = (self._thr[new] > 0) & (self._chips[new][:, None] <= free[None, :])
+        return bool(fits.any())
 
     def _round(self, now: float) -> None:
         self.rounds += 1
         self._account_all(now)
         A = self._active_array()
-        if self._alloc_dirty and len(A) and self._realloc_allowed(now):
+        if self._alloc_dirty and len(A) and self._realloc_allowed(now, A):
             self._reallocate(now, A)
             A = self._active_array()  # rejected jobs leave
         self._force_realloc = False
         placed_any = False
         if len(A):
-            assignment = self._assign(A)
-            placed_any = self._apply(assignment, A, now)
+            target = self._assign(A)
+            placed_any = self._apply(target, A, now)
         self._dirty = False
         self._sample(now)
         running = bool(self._on_chips)
@@ -1030,8 +1044,11 @@ class Engine:
                     else:
                         self._finish(i, JobState.FAILED, now, f"rejected by policy{note}")
 
-    def _assign(self, A: np.ndarray) -> dict[int, int]:
-        """Gavel's priority rule: whole gangs, greedily, in priority order."""
+    def _assign(self, A: np.ndarray) -> np.ndarray:
+        """Gavel's priority rule: whole gangs, greedily, in priority order.
+
+        Returns the pool index for each job of A (-1: not placed this round).
+        """
         P = self._P
         X = self._alloc[A]
         thr = self._thr[A]
@@ -1051,7 +1068,7 @@ class Engine:
             ok &= prio > 0
         jj, pp = np.nonzero(ok)
         if len(jj) == 0:
-            return {}
+            return np.full(len(A), -1, dtype=np.int64)
         pr = prio[jj, pp]
         de = self._deficit[A][jj, pp]
         xx = X[jj, pp]
@@ -1065,8 +1082,10 @@ class Engine:
             # the sort is stable, so equal keys keep job order as in Gavel.
             order = np.lexsort((jj, -xx, -de, -pr, rank[pp]))
         else:
+            # Ties (jobs the allocation has not seen yet have priority 0): keep running jobs
+            # where they are, then prefer the faster pool, then the earlier job.
             running_here = self._run_pool[A][jj] == pp
-            order = np.lexsort((pp, jj, ~running_here, -xx, -de, -pr))
+            order = np.lexsort((pp, jj, -thr[jj, pp], ~running_here, -xx, -de, -pr))
         js = jj[order].tolist()
         ps = pp[order].tolist()
         left = cap.tolist()
@@ -1091,25 +1110,37 @@ class Engine:
                 n_full += 1
                 if n_full == P:
                     break
-        return {int(A[j]): p for j, p in assigned.items()}
+        target = np.full(len(A), -1, dtype=np.int64)
+        if assigned:
+            target[np.fromiter(assigned.keys(), dtype=np.int64, count=len(assigned))] = \
+                np.fromiter(assigned.values(), dtype=np.int64, count=len(assigned))
+        return target
 
-    def _apply(self, assignment: dict[int, int], A: np.ndarray, now: float) -> bool:
-        """Stop the jobs that lose or change chips, then start the newly placed ones."""
-        for i in list(self._on_chips):
-            p = int(self._run_pool[i])
-            if assignment.get(i) == p:
-                continue
+    def _apply(self, target: np.ndarray, A: np.ndarray, now: float) -> bool:
+        """Stop the jobs that lose or change chips, then start the newly placed ones.
+
+        target[k] is the pool chosen for job A[k] this round (-1: none).
+        """
+        current = self._run_pool[A]
+        stop = A[(current >= 0) & (current != target)].tolist()
+        start_mask = (target >= 0) & (current != target)
+        starts = zip(A[start_mask].tolist(), target[start_mask].tolist(), strict=True)
+        for i in stop:
             rec = self._records[i]
+            if rec.state not in ON_CHIPS_STATES:
+                continue  # a listener cancelled it meanwhile
             rec.preemptions += 1
             self._set_state(i, JobState.CHECKPOINTING, now, "preempted by the round")
+            if rec.state is not JobState.CHECKPOINTING:
+                continue  # the listener cancelled it
             self.backend.stop(rec.job.job_id, now, "preempt")
             self._end_run(i, now, keep="full")
             self._set_state(i, JobState.PREEMPTED, now, "checkpointed")
         started = False
-        for i, p in assignment.items():
-            if i in self._on_chips:
-                continue
+        for i, p in starts:
             rec = self._records[i]
+            if rec.state not in WAITING_STATES:
+                continue  # cancelled by a listener during this round
             first = rec.start_s is None
             restore = 0.0 if (first or self.gavel_mode) else float(self._restore[i])
             nodes = self._take_chips(i, p, None)
@@ -1117,6 +1148,8 @@ class Engine:
             if first:
                 rec.start_s = now
             self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}")
+            if rec.state is not JobState.STARTING:
+                continue  # the listener cancelled it before the backend was told
             self.backend.start(rec.job, placement, now)
             if restore > 0:
                 self._push_timer(now + restore, "restored", (i, now))

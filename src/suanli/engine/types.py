@@ -141,6 +141,11 @@ class JobRecord:
         return self.job.job_id
 
     @property
+    def attained_work(self) -> float:
+        """Work credited so far (same as done_work)."""
+        return self.done_work
+
+    @property
     def jct_s(self) -> float | None:
         if self.finish_s is None or self.state is not JobState.SUCCEEDED:
             return None

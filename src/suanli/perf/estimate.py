@@ -58,6 +58,16 @@ def estimate_grid(job: JobSpec, accelerators: Sequence[Accelerator | str], count
     )
 
 
+def min_fitting_count(job: JobSpec, accelerator: Accelerator | str, limit: int = 4096, *,
+                      catalog: Catalog | None = None,
+                      efficiency: Efficiency | None = None) -> int | None:
+    """The fewest chips on which the job fits (None if none up to `limit`)."""
+    grid = estimate_grid(job, [accelerator], np.arange(1, limit + 1), catalog=catalog,
+                         efficiency=efficiency)
+    ok = np.nonzero(grid.fits[0])[0]
+    return int(grid.counts[ok[0]]) if ok.size else None
+
+
 def build_estimate(job: JobSpec, sol: Solution, i: int, eff: Efficiency) -> Estimate:
     """One entry of a solution as an explained Estimate."""
     d = {k: float(v[i]) for k, v in sol.detail.items()}

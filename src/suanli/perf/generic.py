@@ -78,7 +78,10 @@ class GenericKernel:
             + e.generic_loss_per_doubling_network * log2_int(across)
         return n / (1.0 + loss)
 
-    def evaluate(self, c, tp, pp, var, dp) -> dict[str, np.ndarray]:
+    def fits(self, c, tp, pp, var, dp) -> np.ndarray:
+        return np.broadcast_to(self.evaluate(c, tp, pp, var, dp)["fits"], np.shape(dp))
+
+    def evaluate(self, c, tp, pp, var, dp, lean: bool = False) -> dict[str, np.ndarray]:
         rate = c.mem_bw if self.bound_memory else c.sustained_flops
         ref_work = self.reference_duration_s * self.reference_rate * float(
             self.scaling(np.array([self.reference_count]), self.reference_node)[0])

@@ -108,7 +108,10 @@ class InferenceKernel:
         t_net = np.where(pp > 1, e.network_latency_s + b * self.hidden * 2.0 / c.out_bw, 0.0)
         return t_mem, t_cmp, t_link, t_net
 
-    def evaluate(self, c, tp, pp, var, dp) -> dict[str, np.ndarray]:
+    def fits(self, c, tp, pp, var, dp) -> np.ndarray:
+        return np.broadcast_to(self.evaluate(c, tp, pp, var, dp)["fits"], np.shape(dp))
+
+    def evaluate(self, c, tp, pp, var, dp, lean: bool = False) -> dict[str, np.ndarray]:
         e = self.eff
         shard = tp * pp
         x = self.gemm_dim / tp

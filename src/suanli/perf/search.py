@@ -43,8 +43,21 @@ def _expand(c: ChipArrays, tail: int) -> SimpleNamespace:
     return SimpleNamespace(**{f: c.column(f, tail) for f in _CHIP_FIELDS})
 
 
+_FLOAT_FIELDS = tuple(f for f in _CHIP_FIELDS if f not in ("mesh", "chips_per_node",
+                                                             "has_fp8"))
+
+
 def _take(c: ChipArrays, idx: np.ndarray) -> SimpleNamespace:
-    return SimpleNamespace(**{f: getattr(c, f)[idx] for f in _CHIP_FIELDS})
+    """The chip fields of each entry in `idx`: one gather of a stacked float table."""
+    table = c.__dict__.get("_table")
+    if table is None:
+        table = np.stack([getattr(c, f) for f in _FLOAT_FIELDS])
+        object.__setattr__(c, "_table", table)
+    rows = table[:, idx]
+    out = {f: rows[i] for i, f in enumerate(_FLOAT_FIELDS)}
+    for f in ("mesh", "chips_per_node", "has_fp8"):
+        out[f] = getattr(c, f)[idx]
+    return SimpleNamespace(**out)
 
 
 @dataclass
@@ -74,7 +87,6 @@ class Solution:
     zero_stage: np.ndarray
 
 
-STATS = ("duration_s", "busy", "mem_busy", "b_compute", "t_memory", "t_link", "t_network")
 LADDER_EXACT = 128  # every data-parallel degree up to this is tried ...
 LADDER_MANTISSA = 64  # ... then 64 evenly spaced per octave (steps of at most 1/64)
 
@@ -94,21 +106,13 @@ def dp_ladder(d_max: int) -> np.ndarray:
     return np.array(sorted(set(out)), dtype=np.int64)
 
 
-def _stats(res: dict, shape=None) -> list[np.ndarray]:
-    out = []
-    for k in STATS:
-        v = res["t_compute"] + res["t_bubble"] if k == "b_compute" else res[k]
-        out.append(np.broadcast_to(np.asarray(v), shape) if shape else np.asarray(v))
-    return out
-
-
 def _search(kernel, chips: ChipArrays, n_max: int):
-    """Best duration for exactly m chips [A, n_max], its config index, stats and configs.
+    """Best duration for exactly m chips [A, n_max], its config index, and the configs.
 
     The primary variant (least communication and recomputation) is evaluated everywhere; the
     other variants (ZeRO-3, full recomputation, wider expert parallelism) only where the
-    primary does not fit but the most memory-saving variant would, since where the primary
-    fits it is never slower.
+    primary does not fit, and each only where its memory fits and no variant with a subset of
+    its costly features fits (such a variant is never slower).
     """
     a_count = len(chips)
     layouts = kernel.layouts()
@@ -116,14 +120,12 @@ def _search(kernel, chips: ChipArrays, n_max: int):
     nvar = len(variants)
     cfgs = np.array([(t, p, v) for t, p in layouts for v in variants],
                     dtype=np.int64).reshape(-1, 3)
-    stats = [np.full((a_count, n_max), np.inf)] + [np.zeros((a_count, n_max))
-                                                   for _ in STATS[1:]]
+    exact = np.full((a_count, n_max), np.inf)
     exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
     groups: dict[int, list[int]] = defaultdict(list)
     for i, (tp, pp) in enumerate(layouts):
         groups[int(tp * pp)].append(i)
     c = _expand(chips, 2)
-    rows = np.arange(a_count)[:, None]
     for p_chips in sorted(groups):
         d_max = min(n_max // p_chips, kernel.max_dp)
         if d_max < 1:
@@ -139,24 +141,17 @@ def _search(kernel, chips: ChipArrays, n_max: int):
         if not valid.any():
             continue
         shape = (a_count, len(lay), ladder.size)
-        res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp)
-        dur = np.where(valid, res["duration_s"], np.inf)
-        dur = np.array(np.broadcast_to(dur, shape))
-        pos = None
+        res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, lean=True)
+        dur = np.array(np.broadcast_to(np.where(valid, res["duration_s"], np.inf), shape))
+        var_idx = None
         if nvar > 1:
             miss = valid & ~np.broadcast_to(res["fits"], shape)
-            if miss.any():
-                ai, ki, di = np.nonzero(miss)
-                cc = _take(chips, ai)
-                ok = kernel.could_fit(cc, tp_k[ki], pp_k[ki], ladder[di])
-                ai, ki, di = ai[ok], ki[ok], di[ok]
-            if miss.any() and ai.size:
-                cc = _take(chips, ai)
-                fb = [np.full(ai.shape, np.inf)] + [np.zeros(ai.shape) for _ in STATS[1:]]
-                vbest = np.zeros(ai.shape, dtype=np.int64)
+            ai, ki, di = np.nonzero(miss)
+            if ai.size:
+                var_idx = np.zeros(shape, dtype=np.int8)
+                best = np.full(ai.shape, np.inf)
+                vbest = np.zeros(ai.shape, dtype=np.int8)
                 fit_of: dict[int, np.ndarray] = {}
-                # A variant whose costly features are a superset of another's is never
-                # faster, so it is evaluated only where no such cheaper variant fits.
                 for vi in sorted(range(1, nvar), key=lambda i: bin(variants[i]).count("1")):
                     v = variants[vi]
                     todo = np.ones(ai.shape, dtype=bool)
@@ -168,35 +163,31 @@ def _search(kernel, chips: ChipArrays, n_max: int):
                     fit_of[v] = fit_v
                     if sel.size == 0:
                         continue
-                    r_all = kernel.evaluate(_take(chips, ai[sel]), tp_k[ki[sel]], pp_k[ki[sel]],
-                                            np.int64(v), ladder[di[sel]])
-                    r = _stats(r_all, sel.shape)
-                    fit_v[sel] = np.broadcast_to(r_all["fits"], sel.shape)
-                    better = r[0] < fb[0][sel]
-                    for j in range(len(STATS)):
-                        fb[j][sel] = np.where(better, r[j], fb[j][sel])
+                    cc = _take(chips, ai[sel])
+                    ok = kernel.fits(cc, tp_k[ki[sel]], pp_k[ki[sel]], np.int64(v),
+                                     ladder[di[sel]])
+                    sel = sel[ok]
+                    fit_v[sel] = True
+                    if sel.size == 0:
+                        continue
+                    r = kernel.evaluate(_take(chips, ai[sel]), tp_k[ki[sel]], pp_k[ki[sel]],
+                                        np.int64(v), ladder[di[sel]], lean=True)
+                    t = r["duration_s"]
+                    better = t < best[sel]
+                    best[sel] = np.where(better, t, best[sel])
                     vbest[sel] = np.where(better, vi, vbest[sel])
-                dur[ai, ki, di] = fb[0]
-                pos = np.full(shape, -1, dtype=np.int64)
-                pos[ai, ki, di] = np.arange(ai.size)
+                dur[ai, ki, di] = best
+                var_idx[ai, ki, di] = vbest
         k = dur.argmin(axis=1)  # [A, D]
-        cols = np.arange(ladder.size)[None, :]
-        tk = dur[rows, k, cols]
+        tk = np.take_along_axis(dur, k[:, None, :], axis=1)[:, 0, :]
         m_idx = p_chips * ladder - 1
-        better = tk < stats[0][:, m_idx]
-        st0 = _stats(res, shape)
-        picked = [x[rows, k, cols] for x in st0]
-        vk = np.zeros(k.shape, dtype=np.int64)
-        if pos is not None:
-            pk = pos[rows, k, cols]
-            from_fb = pk >= 0
-            picked = [np.where(from_fb, f[np.maximum(pk, 0)], x)
-                      for x, f in zip(picked, fb, strict=True)]
-            vk = np.where(from_fb, vbest[np.maximum(pk, 0)], 0)
-        for j in range(len(STATS)):
-            stats[j][:, m_idx] = np.where(better, picked[j], stats[j][:, m_idx])
-        exact_cfg[:, m_idx] = np.where(better, lay[k] * nvar + vk, exact_cfg[:, m_idx])
-    return stats, exact_cfg, cfgs
+        better = tk < exact[:, m_idx]
+        exact[:, m_idx] = np.where(better, tk, exact[:, m_idx])
+        cfg = lay[k] * nvar
+        if var_idx is not None:
+            cfg = cfg + np.take_along_axis(var_idx, k[:, None, :], axis=1)[:, 0, :]
+        exact_cfg[:, m_idx] = np.where(better, cfg, exact_cfg[:, m_idx])
+    return exact, exact_cfg, cfgs
 
 
 def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,8 +231,8 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     chips = chip_arrays(accelerators, job.precision, eff)
     meas = _measurements(job, chips, cat, kernel)
     n_max = int(max(counts.max(), max((c for v in meas.values() for c, _ in v), default=1)))
-    stats, exact_cfg, cfgs = _search(kernel, chips, n_max)
-    best, arg = _cummin(stats[0])
+    exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
+    best, arg = _cummin(exact)
 
     # Measurements override the model at their count and scale it at the others.
     model_best = best
@@ -283,41 +274,62 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     def at(table: np.ndarray) -> np.ndarray:
         return np.take_along_axis(table, (used - 1).reshape(a_count, n_c), axis=1).reshape(-1)
 
-    meas_flag = at(measured_tab) & fits
-    factor = at(factor_tab)
+    if meas:
+        meas_flag = at(measured_tab) & fits
+        factor = at(factor_tab)
+    else:
+        meas_flag = np.zeros(fits.shape, dtype=bool)
+        factor = np.ones(fits.shape)
     cfg = at(exact_cfg)
     model_ok = fits & (cfg >= 0)
     safe = np.maximum(cfg, 0)
     tp, pp, var = cfgs[safe, 0], cfgs[safe, 1], cfgs[safe, 2]
     if not model_ok.all():
-        ftp, fpp, fvar = _fallback_layout(kernel, chips, a_idx, cnt, cfgs)
-        tp = np.where(model_ok, tp, ftp)
-        pp = np.where(model_ok, pp, fpp)
-        var = np.where(model_ok, var, fvar)
+        bad = np.nonzero(~model_ok)[0]
+        tp, pp, var = tp.copy(), pp.copy(), var.copy()
+        tp[bad], pp[bad], var[bad] = _fallback_layout(kernel, chips, a_idx[bad], cnt[bad], cfgs)
     layout_chips = np.where(model_ok, used, cnt)
     dp = np.maximum(np.minimum(layout_chips // (tp * pp), kernel.max_dp), 1)
+    # Evaluate each distinct (chip, layout, chips used) once; many counts share one.
+    key = ((a_idx * 8 + np.minimum(var, 7)) * (n_max + 1) + layout_chips) * 4096 \
+        + tp * 64 + pp
+    change = np.empty(key.shape, dtype=bool)  # runs of equal keys (counts share a layout)
+    change[:1] = True
+    np.not_equal(key[1:], key[:-1], out=change[1:])
+    first = np.nonzero(change)[0]
+    inverse = np.cumsum(change) - 1
+    c = _take(chips, a_idx[first])
+    detail = kernel.evaluate(c, tp[first], pp[first], var[first], dp[first],
+                             lean=not details)
+    needed = detail.keys() if details else ("busy", "mem_busy", "t_compute", "t_bubble",
+                                             "t_memory", "t_link", "t_network")
+    detail = {k: np.broadcast_to(np.asarray(detail[k]), first.shape)[inverse]
+              for k in needed}
+    c = _take(chips, a_idx) if details else c
     if details:
-        c = _take(chips, a_idx)
-        detail = kernel.evaluate(c, tp, pp, var, dp)
-        detail = {k: np.broadcast_to(np.asarray(v), dp.shape) for k, v in detail.items()}
         stage = _zero_stage(kernel, c, tp, pp, dp, var, detail)
         detail = _restage(kernel, c, tp, pp, dp, var, detail, stage)
     else:
-        detail, stage = {}, np.zeros_like(dp)
+        stage = np.zeros_like(dp)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         tps = np.where(fits, kernel.tokens_per_s(dur), 0.0)
         mfu = np.where(fits, kernel.model_flops() / dur / (cnt * chips.peak_flops[a_idx]), 0.0)
     mfu = np.nan_to_num(mfu)
     e = eff
-    busy = np.where(model_ok, at(stats[1]), 1.0)
-    mem_busy = np.where(model_ok, at(stats[2]), 0.0)
+    busy = np.where(model_ok, detail["busy"], 1.0)
+    mem_busy = np.where(model_ok, detail["mem_busy"], 0.0)
     activity = np.clip(busy + DECODE_BOUND_POWER * mem_busy, 0.0, 1.0)
     tdp = chips.tdp_w[a_idx]
     chip_power = tdp * (e.power_idle + (e.power_busy - e.power_idle) * activity)
     power = used * chip_power + (cnt - used) * tdp * e.power_idle
-    comps = np.stack([at(stats[j]) for j in range(3, 7)])
-    bound = np.where(fits, comps.argmax(axis=0), BOUND_CODE["memory_capacity"])
+    bound = np.zeros(dp.shape, dtype=np.int64)
+    top = detail["t_compute"] + detail["t_bubble"]
+    for code, key in ((1, "t_memory"), (2, "t_link"), (3, "t_network")):
+        bigger = detail[key] > top
+        bound = np.where(bigger, code, bound)
+        top = np.where(bigger, detail[key], top)
+    bound = np.where(fits, bound, BOUND_CODE["memory_capacity"])
     return Solution(
         kernel=kernel, chips=chips, counts=counts, acc_index=a_idx, count=cnt, duration_s=dur,
         model_duration_s=model_best[a_idx, cnt - 1], fits=fits, used=used, tp=tp, pp=pp,

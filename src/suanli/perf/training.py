@@ -34,6 +34,13 @@ PP_OPTIONS = (1, 2, 4, 8, 16, 32, 64)
 LORA_MATRICES_PER_LAYER = 7  # q, k, v, o, gate, up, down
 
 
+def pick(cond, yes, no):
+    """np.where, without building a full array when the condition is one scalar."""
+    if np.ndim(cond) == 0:
+        return yes if bool(cond) else no
+    return np.where(cond, yes, no)
+
+
 def _pow2_floor(n: int) -> int:
     return 1 << (max(int(n), 1).bit_length() - 1)
 
@@ -145,14 +152,7 @@ class TrainingKernel:
         local_pow2 = np.left_shift(1, np.frexp(local.astype(np.float64))[1] - 1)
         ep_max = np.minimum(dp & -dp, self.ep_cap)
         ep_node = np.minimum(ep_max, local_pow2)
-        return np.where((var >> 1) == 1, ep_max, ep_node)
-
-    def could_fit(self, c, tp, pp, dp) -> np.ndarray:
-        """Whether the most memory-saving variant (ZeRO-3, full recompute, widest EP) fits."""
-        last = self.variants()[-1]
-        ep = self.expert_parallel(c, tp, dp, np.int64(last))
-        w, g, o, a = self.memory(c, tp, pp, dp, ep, 3, True)
-        return w + g + o + a <= c.mem_bytes
+        return pick((var >> 1) & 1 == 1, ep_max, ep_node)
 
     def memory(self, c, tp, pp, dp, ep, stage, full):
         """Per-chip bytes: weights, gradients, optimizer, activations (ZeRO `stage` 0-3)."""
@@ -161,30 +161,37 @@ class TrainingKernel:
         w_exp = self.p_expert / (shard * ep)
         sharded = w_dense / dp + w_exp / (dp / ep)
         whole = w_dense + w_exp
-        weights = WEIGHT_BYTES * np.where(stage >= 3, sharded, whole)
+        weights = WEIGHT_BYTES * pick(stage >= 3, sharded, whole)
         if self.lora:
             adapters = self.adapters / shard
             grads = GRAD_BYTES * adapters + 0.0 * dp
             optim = OPTIMIZER_BYTES * adapters + 0.0 * dp
         else:
-            grads = GRAD_BYTES * np.where(stage >= 2, sharded, whole)
-            optim = OPTIMIZER_BYTES * np.where(stage >= 1, sharded, whole)
+            grads = GRAD_BYTES * pick(stage >= 2, sharded, whole)
+            optim = OPTIMIZER_BYTES * pick(stage >= 1, sharded, whole)
         s, h = self.seq_len, self.hidden
         micro = self.batch_seqs / dp
         inflight_layers = np.minimum(micro, pp) * (self.layers / pp)
         layer = self.act_bytes_per_token_layer * s / tp
-        acts = np.where(full, inflight_layers * (ACT_BYTES_CHECKPOINT * s * h / tp) + layer,
+        acts = pick(full, inflight_layers * (ACT_BYTES_CHECKPOINT * s * h / tp) + layer,
                         inflight_layers * layer)
         acts = acts + LOGIT_BYTES * s * self.vocab / tp
         return weights, grads, optim, acts
 
-    def evaluate(self, c, tp, pp, var, dp) -> dict[str, np.ndarray]:
+    def fits(self, c, tp, pp, var, dp) -> np.ndarray:
+        """Memory check alone (cheaper than evaluate) for one variant."""
+        ep = self.expert_parallel(c, tp, dp, var)
+        w, g, o, a = self.memory(c, tp, pp, dp, ep, pick((var & 1) == 1, 3, 2),
+                                 (var & 4) == 4)
+        return w + g + o + a <= c.mem_bytes
+
+    def evaluate(self, c, tp, pp, var, dp, lean: bool = False) -> dict[str, np.ndarray]:
         """Every quantity of the time model for broadcastable (chip, tp, pp, variant, dp)."""
         e = self.eff
         z3 = (var & 1) == 1
         full = (var & 4) == 4
         ep = self.expert_parallel(c, tp, dp, var)
-        stage = np.where(z3, 3, 2)
+        stage = pick(z3, 3, 2)
         weights, grads, optim, acts = self.memory(c, tp, pp, dp, ep, stage, full)
         total = weights + grads + optim + acts
         fits = total <= c.mem_bytes
@@ -195,7 +202,7 @@ class TrainingKernel:
         x = self.gemm_dim / tp
         gemm = x / (x + e.gemm_half_width * c.ridge_ratio)
         flops_rate = c.sustained_flops * gemm * self.moe_factor
-        hw_flops = np.where(full, self.hw_flops_full, self.hw_flops_selective)
+        hw_flops = pick(full, self.hw_flops_full, self.hw_flops_selective)
         comp_row = hw_flops * batch_tokens / shard / flops_rate
         t_comp = comp_row / dp
         virtual = np.clip(L // pp, 1, e.max_virtual_stages)
@@ -204,7 +211,7 @@ class TrainingKernel:
         # Tensor parallel: 4 all-reduce-equivalents per layer per micro-batch (2 forward,
         # 2 backward; all-gather + reduce-scatter with sequence parallelism), 6 with full
         # recomputation, each moving 2(t-1)/t of the s·h BF16 activations.
-        n_coll = np.where(full, 6.0, 4.0)
+        n_coll = pick(full, 6.0, 4.0)
         tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
         coll_bytes = 2.0 * (tp - 1) / tp * s * h * 2.0
         t_coll = np.where(tp > 1, e.collective_latency_s + coll_bytes / tp_bw, 0.0)
@@ -226,11 +233,11 @@ class TrainingKernel:
             grad_exp = GRAD_BYTES * self.p_expert / (shard * ep)
             up_e, out_e = self._allreduce(c, grad_exp, dp / ep, local)
             up_d, out_d = up_d + up_e, out_d + out_e
-        zero3 = np.where(z3, 0.5 + self.batch_seqs / dp, 1.0)
+        zero3 = pick(z3, 0.5 + self.batch_seqs / dp, 1.0)
         if self.lora:  # frozen weights: ZeRO-3 gathers them, gradients are adapters only
             w_up, w_out = self._allreduce(c, WEIGHT_BYTES * self.p_shared / shard, dp, local)
-            up_d = up_d + np.where(z3, w_up * self.batch_seqs / dp, 0.0)
-            out_d = out_d + np.where(z3, w_out * self.batch_seqs / dp, 0.0)
+            up_d = up_d + pick(z3, w_up * self.batch_seqs / dp, 0.0)
+            out_d = out_d + pick(z3, w_out * self.batch_seqs / dp, 0.0)
             zero3 = 1.0
         t_dp_up, t_dp_out = up_d * zero3, out_d * zero3
         t_dp = t_dp_up + t_dp_out
@@ -257,24 +264,31 @@ class TrainingKernel:
         t_step = compute + link + network
         steps = self.tokens / batch_tokens
         duration = np.where(fits, steps * t_step, np.inf)
-        return {
-            "duration_s": duration, "fits": fits, "ep": ep, "stage": stage,
-            "weights": weights, "gradients": grads, "optimizer": optim, "activations": acts,
-            "kv_cache": 0.0 * total, "total": total,
-            "t_compute": t_comp, "t_bubble": t_bubble, "t_link": link, "t_network": network,
-            "t_memory": 0.0 * t_comp, "t_step": t_step, "gemm": gemm,
-            "busy": t_comp / t_step, "mem_busy": 0.0 * t_comp,
+        out = {"duration_s": duration, "fits": fits, "t_compute": t_comp,
+               "t_bubble": t_bubble, "t_link": link, "t_network": network, "t_memory": 0.0,
+               "mem_busy": 0.0}
+        if lean:
+            out["busy"] = t_comp / t_step
+            return out
+        out.update({
+            "ep": ep, "stage": stage, "weights": weights, "gradients": grads,
+            "optimizer": optim, "activations": acts, "kv_cache": 0.0, "total": total,
+            "t_step": t_step, "gemm": gemm, "busy": t_comp / t_step,
             "flops_rate": flops_rate, "full_recompute": full,
-        }
+        })
+        return out
 
     @staticmethod
     def _allreduce(c, grad_bytes, group, local):
-        """(link seconds, network seconds) of a hierarchical all-reduce over `group` chips."""
+        """(link seconds, network seconds) of a hierarchical all-reduce over `group` chips:
+        a ring over the k chips of the group inside a node (a full mesh gives the pair
+        traffic (k-1)/(n-1) of the links, Accelerator.peer_bw_gbs), then across nodes."""
         k = np.minimum(group, local)
+        peers = np.maximum(c.chips_per_node - 1, 1)
+        ring = np.where(c.mesh, np.where(k > 1, peers, 0.0), k - 1.0) / k
+        up = (2.0 * grad_bytes / c.up_bw) * ring
         nodes = np.ceil(group / k)
-        bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, k)
-        up = np.where(k > 1, 2.0 * grad_bytes * (k - 1) / k / bw, 0.0)
-        out = np.where(nodes > 1, 2.0 * (grad_bytes / k) * (nodes - 1) / nodes / c.out_bw, 0.0)
+        out = (2.0 * grad_bytes / c.out_bw) * ((nodes - 1.0) / (nodes * k))
         return up, out
 
     def tokens_per_s(self, duration):

@@ -49,6 +49,17 @@ def _center_of(desc, i: int) -> int:
     return int(desc.net.pool_center[desc.cand[desc.cols["pool"][i]]])
 
 
+def _runner_up(desc, order: np.ndarray) -> int | None:
+    """The next best placement on another pool (more or fewer chips of the same pool are
+    variants of the winner, not alternatives to it); the next option if there is none."""
+    if len(order) < 2:
+        return None
+    c = desc.cols
+    first, rest = int(order[0]), order[1:]
+    other = rest[(c["pool"][rest] != c["pool"][first]) | (c["pool_b"][rest] != c["pool_b"][first])]
+    return int(other[0]) if len(other) else int(rest[0])
+
+
 def _best_elsewhere(desc, order: np.ndarray) -> int | None:
     """The best option at another center than the winner's, if any."""
     if len(order) < 2:
@@ -82,7 +93,7 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
         f"Chosen: {chosen.label} (pool {chosen.pool}): starts {start}, runs "
         f"{dur(chosen.run_s)}, finishes in {dur(f0)}, costs {money(c0)}."
     ]
-    ru = int(order[1]) if len(order) > 1 else None
+    ru = _runner_up(desc, order)
     fastest = int(np.argmin(c["finish"]))
     cheapest = int(np.argmin(c["cost"]))
     if ru is not None:
@@ -104,7 +115,7 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
     else:
         lines.append("It is the only feasible option.")
     away = _best_elsewhere(desc, order)
-    if away is not None and away != ru:
+    if away is not None and away not in (ru, fastest, cheapest):
         fa, ca = float(c["finish"][away]), float(c["cost"][away])
         lines.append(f"Best at another center: {label(away)}, {money(ca)}, finishing in "
                      f"{dur(fa)}.")
@@ -127,7 +138,8 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
         miss = np.flatnonzero((e["cost"] < c0 - 1e-9) & (e["finish"] > deadline))
         if len(miss):
             k = int(miss[np.argmin(e["cost"][miss])])
-            line += (f"; {len(miss)} cheaper option{'s' if len(miss) > 1 else ''} miss it (the "
+            verb = "s miss" if len(miss) > 1 else " misses"
+            line += (f"; {len(miss)} cheaper option{verb} it (the "
                      f"cheapest, {label(k, e)}, {money(e['cost'][k])}, would finish in "
                      f"{dur(e['finish'][k])})")
         lines.append(line + ".")
@@ -136,7 +148,8 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
         over = np.flatnonzero((e["finish"] < f0 - 1e-9) & (e["cost"] > budget))
         if len(over):
             k = int(over[np.argmin(e["finish"][over])])
-            line += (f"; {len(over)} faster option{'s' if len(over) > 1 else ''} exceed it (the "
+            verb = "s exceed" if len(over) > 1 else " exceeds"
+            line += (f"; {len(over)} faster option{verb} it (the "
                      f"fastest, {label(k, e)}, would finish in {dur(e['finish'][k])} for "
                      f"{money(e['cost'][k])})")
         lines.append(line + ".")

@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
                                 policy=settings.policy, round_s=settings.round_s,
                                 tick_s=settings.tick_s, data_dir=svc.data_dir,
                                 ray_address=settings.ray_address,
-                                stop_jobs_on_shutdown=settings.stop_jobs_on_shutdown)
+                                stop_jobs_on_shutdown=settings.stop_jobs_on_shutdown,
+                                realloc_interval_s=settings.realloc_interval_s)
             svc.runner.start()
         try:
             yield

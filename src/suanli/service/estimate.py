@@ -8,6 +8,7 @@ shape, so a burst of similar submissions plans once.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from suanli.errors import SuanliError
 from suanli.jobs.spec import GenericWork, JobSpec
 from suanli.network import Network
 from suanli.store.types import money
+
+log = logging.getLogger("suanli.service.estimate")
 
 # Fields that do not change where a job can run or what it costs.
 _NOT_SHAPE = frozenset({"name", "run", "setup", "env", "tenant", "priority", "max_retries",
@@ -85,7 +88,14 @@ def estimate_job(spec: JobSpec, network: Network) -> Estimate:
         from suanli.plan import plan
     except ImportError:  # the planner has not landed: a generic job can still be priced
         return _reference_estimate(spec, network)
-    result = plan(spec, network, objective="cost")
+    try:
+        result = plan(spec, network, objective="cost")
+    except SuanliError:
+        raise
+    except Exception as exc:  # a planner bug must not become a 500 for the client
+        log.exception("planner failed on a valid job spec")
+        raise NotPlaceable(f"the planner could not price this job ({type(exc).__name__}: "
+                           f"{exc}); the error is logged", field="<job>") from None
     chosen = getattr(result, "chosen", None)
     if chosen is None:
         reasons = getattr(result, "infeasible", None) or []

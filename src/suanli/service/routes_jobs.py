@@ -81,6 +81,11 @@ def request_hash(data: dict[str, Any]) -> str:
 
 
 def _parse(data: dict[str, Any], who: Principal) -> JobSpec:
+    kind = data.get("kind")
+    if not isinstance(kind, str):  # parse_job compares it to names: it must be hashable
+        raise ApiError(422, f"kind: must be a string such as 'train' or 'generic' "
+                            f"(got {type(kind).__name__})", field="kind",
+                       value=kind if kind is None or isinstance(kind, int | float) else None)
     spec = parse_job(data, "job")
     if spec.tenant is not None and spec.tenant != who.name:
         raise ApiError(422, f"tenant: jobs are submitted as the token's tenant {who.name!r}",
@@ -257,7 +262,18 @@ def _plan(svc: ServiceState, spec: JobSpec, objective: str) -> dict[str, Any]:
         from suanli.plan import plan
     except ImportError:
         raise ApiError(503, "the planner is not available in this build", field="plan") from None
-    result = plan(spec, svc.network, objective=objective)
+    from suanli.errors import SuanliError
+
+    try:
+        result = plan(spec, svc.network, objective=objective)
+    except SuanliError:
+        raise
+    except Exception as exc:  # a planner bug: logged, reported as a job it cannot price
+        import logging
+
+        logging.getLogger("suanli.service").exception("planner failed on a valid job spec")
+        raise ApiError(422, f"the planner could not place this job ({type(exc).__name__}: "
+                            f"{exc}); the error is logged", field="<job>") from None
     if hasattr(result, "to_dict"):
         return result.to_dict()
     import dataclasses

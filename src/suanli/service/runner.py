@@ -45,6 +45,7 @@ def placement_dict(placement: Any) -> dict[str, Any] | None:
         "pool_id": pool_id,
         "accelerator": getattr(placement, "accelerator", "") or None,
         "count": int(getattr(placement, "num_chips", 0) or 0) or None,
+        "nodes": [list(n) for n in getattr(placement, "nodes", ()) or ()],
     }
 
 
@@ -76,7 +77,8 @@ class Runner:
     def __init__(self, db: Database, network: Network, *, backend: str = "local",
                  policy: str = "fifo", round_s: float = 2.0, tick_s: float = 0.25,
                  data_dir: Path, ray_address: str | None = None,
-                 stop_jobs_on_shutdown: bool = False) -> None:
+                 stop_jobs_on_shutdown: bool = False,
+                 realloc_interval_s: float = 0.0) -> None:
         from suanli.backends import make_backend
         from suanli.engine import Cluster, Engine
         from suanli.policies.registry import get_policy
@@ -93,7 +95,8 @@ class Runner:
             kwargs["address"] = ray_address
         self.backend = make_backend(backend, **kwargs)
         self.engine = Engine(self.cluster, get_policy(policy), self.clock, self.backend,
-                             round_s=round_s, listener=self._on_transition)
+                             round_s=round_s, listener=self._on_transition,
+                             realloc_interval_s=realloc_interval_s)
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -344,6 +347,7 @@ class Runner:
             return
         placement = Placement(pool_id=f"{row['center']}/{row['pool']}",
                               num_chips=int(row["count"] or ej.num_chips),
+                              nodes=self._stored_nodes(row["id"]),
                               accelerator=row["accelerator"] or "", center=row["center"])
         handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
         # Restore first (so the engine knows the job holds chips), then adopt: a process
@@ -390,6 +394,15 @@ class Runner:
                 reason=reason))
             if state != row["state"] and state in WAITING:
                 store_jobs.update_job(conn, row["id"], state=state, reason=reason)
+
+    def _stored_nodes(self, job_id: int) -> tuple[tuple[int, int], ...]:
+        """The nodes (index, chips) of the job's last placement, from its events."""
+        with self.db.read() as conn:
+            evs = store_jobs.events(conn, job_id)
+        for e in reversed(evs):
+            if e["placement"] and e["placement"].get("nodes"):
+                return tuple((int(n), int(c)) for n, c in e["placement"]["nodes"])
+        return ()
 
     def _launch_record(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """The backend's own launch record, for a job that died before its handle was stored."""

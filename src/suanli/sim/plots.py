@@ -30,7 +30,8 @@ def plot_jct_cdf(results: list[SimResult], path: str | Path, window=None) -> Pat
         jobs = r.select(*window) if window else r.jobs
         jct = np.sort([j.jct_s for j in jobs if j.jct_s is not None]) / 3600.0
         if len(jct):
-            ax.plot(jct, np.arange(1, len(jct) + 1) / len(jct), label=r.policy, drawstyle="steps-post")
+            frac = np.arange(1, len(jct) + 1) / len(jct)
+            ax.plot(jct, frac, label=r.policy, drawstyle="steps-post")
     ax.set_xscale("log")
     ax.set_xlabel("job completion time (h)")
     ax.set_ylabel("fraction of jobs")
@@ -89,7 +90,10 @@ def plot_queue(results: list[SimResult], path: str | Path) -> Path:
 def write_plots(results: list[SimResult], out_dir: str | Path, window=None) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_jct_cdf(results, out / "jct_cdf.png", window), plot_queue(results, out / "queue.png")]
+    paths = [
+        plot_jct_cdf(results, out / "jct_cdf.png", window),
+        plot_queue(results, out / "queue.png"),
+    ]
     for r in results:
         paths.append(plot_utilization(r, out / f"utilization_{_safe(r.policy)}.png"))
     return paths
