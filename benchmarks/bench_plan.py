@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 
 from suanli.jobs.spec import parse_job
 from suanli.network import load_network
 from suanli.network.generate import generate_network
-from suanli.plan import plan
+from suanli.plan import NetworkState, PoolState, RunningJob, plan
 
 EAST_WEST_JOBS = {
     "finetune-70b-lora-8": {
@@ -72,10 +73,24 @@ def main() -> None:
     def plan_and_list() -> None:
         len(plan(job, net).options)
 
+    rng = random.Random(0)
+    busy = {}
+    for c, p in net.pools():
+        if rng.random() < 0.3:
+            chips = p.chips
+            busy[f"{c.id}/{p.id}"] = PoolState(
+                free_chips=rng.randrange(0, chips),
+                running=tuple(RunningJob(max(1, chips // 4), rng.uniform(600, 36000))
+                              for _ in range(4)),
+                queued_chip_s=rng.uniform(0, 3600) * chips)
+    state = NetworkState(busy)
+
     out["generated_1000c_5000p"] = {
         "generate_ms": round(gen_ms, 1),
         "plan_ms": _median_ms(lambda: plan(job, net), args.repeat),
         "plan_top20_ms": _median_ms(lambda: plan(job, net, top=20), args.repeat),
+        "plan_with_30pct_pools_busy_ms": _median_ms(lambda: plan(job, net, state),
+                                                    args.repeat),
         "list_all_options_ms": _median_ms(plan_and_list, max(3, args.repeat // 2)),
         "options": result.total_options,
         "pareto": len(result.pareto),

@@ -75,7 +75,8 @@ JOB = {"kind": "generic", "run": "echo hi",
        "resources": {"accelerators": ["L20"]}}
 
 
-async def load(url: str, token: str, total: int, seconds: float, concurrency: int) -> dict:
+async def load(url: str, token: str, total: int, seconds: float, concurrency: int,
+               prefix: str = "bench") -> dict:
     latencies: list[float] = []
     errors: dict[str, int] = {}
     sent = 0
@@ -89,11 +90,11 @@ async def load(url: str, token: str, total: int, seconds: float, concurrency: in
             while sent < total and time.perf_counter() < deadline:
                 sent += 1
                 n = sent
-                body = {**JOB, "name": f"bench-{n}"}
+                body = {**JOB, "name": f"{prefix}-{n}"}
                 t0 = time.perf_counter()
                 try:
                     r = await client.post("/v1/jobs", json=body,
-                                          headers={"Idempotency-Key": f"bench-{n}"})
+                                          headers={"Idempotency-Key": f"{prefix}-{n}"})
                     code = str(r.status_code)
                 except httpx.HTTPError as exc:
                     code = type(exc).__name__
@@ -116,12 +117,21 @@ async def load(url: str, token: str, total: int, seconds: float, concurrency: in
     }
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", default=None, help="database URL (default: a temp SQLite file)")
     ap.add_argument("--count", type=int, default=3000, help="submissions at most")
     ap.add_argument("--seconds", type=float, default=20.0, help="time limit")
-    ap.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    ap.add_argument("--concurrency", type=int, default=6, help="concurrent clients")
     ap.add_argument("--backend", default="none", help="none (API only) | local")
     ap.add_argument("--warmup", type=int, default=100, help="submissions before measuring")
     args = ap.parse_args()
@@ -138,8 +148,11 @@ def main() -> None:
         r = httpx.post(f"{url}/v1/tenants", json={"name": "bench", "credits": "100000000"},
                        headers={"Authorization": f"Bearer {ADMIN}"})
         token = r.json()["token"]
-        asyncio.run(load(url, token, args.warmup, 30.0, 4))  # plans the job shape once
+        asyncio.run(load(url, token, args.warmup, 30.0, 4, "warmup"))  # plans the job shape once
+        server_cpu0, client_cpu0 = cpu_s(proc.pid), time.process_time()
         result = asyncio.run(load(url, token, args.count, args.seconds, args.concurrency))
+        result["server_cpu_s"] = round(cpu_s(proc.pid) - server_cpu0, 2)
+        result["client_cpu_s"] = round(time.process_time() - client_cpu0, 2)
     finally:
         proc.terminate()
         try:

@@ -380,3 +380,87 @@ def test_deadline_and_priority_reach_the_policy():
     assert st.tenant == ["t1"]
     assert st.pool_ids == ["local/V100"]
     assert math.isclose(st.remaining_work[0], 1000.0)
+
+
+class ProcessLikeBackend:
+    """A backend like the service's: it says nothing about when jobs end until they do."""
+
+    def __init__(self):
+        self.started: list[str] = []
+        self.stopped: list[tuple[str, str]] = []
+        self.events: list[BackendEvent] = []
+
+    def start(self, job, placement, now_s):
+        self.started.append(job.job_id)
+
+    def stop(self, job_id, now_s, reason):
+        self.stopped.append((job_id, reason))
+
+    def poll(self, now_s):
+        out, self.events = self.events, []
+        return out
+
+    def next_event_s(self):
+        return None
+
+
+def test_only_the_backend_ends_a_job_on_the_wall_clock():
+    class Clock:
+        t = 0.0
+
+        def now(self):
+            return self.t
+
+    clock = Clock()
+    backend = ProcessLikeBackend()
+    eng = Engine(Cluster.from_counts({"V100": 1}), tiny_fifo, clock, backend)
+    eng.submit(job("a", work=10.0))
+    assert eng.step() is None  # nothing is due until the backend reports
+    assert backend.started == ["a"]
+    clock.t = 100.0  # ten times the estimated run time
+    eng.step()
+    assert eng.jobs["a"].state is JobState.RUNNING
+    assert eng.progress("a") == pytest.approx(10.0)  # the estimate is capped at the work
+    backend.events.append(BackendEvent("a", "succeeded", 99.0, "exit 0"))
+    eng.step()
+    assert eng.jobs["a"].state is JobState.SUCCEEDED
+    assert eng.jobs["a"].finish_s == 99.0
+
+
+def test_a_job_split_over_pools_of_the_same_chip_does_not_hop_between_them():
+    from suanli.network.load import parse_network
+
+    net = parse_network({
+        "name": "twins",
+        "centers": [
+            {"id": c, "name": c, "region": c, "lat": 0, "lon": 0,
+             "electricity_price_per_kwh": 1.0,
+             "pools": [{"id": "h800", "accelerator": "H800", "nodes": 1,
+                        "price_per_chip_hour": 20.0}]}
+            for c in ("east", "west")
+        ],
+    }, "test")
+
+    def split(state: PolicyState) -> Allocation:
+        return Allocation(np.full((state.n_jobs, state.n_pools), 0.5))
+
+    eng = Engine(Cluster.from_network(net), split, SimClock(), SimBackend(), round_s=60.0)
+    eng.submit(EngineJob("a", 8, 5000.0, {"east/h800": 1.0, "west/h800": 1.0}, 0.0))
+    eng.run()
+    rec = eng.jobs["a"]
+    assert rec.state is JobState.SUCCEEDED
+    assert rec.preemptions == 0 and len(rec.pools) == 1
+
+
+def test_run_until_stops_early_and_reports_progress():
+    calls: list[tuple[int, int]] = []
+    eng = make(Cluster.from_counts({"V100": 1}))
+    for k in range(3):
+        eng.submit(job(str(k), work=1000.0))
+    res = eng.run(until_s=1500.0, progress=lambda done, total: calls.append((done, total)))
+    assert eng.clock.now() == 1500.0
+    assert res.summary()["states"]["succeeded"] == 1
+    assert not eng.done
+    assert calls[-1] == (1, 3)
+    res = eng.run()
+    assert eng.done and res.summary()["states"]["succeeded"] == 3

@@ -16,6 +16,7 @@ from suanli.plan import PlanResult, format_duration, format_money, parse_duratio
 
 EXIT_INFEASIBLE = 3
 DEFAULT_ROWS = 10
+DEFAULT_JSON_OPTIONS = 100  # each listed option asks the model for its parallelism
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +59,9 @@ def plan_command(
     deadline: str | None = typer.Option(None, help="Finish by: seconds or 90m, 6h, 2d."),
     budget: str | None = typer.Option(None, help="Spend at most this (network currency)."),
     weights: str | None = typer.Option(None, help="For --objective mix: time=0.5,cost=0.5."),
-    top: int | None = typer.Option(None, help="Options to list (default 10; JSON: all)."),
+    top: int | None = typer.Option(
+        None, help="Options to list (default 10; JSON 100). The chosen option and the Pareto "
+        "front are always given."),
     explain: bool = typer.Option(False, "--explain", help="Say why the winner wins."),
     blocked: str | None = typer.Option(None, help="Exclude centers or center/pool, comma list."),
     catalog: Path | None = typer.Option(None, help="YAML file adding or overriding chips."),
@@ -76,7 +79,7 @@ def plan_command(
         budget=_parse_budget(budget),
         weights=_parse_weights(weights),
         catalog=cat,
-        top=top,
+        top=top or (DEFAULT_JSON_OPTIONS if as_json else DEFAULT_ROWS),
     )
     if as_json:
         print_json(result.to_dict())

@@ -39,15 +39,20 @@ def _placement(job: dict[str, Any]) -> str:
 
 def jobs_table(jobs: list[dict[str, Any]], title: str = "jobs") -> Table:
     table = Table(title=title)
-    for col in ("id", "name", "state", "placement", "run s", "est. cost", "charged", "reason"):
-        table.add_column(col, justify="right" if col in ("id", "run s") else "left")
+    wide = console.width >= 120
+    cols = ("id", "name", "state", "placement", "run s", "est. cost", "charged", "reason")
+    for col in cols if wide else cols[:-1]:
+        table.add_column(col, justify="right" if col in ("id", "run s", "est. cost",
+                                                          "charged") else "left",
+                         no_wrap=col in ("id", "state"))
     colors = {"succeeded": "green", "failed": "red", "cancelled": "yellow",
               "running": "cyan", "starting": "cyan"}
     for j in jobs:
         c = colors.get(j["state"], "white")
-        table.add_row(str(j["id"]), j["name"], f"[{c}]{j['state']}[/]", _placement(j),
-                      f"{j['run_s']:.1f}", j["estimate"]["cost"], j["charged"] or "-",
-                      (j["reason"] or "")[:50])
+        cells = [str(j["id"]), j["name"], f"[{c}]{j['state']}[/]", _placement(j),
+                 f"{j['run_s']:.1f}", j["estimate"]["cost"], j["charged"] or "-",
+                 (j["reason"] or "")[:50]]
+        table.add_row(*(cells if wide else cells[:-1]))
     return table
 
 

@@ -9,15 +9,21 @@ second on the wall clock with a process backend.
 Mechanism (Gavel's, Narayanan et al. OSDI 2020):
 - A policy maps the active jobs to time fractions X[j, p] (share of wall time job j should
   spend on pool p). It is recomputed only when the job set or capacity changed, and at most
-  once per `realloc_interval_s` (Gavel: 1920 s); in between, new jobs have no allocation and
-  run only on chips the allocated jobs leave idle.
+  once per `realloc_interval_s` (Gavel's 1920 s); in between, new jobs have no allocation and
+  run only on chips the allocated jobs leave idle. A strict policy (FIFO: it never places a
+  job it did not allocate) is recomputed early when a new job could use idle chips.
 - Each round, every job gets priority X[j, p] / (share of pool p's time it received since the
   last reallocation), with received time starting at round_s / 2 per job and pool as in Gavel.
-  Whole gangs are placed greedily in priority order (ties: larger deficit, larger X, earlier
-  job) on pools with enough chips left. A job placed where it already runs keeps running; one
-  that moves or loses its chips is checkpointed and pays `restore_s` when it next starts.
+  Whole gangs are placed greedily in priority order (ties: larger deficit, larger X, a job
+  that already runs there, the faster pool, the earlier job) on pools with enough chips left.
+  A job placed where it already runs keeps running; one that moves or loses its chips is
+  checkpointed and pays `restore_s` when it next starts (never on its first start).
 - Progress is throughput x time; a checkpoint is taken every `checkpoint_interval_s` of
-  productive time and on preemption; a failure loses the work since the last checkpoint.
+  productive time and on preemption; a failure (of the job or of its chips) loses the work
+  since the last checkpoint. Job failures use up `max_retries`; outages do not.
+- Rounds sit on a grid of `round_s` from the first arrival into an idle engine. A round in
+  which nothing changed and no job waits (or none runs) is skipped, so the clock jumps from
+  event to event when there is nothing to decide.
 
 `gavel_mode=True` reproduces Gavel's simulator: rounds run back to back and a round ends
 when its longest micro-task ends (at most round_s), pool types are visited in a fixed order
@@ -87,7 +93,7 @@ def resolve_policy(policy: str | Policy) -> Policy:
 
 
 class _Failure:
-    __slots__ = ("scope", "target", "at_s", "duration_s", "nodes", "link", "active")
+    __slots__ = ("scope", "target", "at_s", "duration_s", "nodes", "link")
 
     def __init__(self, scope: str, target: str, at_s: float, duration_s: float) -> None:
         self.scope = scope
@@ -96,7 +102,6 @@ class _Failure:
         self.duration_s = duration_s
         self.nodes: list[tuple[int, int]] = []  # (pool index, node index)
         self.link: frozenset[str] | None = None
-        self.active = False
 
 
 class Engine:
@@ -158,6 +163,17 @@ class Engine:
         self._pool_region = np.array(
             [self._region_index[p.region] for p in cluster.pools], dtype=np.int64
         )
+        # Pools of the same chip are interchangeable for the priority rule (see _assign).
+        class_of: dict[str, int] = {}
+        self._pool_class = np.array(
+            [class_of.setdefault(p.accelerator, len(class_of)) for p in cluster.pools],
+            dtype=np.int64,
+        )
+        self._class_members = [
+            [k for k in range(P) if self._pool_class[k] == c] for c in range(len(class_of))
+        ]
+        self._class_onehot = np.zeros((P, len(class_of)))
+        self._class_onehot[np.arange(P), self._pool_class] = 1.0
         self._node_chips = [
             np.array([p.node_chips(n) for n in range(p.nodes)], dtype=np.int64)
             for p in cluster.pools
@@ -186,7 +202,6 @@ class Engine:
         self._timers: list[tuple[float, int, str, Any]] = []
         self._timer_seq = 0
         self._next_round_s: float | None = None
-        self._round_anchor_s: float | None = None
         self._dirty = False  # something changed since the last round
         self._alloc_dirty = False  # the job set or capacity changed since the last allocation
         self._last_realloc_s = 0.0
@@ -197,7 +212,6 @@ class Engine:
         self._pending: set[int] = set()  # submitted, arrival still ahead
         self.rounds = 0
         self.reallocations = 0
-        self.skipped_rounds = 0
 
         # Timelines for metrics and plots.
         self.timeline_t: list[float] = []
@@ -531,7 +545,6 @@ class Engine:
         self._stuck = False
         if self._next_round_s is None:
             self._next_round_s = now
-            self._round_anchor_s = now
 
     def _on_backend_event(self, ev: BackendEvent) -> None:
         i = self._index.get(ev.job_id)
@@ -563,7 +576,6 @@ class Engine:
     # ------------------------------------------------------------------ failures
 
     def _fail_start(self, f: _Failure, now: float) -> None:
-        f.active = True
         self._push_timer(now + f.duration_s, "recover", f)
         reason = f"failure: {f.scope} {f.target} down"
         victims: dict[int, None] = {}
@@ -594,7 +606,6 @@ class Engine:
         self._sample(now)
 
     def _fail_end(self, f: _Failure, now: float) -> None:
-        f.active = False
         if f.link is not None:
             left = self._down_links.get(f.link, 0) - 1
             if left > 0:
@@ -837,7 +848,6 @@ class Engine:
             self._alloc_dirty = True
         if not self._active and not self._on_chips:
             self._next_round_s = None
-            self._round_anchor_s = None
         self._sample(at)
 
     def _note_active(self, now: float) -> None:
@@ -939,7 +949,6 @@ class Engine:
         running = bool(self._on_chips)
         if not self._active:
             self._next_round_s = None
-            self._round_anchor_s = None
             return
         if self.gavel_mode:
             if running:
@@ -1057,6 +1066,8 @@ class Engine:
             thr = np.where(blocked, 0.0, thr)
         recv = self._recv[A]
         pool_time = self._pool_time
+        if not self.gavel_mode and len(self._class_members) < P:
+            return self._assign_by_class(A, X, thr, recv)
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(pool_time > 0, recv / np.where(pool_time > 0, pool_time, 1.0), 0.0)
             prio = np.where(frac > 0, X / np.where(frac > 0, frac, 1.0), X * 1e9)
@@ -1114,6 +1125,84 @@ class Engine:
         if assigned:
             target[np.fromiter(assigned.keys(), dtype=np.int64, count=len(assigned))] = \
                 np.fromiter(assigned.values(), dtype=np.int64, count=len(assigned))
+        return target
+
+    def _assign_by_class(
+        self, A: np.ndarray, X: np.ndarray, thr: np.ndarray, recv: np.ndarray
+    ) -> np.ndarray:
+        """The priority rule over classes of identical chips, then a pool within the class.
+
+        A network often has several pools of one chip (three H800 pools in three centers).
+        Spreading a job's time over them would move it between centers every round for
+        nothing, so priorities use the class's summed fraction and received time; within the
+        class a job stays on the pool it runs on if it can, else takes the pool where its
+        allocation is largest, then the one with the most chips left.
+        """
+        M = self._class_onehot
+        members = self._class_members
+        C = len(members)
+        cap = self._cap_up
+        Xc = X @ M
+        recv_c = recv @ M
+        pool_time_c = self._pool_time @ M
+        thr_c = np.column_stack([thr[:, m].max(axis=1) for m in members])
+        cap_c = np.array([cap[m].max() for m in members])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(pool_time_c > 0,
+                            recv_c / np.where(pool_time_c > 0, pool_time_c, 1.0), 0.0)
+            prio = np.where(frac > 0, Xc / np.where(frac > 0, frac, 1.0), Xc * 1e9)
+        prio[(Xc <= 0) | (thr_c <= 0)] = 0.0
+        chips = self._chips[A]
+        ok = (thr_c > 0) & (chips[:, None] <= cap_c[None, :])
+        if not self.work_conserving:
+            ok &= prio > 0
+        jj, cc = np.nonzero(ok)
+        target = np.full(len(A), -1, dtype=np.int64)
+        if len(jj) == 0:
+            return target
+        run_pool = self._run_pool[A]
+        run_class = np.where(run_pool >= 0, self._pool_class[np.maximum(run_pool, 0)], -1)
+        running_here = run_class[jj] == cc
+        order = np.lexsort((cc, jj, -thr_c[jj, cc], ~running_here,
+                            -Xc[jj, cc], -(self._deficit[A] @ M)[jj, cc], -prio[jj, cc]))
+        js = jj[order].tolist()
+        cs = cc[order].tolist()
+        left = cap.tolist()
+        chips_l = chips.tolist()
+        run_l = run_pool.tolist()
+        min_chips = int(chips.min())
+        class_left = [max(left[p] for p in m) for m in members]
+        n_full = sum(1 for v in class_left if v < min_chips)
+        placed = 0
+        n_jobs = len(A)
+        for j, c in zip(js, cs, strict=True):
+            if target[j] >= 0 or class_left[c] < chips_l[j]:
+                continue
+            need = chips_l[j]
+            cur = run_l[j]
+            best = -1
+            if cur >= 0 and self._pool_class[cur] == c and left[cur] >= need and thr[j, cur] > 0:
+                best = cur
+            else:
+                best_key = None
+                for p in members[c]:
+                    if left[p] >= need and thr[j, p] > 0:
+                        key = (X[j, p], left[p], -p)
+                        if best_key is None or key > best_key:
+                            best, best_key = p, key
+            if best < 0:
+                continue
+            left[best] -= need
+            target[j] = best
+            placed += 1
+            if placed == n_jobs:
+                break
+            was_full = class_left[c] < min_chips
+            class_left[c] = max(left[p] for p in members[c])
+            if not was_full and class_left[c] < min_chips:
+                n_full += 1
+                if n_full == C:
+                    break
         return target
 
     def _apply(self, target: np.ndarray, A: np.ndarray, now: float) -> bool:

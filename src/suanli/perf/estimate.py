@@ -12,7 +12,7 @@ from suanli.jobs import JobSpec
 from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from suanli.perf.generic import GenericKernel
 from suanli.perf.inference import InferenceKernel
-from suanli.perf.search import Solution, solve
+from suanli.perf.search import Solution, solve, solve_grid
 from suanli.perf.training import TrainingKernel
 from suanli.perf.types import BOUNDS, Estimate, EstimateGrid, MemoryBreakdown, Parallelism
 
@@ -47,14 +47,11 @@ def estimate_grid(job: JobSpec, accelerators: Sequence[Accelerator | str], count
     """Every (accelerator, count) at once, vectorised; agrees exactly with `estimate`."""
     accs = resolve_accelerators(accelerators, catalog)
     counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-    sol = solve(job, accs, counts, catalog=catalog, efficiency=efficiency, details=False)
-    shape = (len(accs), counts.size)
+    sol = solve_grid(job, accs, counts, catalog=catalog, efficiency=efficiency)
     return EstimateGrid(
-        accelerators=[a.id for a in accs], counts=counts,
-        duration_s=sol.duration_s.reshape(shape), tokens_per_s=sol.tokens_per_s.reshape(shape),
-        mfu=sol.mfu.reshape(shape), power_w=sol.power_w.reshape(shape),
-        fits=sol.fits.reshape(shape), bound=sol.bound.reshape(shape),
-        chips_used=sol.used.reshape(shape),
+        accelerators=[a.id for a in accs], counts=counts, duration_s=sol.duration_s,
+        tokens_per_s=sol.tokens_per_s, mfu=sol.mfu, power_w=sol.power_w, fits=sol.fits,
+        bound=sol.bound, chips_used=sol.used,
     )
 
 

@@ -81,11 +81,14 @@ class GenericKernel:
     def fits(self, c, tp, pp, var, dp) -> np.ndarray:
         return np.broadcast_to(self.evaluate(c, tp, pp, var, dp)["fits"], np.shape(dp))
 
-    def evaluate(self, c, tp, pp, var, dp, lean: bool = False) -> dict[str, np.ndarray]:
+    def evaluate(self, c, tp, pp, var, dp, lean: bool = False,
+                 duration_only: bool = False) -> dict[str, np.ndarray]:
         rate = c.mem_bw if self.bound_memory else c.sustained_flops
         ref_work = self.reference_duration_s * self.reference_rate * float(
             self.scaling(np.array([self.reference_count]), self.reference_node)[0])
         duration = ref_work / (rate * self.scaling(dp, c.chips_per_node))
+        if duration_only:
+            return {"duration_s": duration, "fits": duration < np.inf}
         zero = 0.0 * duration
         return {
             "duration_s": duration, "fits": duration < np.inf, "ep": 1 + 0 * dp,

@@ -111,7 +111,9 @@ class InferenceKernel:
     def fits(self, c, tp, pp, var, dp) -> np.ndarray:
         return np.broadcast_to(self.evaluate(c, tp, pp, var, dp)["fits"], np.shape(dp))
 
-    def evaluate(self, c, tp, pp, var, dp, lean: bool = False) -> dict[str, np.ndarray]:
+    def evaluate(self, c, tp, pp, var, dp, lean: bool = False,
+                 duration_only: bool = False) -> dict[str, np.ndarray]:
+        """The serving model; `duration_only` returns just duration_s and fits (the search)."""
         e = self.eff
         shard = tp * pp
         x = self.gemm_dim / tp
@@ -125,8 +127,8 @@ class InferenceKernel:
         b = np.minimum(np.minimum(b_mem, float(e.decode_batch_cap)), b_req)
         if self.latency_target_s is not None:
             # time_stage(b) is at most max(m0 + m1·b, c1·b) + l0 + l1·b (all experts read).
-            one = np.ones_like(b)
-            m_1, c_1, l_1, n_1 = self._step_parts(c, tp, pp, one, flops_rate)
+            # The per-sequence slopes do not depend on dp: evaluate them at b = 1 per layout.
+            m_1, c_1, l_1, n_1 = self._step_parts(c, tp, pp, 1.0, flops_rate)
             m_0 = self.weight_bytes / shard / c.mem_bw
             m_1 = m_1 - self.shared_weight_bytes / shard / c.mem_bw \
                 - self.expert_weight_bytes * np.minimum(self.expert_touch_per_seq, 1.0) \
@@ -144,17 +146,10 @@ class InferenceKernel:
         b = np.maximum(b, 1.0)
         t_mem, t_cmp, t_link, t_net = self._step_parts(c, tp, pp, b, flops_rate)
         t_stage = np.maximum(t_mem, t_cmp) + t_link + t_net
-        tpot = pp * t_stage
 
         n_in = self.input_tokens
         pf_flops = 2.0 * self.active_params * n_in + 2.0 * self.layers * n_in * n_in * self.hidden
         t_pf_thr = pf_flops / shard / flops_rate  # replica time per request, pipelined
-        tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
-        pf_link = np.where(tp > 1, 2.0 * self.layers * (
-            e.collective_latency_s + 2.0 * (tp - 1) / tp * n_in * self.hidden * 2.0 / tp_bw), 0.0)
-        ttft = np.maximum(pf_flops / tp / flops_rate, self.weight_bytes / tp / c.mem_bw) \
-            + pf_link + (pp - 1) * np.where(pp > 1, e.network_latency_s, 0.0)
-
         out = self.output_tokens
         per_req = t_pf_thr + out * t_stage / b
         capacity_rps = dp / per_req
@@ -164,6 +159,15 @@ class InferenceKernel:
         else:
             duration = busy_s
         duration = np.where(fits, duration, np.inf)
+        if duration_only:
+            return {"duration_s": duration, "fits": fits}
+        tpot = pp * t_stage
+        tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
+        pf_link = np.where(tp > 1, 2.0 * self.layers * (
+            e.collective_latency_s + 2.0 * (tp - 1) / tp * n_in * self.hidden * 2.0 / tp_bw), 0.0)
+        ttft = np.maximum(pf_flops / tp / flops_rate, self.weight_bytes / tp / c.mem_bw) \
+            + pf_link + (pp - 1) * np.where(pp > 1, e.network_latency_s, 0.0)
+
         dec_mem = np.where(t_mem >= t_cmp, t_mem, 0.0) * out / b
         dec_cmp = np.where(t_mem >= t_cmp, 0.0, t_cmp) * out / b
         load = busy_s / np.where(np.isfinite(duration), duration, busy_s)

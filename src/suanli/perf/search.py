@@ -106,26 +106,39 @@ def dp_ladder(d_max: int) -> np.ndarray:
     return np.array(sorted(set(out)), dtype=np.int64)
 
 
-def _search(kernel, chips: ChipArrays, n_max: int):
+def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     """Best duration for exactly m chips [A, n_max], its config index, and the configs.
 
     The primary variant (least communication and recomputation) is evaluated everywhere; the
     other variants (ZeRO-3, full recomputation, wider expert parallelism) only where the
     primary does not fit, and each only where its memory fits and no variant with a subset of
     its costly features fits (such a variant is never slower).
+
+    With `prune`, a variant is also skipped where a lower bound on its duration (compute and
+    bubble alone) already loses: it is above a primary layout's duration on the same m (so it
+    is not the best on m), or at least the best primary duration on fewer chips (so m is not
+    where the running minimum improves). Either way the running minimum, the counts where it
+    improves and the layouts there are unchanged; only `exact` and its layouts at counts the
+    running minimum skips may differ, so callers that read those (measurement scaling) pass
+    prune=False.
     """
     a_count = len(chips)
     layouts = kernel.layouts()
     variants = kernel.variants()
     nvar = len(variants)
-    cfgs = np.array([(t, p, v) for t, p in layouts for v in variants],
+    cfgs = np.array([(t, p) + (v,) for t, p in layouts for v in variants],
                     dtype=np.int64).reshape(-1, 3)
-    exact = np.full((a_count, n_max), np.inf)
-    exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
     groups: dict[int, list[int]] = defaultdict(list)
     for i, (tp, pp) in enumerate(layouts):
         groups[int(tp * pp)].append(i)
     c = _expand(chips, 2)
+    prune = prune and nvar > 1 and hasattr(kernel, "duration_lower_bound") \
+        and kernel.lower_bound_is_safe()
+    # best duration found so far on exactly m chips (an upper bound on exact), if pruning
+    primary = np.full((a_count, n_max), np.inf) if prune else None
+
+    # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid.
+    staged = []
     for p_chips in sorted(groups):
         d_max = min(n_max // p_chips, kernel.max_dp)
         if d_max < 1:
@@ -141,46 +154,78 @@ def _search(kernel, chips: ChipArrays, n_max: int):
         if not valid.any():
             continue
         shape = (a_count, len(lay), ladder.size)
-        res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, lean=True)
-        dur = np.array(np.broadcast_to(np.where(valid, res["duration_s"], np.inf), shape))
-        var_idx = None
-        if nvar > 1:
-            miss = valid & ~np.broadcast_to(res["fits"], shape)
-            ai, ki, di = np.nonzero(miss)
-            if ai.size:
-                var_idx = np.zeros(shape, dtype=np.int8)
-                best = np.full(ai.shape, np.inf)
-                vbest = np.zeros(ai.shape, dtype=np.int8)
-                fit_of: dict[int, np.ndarray] = {}
-                for vi in sorted(range(1, nvar), key=lambda i: bin(variants[i]).count("1")):
-                    v = variants[vi]
-                    todo = np.ones(ai.shape, dtype=bool)
-                    for u, f in fit_of.items():
-                        if u & v == u:
-                            todo &= ~f
-                    sel = np.nonzero(todo)[0]
-                    fit_v = np.zeros(ai.shape, dtype=bool)
-                    fit_of[v] = fit_v
-                    if sel.size == 0:
-                        continue
-                    cc = _take(chips, ai[sel])
-                    ok = kernel.fits(cc, tp_k[ki[sel]], pp_k[ki[sel]], np.int64(v),
-                                     ladder[di[sel]])
-                    sel = sel[ok]
-                    fit_v[sel] = True
-                    if sel.size == 0:
-                        continue
-                    r = kernel.evaluate(_take(chips, ai[sel]), tp_k[ki[sel]], pp_k[ki[sel]],
-                                        np.int64(v), ladder[di[sel]], lean=True)
-                    t = r["duration_s"]
-                    better = t < best[sel]
-                    best[sel] = np.where(better, t, best[sel])
-                    vbest[sel] = np.where(better, vi, vbest[sel])
-                dur[ai, ki, di] = best
-                var_idx[ai, ki, di] = vbest
+        res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
+        dur = np.where(valid, res["duration_s"], np.inf)
+        if dur.shape != shape:
+            dur = np.array(np.broadcast_to(dur, shape))
+        m_idx = p_chips * ladder - 1
+        if primary is not None:
+            primary[:, m_idx] = np.minimum(primary[:, m_idx], dur.min(axis=1))
+        staged.append((lay, tp_k, pp_k, tp, pp, ladder, dp, valid, shape, res["fits"], dur,
+                       m_idx))
+
+    if primary is not None:  # best primary duration on fewer chips than m
+        before = np.empty_like(primary)
+        before[:, 0] = np.inf
+        np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
+
+    # Pass 2: the other variants where the primary does not fit, cheapest first; each
+    # variant's results tighten the bounds for the next.
+    var_of: list[np.ndarray | None] = [None] * len(staged)
+    if nvar > 1:
+        fits_of = _variant_fits(kernel, chips, c)
+        misses = []
+        for g, entry in enumerate(staged):
+            valid, shape, fits0 = entry[7], entry[8], entry[9]
+            miss = valid & ~fits0
+            if miss.shape != shape:
+                miss = np.broadcast_to(miss, shape)
+            if miss.any():
+                misses.append((g, miss, {}, {}))
+                var_of[g] = np.zeros(shape, dtype=np.int8)
+        order = sorted(range(1, nvar), key=lambda i: bin(variants[i]).count("1"))
+        for vi in order if misses else ():
+            v = variants[vi]
+            for g, miss, fit_of, lb_of in misses:
+                lay, tp_k, pp_k, tp, pp, ladder, dp, valid, shape, fits0, dur, m_idx = staged[g]
+                todo = miss
+                for u, f in fit_of.items():
+                    if u & v == u:
+                        todo = todo & ~f
+                if not todo.any():
+                    fit_of[v] = todo
+                    continue
+                fit_v = todo & fits_of(tp, pp, np.int64(v), dp)
+                fit_of[v] = fit_v
+                cand = fit_v
+                if primary is not None and fit_v.any():
+                    lb = lb_of.get(v & 4)  # the bound depends on the variant only via bit 2
+                    if lb is None:
+                        lb = lb_of[v & 4] = kernel.duration_lower_bound(c, tp, pp,
+                                                                         np.int64(v), dp)
+                    cand = fit_v & ~((lb > primary[:, None, m_idx])
+                                     | (lb >= before[:, None, m_idx]))
+                ai, ki, di = np.nonzero(cand)
+                if ai.size == 0:
+                    continue
+                t = kernel.evaluate(_take(chips, ai), tp_k[ki], pp_k[ki], np.int64(v),
+                                    ladder[di], duration_only=True)["duration_s"]
+                better = t < dur[ai, ki, di]
+                if better.any():
+                    ai, ki, di = ai[better], ki[better], di[better]
+                    dur[ai, ki, di] = t[better]
+                    var_of[g][ai, ki, di] = vi
+                    if primary is not None:
+                        primary[:, m_idx] = np.minimum(primary[:, m_idx], dur.min(axis=1))
+            if primary is not None and vi != order[-1]:
+                np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
+
+    # The best layout per m: first layout of the group on ties, earlier groups on ties.
+    exact = np.full((a_count, n_max), np.inf)
+    exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
+    for (lay, _, _, _, _, _, _, _, _, _, dur, m_idx), var_idx in zip(staged, var_of, strict=True):
         k = dur.argmin(axis=1)  # [A, D]
         tk = np.take_along_axis(dur, k[:, None, :], axis=1)[:, 0, :]
-        m_idx = p_chips * ladder - 1
         better = tk < exact[:, m_idx]
         exact[:, m_idx] = np.where(better, tk, exact[:, m_idx])
         cfg = lay[k] * nvar
@@ -188,6 +233,24 @@ def _search(kernel, chips: ChipArrays, n_max: int):
             cfg = cfg + np.take_along_axis(var_idx, k[:, None, :], axis=1)[:, 0, :]
         exact_cfg[:, m_idx] = np.where(better, cfg, exact_cfg[:, m_idx])
     return exact, exact_cfg, cfgs
+
+
+def _variant_fits(kernel, chips: ChipArrays, c):
+    """fits(tp, pp, variant, dp) on the [A, K, D] grid. Memory per chip depends on the chip
+    only through chips_per_node, so it is computed once per distinct node size."""
+    if not hasattr(kernel, "memory_total"):
+        return lambda tp, pp, v, dp: kernel.fits(c, tp, pp, v, dp)
+    cpn, inverse = np.unique(chips.chips_per_node, return_inverse=True)
+    cu = SimpleNamespace(chips_per_node=cpn.reshape(-1, 1, 1))
+    mem = c.mem_bytes
+
+    def fits(tp, pp, v, dp):
+        total = kernel.memory_total(cu, tp, pp, v, dp)
+        if np.ndim(total) == 3 and total.shape[0] > 1:
+            total = total[inverse]
+        return total <= mem
+
+    return fits
 
 
 def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +294,7 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     chips = chip_arrays(accelerators, job.precision, eff)
     meas = _measurements(job, chips, cat, kernel)
     n_max = int(max(counts.max(), max((c for v in meas.values() for c, _ in v), default=1)))
-    exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
+    exact, exact_cfg, cfgs = _search(kernel, chips, n_max, prune=not meas)
     best, arg = _cummin(exact)
 
     # Measurements override the model at their count and scale it at the others.
@@ -337,6 +400,110 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
         tokens_per_s=tps, mfu=mfu, power_w=power, bound=bound.astype(np.int64),
         zero_stage=stage,
     )
+
+
+@dataclass
+class GridSolution:
+    """What estimate_grid reports, each of shape [A, N]."""
+
+    duration_s: np.ndarray
+    tokens_per_s: np.ndarray
+    mfu: np.ndarray
+    power_w: np.ndarray
+    fits: np.ndarray
+    bound: np.ndarray
+    used: np.ndarray
+
+
+def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
+               catalog: Catalog | None = None,
+               efficiency: Efficiency | None = None) -> GridSolution:
+    """`solve(..., details=False)` reshaped to [A, N], computed without per-entry work.
+
+    Every entry that fits runs on the count where the running minimum of `exact` last
+    improved, with the layout found there; so the layout, its busy fractions, power per chip
+    and binding bound are evaluated once per such improvement point and gathered. Entries
+    that do not fit report the idle/busy constants `solve` gives them. The arithmetic per
+    entry is the same as in `solve`, so the values are identical. Jobs with measurements go
+    through `solve`.
+    """
+    eff = efficiency or DEFAULT_EFFICIENCY
+    cat = catalog or builtin_catalog()
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+    if job.measured or counts.size == 0 or counts.min() < 1:
+        return _grid_from_solution(solve(job, accelerators, counts, catalog=cat,
+                                         efficiency=eff, details=False), len(accelerators))
+    kernel = make_kernel(job, eff, cat)
+    chips = chip_arrays(accelerators, job.precision, eff)
+    n_max = int(counts.max())
+    exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
+
+    # Running minimum, the count index achieving it, and where it improves.
+    best = np.minimum.accumulate(exact, axis=1)
+    improve = np.empty(exact.shape, dtype=bool)
+    np.less(exact[:, :1], np.inf, out=improve[:, :1])
+    np.less(exact[:, 1:], best[:, :-1], out=improve[:, 1:])
+    arg = np.where(improve, np.arange(n_max), 0)
+    np.maximum.accumulate(arg, axis=1, out=arg)
+
+    # The layout at each improvement point, evaluated once.
+    ai, ji = np.nonzero(improve)
+    cfg = exact_cfg[ai, ji]
+    tp, pp, var = cfgs[cfg, 0], cfgs[cfg, 1], cfgs[cfg, 2]
+    dp = np.maximum(np.minimum((ji + 1) // (tp * pp), kernel.max_dp), 1)
+    detail = kernel.evaluate(_take(chips, ai), tp, pp, var, dp, lean=True)
+    shape = ai.shape
+
+    def col(key: str) -> np.ndarray:
+        return np.broadcast_to(np.asarray(detail[key]), shape)
+
+    e = eff
+    activity = np.clip(col("busy") + DECODE_BOUND_POWER * col("mem_busy"), 0.0, 1.0)
+    tdp_at = chips.tdp_w[ai]
+    power_tab = np.zeros(exact.shape)
+    power_tab[ai, ji] = tdp_at * (e.power_idle + (e.power_busy - e.power_idle) * activity)
+    bound_at = np.zeros(shape, dtype=np.int64)
+    top = col("t_compute") + col("t_bubble")
+    for code, key in ((1, "t_memory"), (2, "t_link"), (3, "t_network")):
+        bigger = col(key) > top
+        bound_at = np.where(bigger, code, bound_at)
+        top = np.where(bigger, col(key), top)
+    bound_tab = np.zeros(exact.shape, dtype=np.int64)
+    bound_tab[ai, ji] = bound_at
+
+    # Gather per (chip, count); counts 1..n_max in order (the usual grid) need no gather.
+    if counts.size == n_max and counts[0] == 1 and bool((np.diff(counts) == 1).all()):
+        dur, at = best, arg
+    else:
+        colx = counts - 1
+        dur, at = best[:, colx], arg[:, colx]
+    fits = np.isfinite(dur)
+    cnt = np.broadcast_to(counts, dur.shape)
+    used = np.where(fits, at + 1, cnt)
+    tdp = chips.tdp_w[:, None]
+    # Entries that do not fit: busy 1, memory-busy 0, as in solve.
+    no_fit_power = tdp * (e.power_idle + (e.power_busy - e.power_idle)
+                          * np.clip(1.0 + DECODE_BOUND_POWER * 0.0, 0.0, 1.0))
+    chip_power = np.where(fits, np.take_along_axis(power_tab, at, axis=1), no_fit_power)
+    power = used * chip_power + (cnt - used) * tdp * e.power_idle
+    bound = np.where(fits, np.take_along_axis(bound_tab, at, axis=1),
+                     BOUND_CODE["memory_capacity"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tps = np.where(fits, kernel.tokens_per_s(dur), 0.0)
+        mfu = np.where(fits, kernel.model_flops() / dur / (cnt * chips.peak_flops[:, None]),
+                       0.0)
+    mfu = np.nan_to_num(mfu)
+    return GridSolution(duration_s=dur, tokens_per_s=tps, mfu=mfu, power_w=power, fits=fits,
+                        bound=bound, used=used)
+
+
+def _grid_from_solution(sol: Solution, a_count: int) -> GridSolution:
+    shape = (a_count, sol.counts.size)
+    return GridSolution(
+        duration_s=sol.duration_s.reshape(shape), tokens_per_s=sol.tokens_per_s.reshape(shape),
+        mfu=sol.mfu.reshape(shape), power_w=sol.power_w.reshape(shape),
+        fits=sol.fits.reshape(shape), bound=sol.bound.reshape(shape),
+        used=sol.used.reshape(shape))
 
 
 def _fallback_layout(kernel, chips: ChipArrays, a_idx, cnt, cfgs):

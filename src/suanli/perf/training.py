@@ -178,15 +178,52 @@ class TrainingKernel:
         acts = acts + LOGIT_BYTES * s * self.vocab / tp
         return weights, grads, optim, acts
 
-    def fits(self, c, tp, pp, var, dp) -> np.ndarray:
-        """Memory check alone (cheaper than evaluate) for one variant."""
+    def memory_total(self, c, tp, pp, var, dp) -> np.ndarray:
+        """Bytes per chip of one variant; of the chip it reads only chips_per_node."""
         ep = self.expert_parallel(c, tp, dp, var)
         w, g, o, a = self.memory(c, tp, pp, dp, ep, pick((var & 1) == 1, 3, 2),
                                  (var & 4) == 4)
-        return w + g + o + a <= c.mem_bytes
+        return w + g + o + a
 
-    def evaluate(self, c, tp, pp, var, dp, lean: bool = False) -> dict[str, np.ndarray]:
-        """Every quantity of the time model for broadcastable (chip, tp, pp, variant, dp)."""
+    def fits(self, c, tp, pp, var, dp) -> np.ndarray:
+        """Memory check alone (cheaper than evaluate) for one variant."""
+        return self.memory_total(c, tp, pp, var, dp) <= c.mem_bytes
+
+    def _compute_rows(self, c, tp, pp, full):
+        """Count-independent compute terms: GEMM factor, FLOP rate, compute seconds per step
+        for one replica (before dividing by dp), virtual stages and bubble seconds."""
+        e = self.eff
+        shard = tp * pp
+        batch_tokens = float(self.batch_seqs * self.seq_len)
+        x = self.gemm_dim / tp
+        gemm = x / (x + e.gemm_half_width * c.ridge_ratio)
+        flops_rate = c.sustained_flops * gemm * self.moe_factor
+        hw_flops = pick(full, self.hw_flops_full, self.hw_flops_selective)
+        comp_row = hw_flops * batch_tokens / shard / flops_rate
+        virtual = np.clip(self.layers // pp, 1, e.max_virtual_stages)
+        t_bubble = comp_row * (pp - 1) / (self.batch_seqs * virtual)
+        return gemm, flops_rate, comp_row, virtual, t_bubble
+
+    def duration_lower_bound(self, c, tp, pp, var, dp):
+        """steps x (compute + bubble): never above `evaluate`'s duration, because the link and
+        network terms added to it there are >= 0 and rounding is monotone. The search uses it
+        to skip variants that cannot win (search._search)."""
+        _, _, comp_row, _, t_bubble = self._compute_rows(c, tp, pp, (var & 4) == 4)
+        steps = self.tokens / float(self.batch_seqs * self.seq_len)
+        return steps * (comp_row / dp + t_bubble)
+
+    def lower_bound_is_safe(self) -> bool:
+        """The link and network terms are >= 0 for non-negative efficiency factors."""
+        e = self.eff
+        return min(e.collective_latency_s, e.network_latency_s, e.tp_exposed, e.scaleup,
+                   e.scaleout) >= 0.0
+
+    def evaluate(self, c, tp, pp, var, dp, lean: bool = False,
+                 duration_only: bool = False) -> dict[str, np.ndarray]:
+        """Every quantity of the time model for broadcastable (chip, tp, pp, variant, dp).
+
+        `lean` leaves out the memory breakdown; `duration_only` returns just duration_s and
+        fits (what the layout search compares)."""
         e = self.eff
         z3 = (var & 1) == 1
         full = (var & 4) == 4
@@ -199,14 +236,8 @@ class TrainingKernel:
         s, h, L = self.seq_len, self.hidden, self.layers
         shard = tp * pp
         batch_tokens = float(self.batch_seqs * s)
-        x = self.gemm_dim / tp
-        gemm = x / (x + e.gemm_half_width * c.ridge_ratio)
-        flops_rate = c.sustained_flops * gemm * self.moe_factor
-        hw_flops = pick(full, self.hw_flops_full, self.hw_flops_selective)
-        comp_row = hw_flops * batch_tokens / shard / flops_rate
+        gemm, flops_rate, comp_row, virtual, t_bubble = self._compute_rows(c, tp, pp, full)
         t_comp = comp_row / dp
-        virtual = np.clip(L // pp, 1, e.max_virtual_stages)
-        t_bubble = comp_row * (pp - 1) / (self.batch_seqs * virtual)
 
         # Tensor parallel: 4 all-reduce-equivalents per layer per micro-batch (2 forward,
         # 2 backward; all-gather + reduce-scatter with sequence parallelism), 6 with full
@@ -239,7 +270,10 @@ class TrainingKernel:
             up_d = up_d + pick(z3, w_up * self.batch_seqs / dp, 0.0)
             out_d = out_d + pick(z3, w_out * self.batch_seqs / dp, 0.0)
             zero3 = 1.0
-        t_dp_up, t_dp_out = up_d * zero3, out_d * zero3
+        if isinstance(zero3, float) and zero3 == 1.0:  # x * 1.0 == x exactly: skip it
+            t_dp_up, t_dp_out = up_d, out_d
+        else:
+            t_dp_up, t_dp_out = up_d * zero3, out_d * zero3
         t_dp = t_dp_up + t_dp_out
         dp_exposed = np.maximum(t_dp - e.dp_overlap * t_comp, 0.0)
         dp_up_share = np.where(t_dp > 0, t_dp_up / np.where(t_dp > 0, t_dp, 1.0), 0.0)
@@ -256,7 +290,7 @@ class TrainingKernel:
             ep_up = np.where(intra, ep_exposed, 0.0)
             ep_out = ep_exposed - ep_up
         else:
-            ep_up = ep_out = np.zeros_like(t_comp)
+            ep_up = ep_out = 0.0  # adding a scalar zero equals adding an array of zeros
 
         link = t_tp + dp_exposed * dp_up_share + ep_up
         network = t_pp + dp_exposed * (1.0 - dp_up_share) + ep_out
@@ -264,6 +298,8 @@ class TrainingKernel:
         t_step = compute + link + network
         steps = self.tokens / batch_tokens
         duration = np.where(fits, steps * t_step, np.inf)
+        if duration_only:
+            return {"duration_s": duration, "fits": fits}
         out = {"duration_s": duration, "fits": fits, "t_compute": t_comp,
                "t_bubble": t_bubble, "t_link": link, "t_network": network, "t_memory": 0.0,
                "mem_busy": 0.0}

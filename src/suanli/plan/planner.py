@@ -335,8 +335,7 @@ def _acc_list(rank_of: dict[str, int], accs: list[str], mask: np.ndarray) -> str
 
 def _blocked_mask(net: PreparedNetwork, blocked: Iterable[str]) -> np.ndarray:
     mask = np.zeros(len(net.pool_ids), dtype=bool)
-    centers = {c: i for i, c in enumerate(net.center_ids)}
-    keys = {k: i for i, k in enumerate(net.pool_keys)}
+    centers, keys = net.center_index, net.pool_index
     for item in blocked:
         item = str(item).strip()
         if not item:
@@ -452,14 +451,18 @@ def _wait(net: PreparedNetwork, state: NetworkState, pools: np.ndarray,
     wait = np.where(counts <= cap, 0.0, np.inf)
     if not state.pools:
         return wait
-    for key, ps in state.pools.items():
-        try:
-            gi = net.pool_keys.index(key)
-        except ValueError:
-            continue
-        sel = pools == gi
-        if sel.any():
-            wait[sel] = ps.wait_s(counts[sel], int(net.capacity[gi]))
+    loaded = {net.pool_index[k]: ps for k, ps in state.pools.items() if k in net.pool_index}
+    if not loaded:
+        return wait
+    has_state = np.zeros(len(net.pool_ids), dtype=bool)
+    has_state[list(loaded)] = True
+    rows = np.flatnonzero(has_state[pools])
+    if len(rows) == 0:
+        return wait
+    rows = rows[np.argsort(pools[rows], kind="stable")]
+    keys, starts = np.unique(pools[rows], return_index=True)
+    for gi, group in zip(keys.tolist(), np.split(rows, starts[1:]), strict=True):
+        wait[group] = loaded[gi].wait_s(counts[group], int(net.capacity[gi]))
     return wait
 
 

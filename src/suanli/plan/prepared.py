@@ -32,6 +32,8 @@ class PreparedNetwork:
     spot_price: np.ndarray  # [P] nan where the pool offers no spot
     pue: np.ndarray  # [P]
     carbon_g_per_kwh: np.ndarray  # [P]
+    center_index: dict[str, int]
+    pool_index: dict[str, int]  # "center/pool" -> position
 
     @property
     def pool_region(self) -> np.ndarray:
@@ -66,6 +68,8 @@ def prepare(network: Network) -> PreparedNetwork:
              for _, _, p in rows], dtype=float),
         pue=np.array([c.pue for _, c, _ in rows], dtype=float),
         carbon_g_per_kwh=np.array([c.carbon_g_per_kwh for _, c, _ in rows], dtype=float),
+        center_index={c.id: i for i, c in enumerate(centers)},
+        pool_index={f"{c.id}/{p.id}": i for i, (_, c, p) in enumerate(rows)},
     )
     _CACHE[key] = (network, prepared)
     while len(_CACHE) > _CACHE_SIZE:

@@ -67,6 +67,10 @@ class Estimator:
             self._network = network
             self._cache.clear()
 
+    def cached(self, key: str) -> Estimate | None:
+        with self._lock:
+            return self._cache.get(key)
+
     def estimate(self, spec: JobSpec, key: str) -> Estimate:
         with self._lock:
             hit = self._cache.get(key)

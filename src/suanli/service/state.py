@@ -18,6 +18,7 @@ from suanli.service.settings import Settings
 from suanli.store import network as store_network
 from suanli.store import tenants
 from suanli.store.db import Database
+from suanli.store.fastpath import FastPath
 
 log = logging.getLogger("suanli.service")
 
@@ -31,9 +32,13 @@ class ServiceState:
     tokens: TokenCache
     metrics: Metrics
     data_dir: Path
+    fast: FastPath = None  # type: ignore[assignment]
     runner: Any = None  # service.runner.Runner when a backend runs jobs
     bootstrap_token: str | None = None
     _network_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.fast = FastPath(self.db.dialect)
 
     @property
     def currency(self) -> str:

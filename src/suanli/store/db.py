@@ -32,7 +32,8 @@ class Database:
         try:
             parsed = make_url(url)
         except Exception as exc:  # noqa: BLE001 - sqlalchemy raises several types here
-            raise SuanliError(f"not a database URL: {url!r} ({exc})", field="db", value=url) from None
+            raise SuanliError(f"not a database URL: {url!r} ({exc})", field="db",
+                              value=url) from None
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
