@@ -40,6 +40,17 @@ def pid_alive(pid: int) -> bool:
     return bool(fields) and fields[0] not in ("Z", "X")
 
 
+def live_members(pgid: int) -> list[int]:
+    """Processes of the group that are not zombies (an orphan's zombie waits on PID 1)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc._stat_fields(int(entry.name))
+            if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                out.append(int(entry.name))
+    return out
+
+
 @pytest.fixture
 def backend(tmp_path: Path):
     b = LocalBackend(tmp_path / "jobs", grace_s=0.5)
@@ -193,7 +204,7 @@ def test_adopt_can_be_stopped(tmp_path):
     restarted = LocalBackend(root, grace_s=0.5)
     assert restarted.adopt("long", h["pid"], h["pgid"])  # start ticks from process.json
     restarted.stop("long", 0.0, "cancel")
-    wait_until(lambda: not _proc.group_exists(h["pgid"]))
+    wait_until(lambda: not live_members(h["pgid"]))
 
 
 def test_adopt_reports_a_job_that_finished_while_down_from_its_exit_file(tmp_path):
@@ -252,12 +263,16 @@ def test_run_spec_from_reads_engine_job_and_placement_by_name():
 
 
 def test_engine_protocol_start_goes_through_the_adapter(backend: LocalBackend):
-    job = SimpleNamespace(job_id="e1", num_chips=2, meta={"run": 'echo "on $SUANLI_POOL"'})
-    placement = SimpleNamespace(pool_id="c2/910b", center="c2", accelerator="910B", count=2)
+    from suanli.engine import Backend, EngineJob, Placement
+
+    assert isinstance(backend, Backend)
+    job = EngineJob(job_id="e1", num_chips=2, total_work=1.0, throughput={"c2/910b": 1.0},
+                    arrival_s=0.0, meta={"run": 'echo "on $SUANLI_POOL x$SUANLI_COUNT"'})
+    placement = Placement(pool_id="c2/910b", num_chips=2, accelerator="910B", center="c2")
     backend.start(job, placement, 0.0)
     [event] = wait_events(backend)
     assert event.kind == "succeeded" and backend.next_event_s() is None
-    assert "on c2/910b" in (backend.root_dir / "e1" / "job.log").read_text()
+    assert "on c2/910b x2" in (backend.root_dir / "e1" / "job.log").read_text()
 
 
 def test_job_ids_become_safe_distinct_directories():
@@ -281,3 +296,27 @@ def test_adopt_without_start_ticks_checks_the_wrapper_command_line(backend: Loca
     assert not restarted.adopt("other", me, os.getpgid(me))  # a live pid, but not a job of ours
     [event] = restarted.poll(0.0)
     assert (event.job_id, event.kind) == ("other", "failed")
+
+
+def test_wrapper_with_an_owner_takes_its_group_down_when_the_owner_dies(tmp_path):
+    """What the ray backend relies on: a force-cancelled worker's job does not outlive it."""
+    owner = subprocess.Popen(["sleep", "300"])
+    dirs = _proc.JobDirs.of(tmp_path, "owned")
+    dirs.prepare(dirs.checkpoint)
+    job = _proc.spawn(setup=None, run="trap '' TERM; sleep 300 & echo $! > child.pid; wait",
+                      cwd=dirs.work, env={"PATH": os.environ["PATH"]}, log_path=dirs.default_log,
+                      exit_file=dirs.exit_file, owner_pid=owner.pid, grace_s=0.3)
+    wait_until((dirs.work / "child.pid").exists)
+    child = int((dirs.work / "child.pid").read_text())
+    owner.kill()
+    owner.wait()
+    job.wait(timeout=30)
+    wait_until(lambda: not pid_alive(child))  # it ignored SIGTERM: the SIGKILL got it
+
+
+def test_an_exit_file_written_by_another_attempts_wrapper_is_ignored(tmp_path):
+    dirs = _proc.JobDirs.of(tmp_path, "j")
+    dirs.root.mkdir(parents=True)
+    dirs.exit_file.write_text("143 4242\n")  # a late write by the previous attempt's wrapper
+    assert dirs.read_exit_code(4242) == 143
+    assert dirs.read_exit_code(4243) is None

@@ -18,11 +18,12 @@ from typing import Any
 
 from suanli.backends.types import ProcessHandle, RunSpec
 
-# Runs `setup` then `run` (each with `bash -c`), writes the exit status to $1 atomically, and
-# exits with it. `trap : TERM` keeps the wrapper alive when the whole group gets SIGTERM, so it
-# still records how the job ended (143 for a job that died of SIGTERM). With an owner pid ($4),
-# a watcher in the group TERMs (then, after $5 s, KILLs) the group once the owner is gone: a Ray
-# worker that is force-cancelled or crashes takes its job with it.
+# Runs `setup` then `run` (each with `bash -c`), writes "<exit status> <wrapper pid>" to $1
+# atomically, and exits with the status (the pid tells an attempt's file from a late write by
+# the previous attempt's wrapper). `trap : TERM` keeps the wrapper alive when the whole group
+# gets SIGTERM, so it still records how the job ended (143 for a job that died of SIGTERM).
+# With an owner pid ($4), a watcher in the group TERMs (then, after $5 s, KILLs) the group once
+# the owner is gone: a Ray worker that is force-cancelled or crashes takes its job with it.
 WRAPPER = r"""
 exit_file=$1; setup=$2; run=$3; owner=$4; grace=${5:-5}
 trap : TERM
@@ -36,7 +37,7 @@ fi
 code=0
 if [ -n "$setup" ]; then bash -c "$setup"; code=$?; fi
 if [ "$code" -eq 0 ]; then bash -c "$run"; code=$?; fi
-printf '%s\n' "$code" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"
+printf '%s %s\n' "$code" "$$" > "$exit_file.tmp.$$" && mv -f "$exit_file.tmp.$$" "$exit_file"
 if [ -n "$watcher" ]; then kill -KILL "$watcher" 2>/dev/null; fi
 exit "$code"
 """
@@ -104,11 +105,17 @@ class JobDirs:
         f.write_text(f"{n}\n")
         return n
 
-    def read_exit_code(self) -> int | None:
+    def read_exit_code(self, pid: int | None = None) -> int | None:
+        """The code the wrapper recorded; None if absent, or written by a wrapper other than
+        `pid` (when given)."""
         try:
-            return int(self.exit_file.read_text().strip())
-        except (OSError, ValueError):
+            parts = self.exit_file.read_text().split()
+            code = int(parts[0])
+        except (OSError, ValueError, IndexError):
             return None
+        if pid is not None and len(parts) > 1 and parts[1] != str(pid):
+            return None
+        return code
 
     def write_record(self, record: Mapping[str, Any]) -> None:
         tmp = self.process_file.with_suffix(".tmp")

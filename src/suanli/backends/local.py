@@ -178,7 +178,7 @@ class LocalBackend:
                 self._running[job_id] = att
             return True
         att.owns_group = False  # the leader is gone, so its group id may now be someone else's
-        code = dirs.read_exit_code() if (same_launch or not record) else None
+        code = dirs.read_exit_code(pid) if (same_launch or not record) else None
         self._queue(self._finish(att, code, now_s))
         return False
 
@@ -212,7 +212,7 @@ class LocalBackend:
             return code is not None, code
         if _proc.is_running(att.handle, att.dirs.exit_file):
             return False, None
-        return True, att.dirs.read_exit_code()
+        return True, att.dirs.read_exit_code(att.handle.pid)
 
     def _finish(self, att: _Attempt, code: int | None, now_s: float) -> BackendEvent:
         if code is None:

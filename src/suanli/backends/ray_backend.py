@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,20 @@ def import_ray() -> Any:
         raise SuanliError("the ray backend needs Ray: pip install 'suanli[ray]'",
                           field="backend", value="ray") from exc
     return ray
+
+
+def use_loopback() -> None:
+    """Keep Ray on 127.0.0.1. On Linux Ray turns "127.0.0.1" into the machine's outward address
+    (for multi-machine clusters) unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0; that variable is
+    read when Ray is imported, so the constant is also set if Ray is already loaded."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    consts = sys.modules.get("ray._private.ray_constants")
+    if consts is not None and hasattr(consts, "ENABLE_RAY_CLUSTER"):
+        consts.ENABLE_RAY_CLUSTER = False
+
+
+def _is_loopback(address: str | None) -> bool:
+    return address is None or address.startswith(("127.0.0.1:", "localhost:", "[::1]:"))
 
 
 def placement_resources(spec: RunSpec, request_pool_chips: bool = False) -> dict[str, float]:
@@ -108,8 +123,11 @@ class RayBackend:
                  num_gpus_per_chip: float = 0.0, num_cpus_per_job: float = 0.0,
                  inherit_env: Iterable[str] = _proc.INHERITED_ENV,
                  init_kwargs: Mapping[str, Any] | None = None) -> None:
-        """`address`: None starts a local single-node Ray, "auto" or "host:port" joins one;
-        a process already connected (ray.is_initialized()) is reused as it is."""
+        """`address`: None starts a local single-node Ray, "auto" or "host:port" joins one
+        (a loopback address keeps the driver on 127.0.0.1, see `use_loopback`); a process
+        already connected (ray.is_initialized()) is reused as it is."""
+        if _is_loopback(address):
+            use_loopback()
         ray = import_ray()
         self._ray = ray
         self.root_dir = Path(root_dir).resolve()
@@ -124,7 +142,7 @@ class RayBackend:
             kwargs: dict[str, Any] = {"log_to_driver": False}
             if address is None:
                 kwargs.update(include_dashboard=False, _node_ip_address="127.0.0.1")
-            elif address.startswith(("127.0.0.1:", "localhost:")):
+            elif _is_loopback(address):
                 kwargs.update(_node_ip_address="127.0.0.1")
             kwargs.update(init_kwargs or {})
             ray.init(address=address, **kwargs)
@@ -312,7 +330,7 @@ def start_local_ray_cluster(centers: Any, *, num_cpus_per_node: int = 1,
                             chips_per_pool: int = 64) -> LocalRayCluster:
     """Start one Ray node per center on loopback (the first is the head), standing in for a
     network of centers. Nothing listens beyond 127.0.0.1 and there is no dashboard."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    use_loopback()
     import_ray()
     from ray.cluster_utils import Cluster
 

@@ -77,6 +77,9 @@ def register(app: typer.Typer) -> None:
         if backend not in ("local", "ray", "none"):
             raise SuanliError(f"--backend must be local, ray or none (got {backend!r})",
                               field="backend", value=backend)
+        from suanli.policies.registry import canonical_name
+
+        policy = canonical_name(policy)  # an unknown name fails here, in one line
         settings = Settings(network=network, db_url=db, backend=backend, host=host, port=port,
                             policy=policy, round_s=round_s, ray_address=ray_address)
         if as_json:

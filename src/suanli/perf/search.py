@@ -8,6 +8,7 @@ Both public functions go through `solve`, so they agree exactly.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -91,6 +92,7 @@ LADDER_EXACT = 128  # every data-parallel degree up to this is tried ...
 LADDER_MANTISSA = 64  # ... then 64 evenly spaced per octave (steps of at most 1/64)
 
 
+@functools.lru_cache(maxsize=64)
 def dp_ladder(d_max: int) -> np.ndarray:
     """Data-parallel degrees the search tries: all up to 128, then steps of <= 1.6%.
 
@@ -103,7 +105,9 @@ def dp_ladder(d_max: int) -> np.ndarray:
         out.update(m * scale for m in range(LADDER_MANTISSA, 2 * LADDER_MANTISSA + 1)
                    if m * scale <= d_max)
         scale *= 2
-    return np.array(sorted(set(out)), dtype=np.int64)
+    ladder = np.array(sorted(set(out)), dtype=np.int64)
+    ladder.flags.writeable = False  # cached: shared by every call
+    return ladder
 
 
 def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
@@ -136,6 +140,8 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
         and kernel.lower_bound_is_safe()
     # best duration found so far on exactly m chips (an upper bound on exact), if pruning
     primary = np.full((a_count, n_max), np.inf) if prune else None
+    fast = hasattr(kernel, "duration")
+    nodes = _node_kinds(chips) if fast else None
 
     # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid.
     staged = []
@@ -154,15 +160,20 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
         if not valid.any():
             continue
         shape = (a_count, len(lay), ladder.size)
-        res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
-        dur = np.where(valid, res["duration_s"], np.inf)
-        if dur.shape != shape:
-            dur = np.array(np.broadcast_to(dur, shape))
+        if fast:
+            dur, fits0 = kernel.duration(c, tp, pp, np.int64(variants[0]), dp, nodes=nodes)
+            if dur.shape != shape:
+                dur = np.array(np.broadcast_to(dur, shape))
+            np.copyto(dur, np.inf, where=~valid)
+        else:
+            res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
+            dur, fits0 = np.where(valid, res["duration_s"], np.inf), res["fits"]
+            if dur.shape != shape:
+                dur = np.array(np.broadcast_to(dur, shape))
         m_idx = p_chips * ladder - 1
         if primary is not None:
             primary[:, m_idx] = np.minimum(primary[:, m_idx], dur.min(axis=1))
-        staged.append((lay, tp_k, pp_k, tp, pp, ladder, dp, valid, shape, res["fits"], dur,
-                       m_idx))
+        staged.append((lay, tp_k, pp_k, tp, pp, ladder, dp, valid, shape, fits0, dur, m_idx))
 
     if primary is not None:  # best primary duration on fewer chips than m
         before = np.empty_like(primary)
@@ -171,52 +182,90 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
 
     # Pass 2: the other variants where the primary does not fit, cheapest first; each
     # variant's results tighten the bounds for the next.
+    # Each group's cells where the primary does not fit are listed once (flat indices into
+    # the group's [A, K, D] grid); the variants then work on these lists, which shrink as
+    # variants fit, instead of on the whole grid.
     var_of: list[np.ndarray | None] = [None] * len(staged)
     if nvar > 1:
-        fits_of = _variant_fits(kernel, chips, c)
+        p_flat = primary.reshape(-1) if primary is not None else None
+        b_flat = before.reshape(-1) if primary is not None else None
         misses = []
         for g, entry in enumerate(staged):
-            valid, shape, fits0 = entry[7], entry[8], entry[9]
+            valid, shape, fits0, m_idx = entry[7], entry[8], entry[9], entry[11]
             miss = valid & ~fits0
             if miss.shape != shape:
                 miss = np.broadcast_to(miss, shape)
-            if miss.any():
-                misses.append((g, miss, {}, {}))
+            mi = np.flatnonzero(miss)
+            if mi.size:
+                ai, rest = np.divmod(mi, shape[1] * shape[2])
+                ki, di = np.divmod(rest, shape[2])
+                cells = SimpleNamespace(mi=mi, ai=ai, ki=ki, di=di,
+                                        m_flat=ai * n_max + m_idx[di], fit_of={})
+                misses.append((g, cells))
                 var_of[g] = np.zeros(shape, dtype=np.int8)
         order = sorted(range(1, nvar), key=lambda i: bin(variants[i]).count("1"))
         for vi in order if misses else ():
             v = variants[vi]
-            for g, miss, fit_of, lb_of in misses:
-                lay, tp_k, pp_k, tp, pp, ladder, dp, valid, shape, fits0, dur, m_idx = staged[g]
-                todo = miss
+            # Candidates of every group, then one evaluation of them all (bounds as of the
+            # start of this variant: looser than per group, which only means more candidates).
+            sels = []
+            for g, cells in misses:
+                fit_of = cells.fit_of
+                todo = None  # over the group's list: no variant with a subset of v's costs fits
                 for u, f in fit_of.items():
                     if u & v == u:
-                        todo = todo & ~f
-                if not todo.any():
-                    fit_of[v] = todo
-                    continue
-                fit_v = todo & fits_of(tp, pp, np.int64(v), dp)
-                fit_of[v] = fit_v
-                cand = fit_v
-                if primary is not None and fit_v.any():
-                    lb = lb_of.get(v & 4)  # the bound depends on the variant only via bit 2
-                    if lb is None:
-                        lb = lb_of[v & 4] = kernel.duration_lower_bound(c, tp, pp,
-                                                                         np.int64(v), dp)
-                    cand = fit_v & ~((lb > primary[:, None, m_idx])
-                                     | (lb >= before[:, None, m_idx]))
-                ai, ki, di = np.nonzero(cand)
-                if ai.size == 0:
-                    continue
-                t = kernel.evaluate(_take(chips, ai), tp_k[ki], pp_k[ki], np.int64(v),
-                                    ladder[di], duration_only=True)["duration_s"]
+                        todo = ~f if todo is None else todo & ~f
+                sel = np.arange(cells.mi.size) if todo is None else np.flatnonzero(todo)
+                fit_of[v] = np.zeros(cells.mi.size, dtype=bool)
+                if sel.size:
+                    sels.append((g, cells, sel))
+            if not sels:
+                continue
+            # Memory, the lower bound and the duration of all groups' cells at once.
+            ai = np.concatenate([cells.ai[sel] for _, cells, sel in sels])
+            tp_c = np.concatenate([staged[g][1][cells.ki[sel]] for g, cells, sel in sels])
+            pp_c = np.concatenate([staged[g][2][cells.ki[sel]] for g, cells, sel in sels])
+            dp_c = np.concatenate([staged[g][5][cells.di[sel]] for g, cells, sel in sels])
+            fit = _fits_cells(kernel, chips, ai, tp_c, pp_c, np.int64(v), dp_c)
+            sizes = [sel.size for _, _, sel in sels]
+            for (_, cells, sel), f in zip(sels, np.split(fit, np.cumsum(sizes)[:-1]),
+                                          strict=True):
+                cells.fit_of[v][sel[f]] = True
+            keep = fit
+            if primary is not None and fit.any():
+                m_flat = np.concatenate([cells.m_flat[sel] for _, cells, sel in sels])[fit]
+                af = ai[fit]
+                lb = kernel.duration_lower_bound(_take(chips, af), tp_c[fit], pp_c[fit],
+                                                 np.int64(v), dp_c[fit])
+                keep = fit.copy()
+                keep[fit] = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
+            if not keep.any():
+                continue
+            parts = []
+            for (g, cells, sel), k in zip(sels, np.split(keep, np.cumsum(sizes)[:-1]),
+                                          strict=True):
+                if k.any():
+                    sk = sel[k]
+                    parts.append((g, cells.ai[sk], cells.ki[sk], cells.di[sk]))
+            ai_all, tp_all, pp_all, dp_all = ai[keep], tp_c[keep], pp_c[keep], dp_c[keep]
+            if fast:
+                t_all = kernel.duration(_take(chips, ai_all), tp_all, pp_all, np.int64(v),
+                                        dp_all)[0]
+            else:
+                t_all = kernel.evaluate(_take(chips, ai_all), tp_all, pp_all, np.int64(v),
+                                        dp_all, duration_only=True)["duration_s"]
+            off = 0
+            for g, ai, ki, di in parts:
+                t = t_all[off:off + ai.size]
+                off += ai.size
+                dur, m_idx = staged[g][10], staged[g][11]
                 better = t < dur[ai, ki, di]
                 if better.any():
-                    ai, ki, di = ai[better], ki[better], di[better]
-                    dur[ai, ki, di] = t[better]
+                    ai, ki, di, t = ai[better], ki[better], di[better], t[better]
+                    dur[ai, ki, di] = t
                     var_of[g][ai, ki, di] = vi
-                    if primary is not None:
-                        primary[:, m_idx] = np.minimum(primary[:, m_idx], dur.min(axis=1))
+                    if primary is not None:  # the same as the minimum over the group's layouts
+                        np.minimum.at(primary, (ai, m_idx[di]), t)
             if primary is not None and vi != order[-1]:
                 np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
 
@@ -224,15 +273,54 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     exact = np.full((a_count, n_max), np.inf)
     exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
     for (lay, _, _, _, _, _, _, _, _, _, dur, m_idx), var_idx in zip(staged, var_of, strict=True):
-        k = dur.argmin(axis=1)  # [A, D]
-        tk = np.take_along_axis(dur, k[:, None, :], axis=1)[:, 0, :]
+        k, tk, vk = _first_min(dur, var_idx)  # [A, D]
         better = tk < exact[:, m_idx]
         exact[:, m_idx] = np.where(better, tk, exact[:, m_idx])
         cfg = lay[k] * nvar
         if var_idx is not None:
-            cfg = cfg + np.take_along_axis(var_idx, k[:, None, :], axis=1)[:, 0, :]
+            cfg = cfg + vk
         exact_cfg[:, m_idx] = np.where(better, cfg, exact_cfg[:, m_idx])
     return exact, exact_cfg, cfgs
+
+
+def _first_min(dur: np.ndarray, var_idx: np.ndarray | None):
+    """argmin over axis 1 (the first on ties), the minimum, and var_idx there: a few
+    comparisons of [A, D] slices instead of a strided argmin and gathers."""
+    if np.isnan(dur).any():  # argmin picks the first NaN; keep its exact semantics
+        k = dur.argmin(axis=1)
+        tk = np.take_along_axis(dur, k[:, None, :], axis=1)[:, 0, :]
+        vk = None if var_idx is None else \
+            np.take_along_axis(var_idx, k[:, None, :], axis=1)[:, 0, :]
+        return k, tk, vk
+    tk = dur[:, 0].copy()
+    k = np.zeros(tk.shape, dtype=np.int64)
+    vk = None if var_idx is None else var_idx[:, 0].copy()
+    for j in range(1, dur.shape[1]):
+        b = dur[:, j] < tk
+        np.copyto(tk, dur[:, j], where=b)
+        np.copyto(k, j, where=b)
+        if vk is not None:
+            np.copyto(vk, var_idx[:, j], where=b)
+    return k, tk, vk
+
+
+def _node_kinds(chips: ChipArrays):
+    """(columns chips_per_node and mesh [U, 1, 1] of the distinct node kinds, kind of each
+    chip [A]): what `kernel.duration` computes once per node kind."""
+    key = chips.chips_per_node * 2 + chips.mesh
+    _, first, kinds = np.unique(key, return_index=True, return_inverse=True)
+    cn = SimpleNamespace(chips_per_node=chips.chips_per_node[first].reshape(-1, 1, 1),
+                         mesh=chips.mesh[first].reshape(-1, 1, 1))
+    return cn, kinds.reshape(-1)
+
+
+def _fits_cells(kernel, chips: ChipArrays, ai, tp, pp, v, dp) -> np.ndarray:
+    """fits for listed cells (chip index, tp, pp, dp), one variant. Memory per chip depends on
+    the chip only through chips_per_node, so with `memory_total` only that is gathered."""
+    if hasattr(kernel, "memory_total"):
+        cn = SimpleNamespace(chips_per_node=chips.chips_per_node[ai])
+        return kernel.memory_total(cn, tp, pp, v, dp) <= chips.mem_bytes[ai]
+    return np.broadcast_to(kernel.fits(_take(chips, ai), tp, pp, v, dp), ai.shape)
 
 
 def _variant_fits(kernel, chips: ChipArrays, c):
@@ -438,13 +526,11 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     n_max = int(counts.max())
     exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
 
-    # Running minimum, the count index achieving it, and where it improves.
+    # Running minimum and where it improves.
     best = np.minimum.accumulate(exact, axis=1)
     improve = np.empty(exact.shape, dtype=bool)
     np.less(exact[:, :1], np.inf, out=improve[:, :1])
     np.less(exact[:, 1:], best[:, :-1], out=improve[:, 1:])
-    arg = np.where(improve, np.arange(n_max), 0)
-    np.maximum.accumulate(arg, axis=1, out=arg)
 
     # The layout at each improvement point, evaluated once.
     ai, ji = np.nonzero(improve)
@@ -460,39 +546,53 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     e = eff
     activity = np.clip(col("busy") + DECODE_BOUND_POWER * col("mem_busy"), 0.0, 1.0)
     tdp_at = chips.tdp_w[ai]
-    power_tab = np.zeros(exact.shape)
-    power_tab[ai, ji] = tdp_at * (e.power_idle + (e.power_busy - e.power_idle) * activity)
+    power_at = tdp_at * (e.power_idle + (e.power_busy - e.power_idle) * activity)
     bound_at = np.zeros(shape, dtype=np.int64)
     top = col("t_compute") + col("t_bubble")
     for code, key in ((1, "t_memory"), (2, "t_link"), (3, "t_network")):
         bigger = col(key) > top
         bound_at = np.where(bigger, code, bound_at)
         top = np.where(bigger, col(key), top)
-    bound_tab = np.zeros(exact.shape, dtype=np.int64)
-    bound_tab[ai, ji] = bound_at
 
+    # Each entry that fits runs at the last improvement point at or before its count: the
+    # number of improvement points so far (row-major order) minus one indexes it. Entries
+    # that do not fit have none in their row yet; their index is overwritten below.
+    point = np.cumsum(improve.reshape(-1)).reshape(exact.shape)
+    point -= 1
     # Gather per (chip, count); counts 1..n_max in order (the usual grid) need no gather.
     if counts.size == n_max and counts[0] == 1 and bool((np.diff(counts) == 1).all()):
-        dur, at = best, arg
+        dur = best
     else:
         colx = counts - 1
-        dur, at = best[:, colx], arg[:, colx]
+        dur, point = best[:, colx], point[:, colx]
     fits = np.isfinite(dur)
+    no_fit = ~fits
     cnt = np.broadcast_to(counts, dur.shape)
-    used = np.where(fits, at + 1, cnt)
+    # a last sentinel entry keeps the indices valid when nothing fits at all
+    used = np.append(ji + 1, 0)[point]
+    np.copyto(used, cnt, where=no_fit)
     tdp = chips.tdp_w[:, None]
     # Entries that do not fit: busy 1, memory-busy 0, as in solve.
     no_fit_power = tdp * (e.power_idle + (e.power_busy - e.power_idle)
                           * np.clip(1.0 + DECODE_BOUND_POWER * 0.0, 0.0, 1.0))
-    chip_power = np.where(fits, np.take_along_axis(power_tab, at, axis=1), no_fit_power)
-    power = used * chip_power + (cnt - used) * tdp * e.power_idle
-    bound = np.where(fits, np.take_along_axis(bound_tab, at, axis=1),
-                     BOUND_CODE["memory_capacity"])
+    power = np.append(power_at, 0.0)[point]
+    np.copyto(power, np.broadcast_to(no_fit_power, power.shape), where=no_fit)
+    power *= used  # used * chip_power
+    idle = np.subtract(cnt, used)
+    idle_power = np.multiply(idle, tdp)
+    idle_power *= e.power_idle
+    power += idle_power
+    bound = np.append(bound_at, 0)[point]
+    np.copyto(bound, BOUND_CODE["memory_capacity"], where=no_fit)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tps = np.where(fits, kernel.tokens_per_s(dur), 0.0)
-        mfu = np.where(fits, kernel.model_flops() / dur / (cnt * chips.peak_flops[:, None]),
-                       0.0)
-    mfu = np.nan_to_num(mfu)
+        tps = kernel.tokens_per_s(dur)
+        if np.shape(tps) != dur.shape:
+            tps = np.array(np.broadcast_to(tps, dur.shape), dtype=float)
+        np.copyto(tps, 0.0, where=no_fit)
+        mfu = np.divide(kernel.model_flops(), dur)
+        mfu /= np.multiply(cnt, chips.peak_flops[:, None], out=idle_power)
+        np.copyto(mfu, 0.0, where=no_fit)
+    np.nan_to_num(mfu, copy=False)
     return GridSolution(duration_s=dur, tokens_per_s=tps, mfu=mfu, power_w=power, fits=fits,
                         bound=bound, used=used)
 

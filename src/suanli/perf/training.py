@@ -314,6 +314,126 @@ class TrainingKernel:
         })
         return out
 
+    def duration(self, c, tp, pp, var: int, dp, nodes=None):
+        """(duration_s, fits) of `evaluate(..., duration_only=True)` for one scalar variant,
+        with fewer full-size temporaries: what depends on the chip only through its node
+        (chips_per_node, mesh) is computed once per distinct node kind and gathered, and the
+        remaining arithmetic runs in place. The elementwise operations and their order are
+        those of `evaluate`, so the values are bit-identical.
+
+        `nodes` = (node columns with chips_per_node and mesh of shape [U, 1, 1], index [A] of
+        each chip's node kind), for chip columns of shape [A, 1, 1]; None computes the node
+        terms per entry (chip columns gathered per entry)."""
+        e = self.eff
+        z3 = (var & 1) == 1
+        full = (var & 4) == 4
+        if nodes is None:
+            cn, kinds = c, None
+        else:
+            cn, kinds = nodes
+        n_kinds = np.shape(cn.chips_per_node)[0]
+
+        def per_chip(x):  # gather node-kind rows to chips (a copy: safe to write into)
+            if kinds is None or np.ndim(x) < 1 or np.shape(x)[0] != n_kinds:
+                return x
+            return x[kinds]
+
+        ep = self.expert_parallel(cn, tp, dp, var)
+        weights, grads, optim, acts = self.memory(cn, tp, pp, dp, ep, 3 if z3 else 2, full)
+        fits = per_chip(weights + grads + optim + acts) <= c.mem_bytes
+
+        s, h, L = self.seq_len, self.hidden, self.layers
+        shard = tp * pp
+        batch_tokens = float(self.batch_seqs * s)
+        _, _, comp_row, virtual, t_bubble = self._compute_rows(c, tp, pp, full)
+        t_comp = comp_row / dp
+
+        n_coll = 6.0 if full else 4.0
+        tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
+        coll_bytes = 2.0 * (tp - 1) / tp * s * h * 2.0
+        t_coll = np.where(tp > 1, e.collective_latency_s + coll_bytes / tp_bw, 0.0)
+        tp_row = self.batch_seqs * (L / pp) * n_coll * t_coll * e.tp_exposed
+        link = tp_row / dp  # t_tp; the link terms are added to it in place
+        p2p = np.where(pp > 1, e.network_latency_s + s * h * 2.0 / tp / c.out_bw, 0.0)
+        network = self.batch_seqs * 2.0 * virtual * p2p / dp  # t_pp
+
+        local = np.maximum(cn.chips_per_node // tp, 1)
+        ring, node_frac = (per_chip(x) for x in self._ring_terms(cn, dp, local))
+        grad_dense = GRAD_BYTES * (self.adapters if self.lora else self.p_shared) / shard
+        if self.lora and z3:
+            w_bytes = WEIGHT_BYTES * self.p_shared / shard
+            w_up = (2.0 * w_bytes / c.up_bw) * ring
+            w_out = (2.0 * w_bytes / c.out_bw) * node_frac
+        up_d = np.multiply(2.0 * grad_dense / c.up_bw, ring, out=ring)
+        out_d = np.multiply(2.0 * grad_dense / c.out_bw, node_frac, out=node_frac)
+        if self.is_moe and not self.lora:
+            grad_exp = per_chip(2.0 * (GRAD_BYTES * self.p_expert / (shard * ep)))
+            ring_e, frac_e = self._ring_terms(cn, dp / ep, local)
+            up_e = np.divide(grad_exp, c.up_bw)
+            up_d += np.multiply(up_e, per_chip(ring_e), out=up_e)
+            out_e = np.divide(grad_exp, c.out_bw, out=grad_exp)
+            out_d += np.multiply(out_e, per_chip(frac_e), out=out_e)
+        if self.lora:
+            if z3:
+                up_d += w_up * self.batch_seqs / dp
+                out_d += w_out * self.batch_seqs / dp
+        elif z3:
+            zero3 = 0.5 + self.batch_seqs / dp
+            up_d *= zero3
+            out_d *= zero3
+        t_dp_up, t_dp_out = up_d, out_d
+        t_dp = t_dp_up + t_dp_out
+        dp_exposed = np.multiply(e.dp_overlap, t_comp)
+        np.subtract(t_dp, dp_exposed, out=dp_exposed)
+        np.maximum(dp_exposed, 0.0, out=dp_exposed)
+        positive = t_dp > 0
+        share = np.where(positive, t_dp, 1.0)
+        np.divide(t_dp_up, share, out=share)
+        np.copyto(share, 0.0, where=~positive)
+
+        if self.is_moe:
+            token_layers = batch_tokens / dp * (L / pp) / tp
+            a2a_bytes = per_chip(token_layers * 4.0 * self.experts_per_token * h * 2.0
+                                 * (ep - 1) / ep)
+            intra = ep <= local
+            peers = np.maximum(cn.chips_per_node - 1, 1)
+            frac = per_chip(np.minimum(np.maximum(ep - 1, 1), peers) / peers)
+            intra = per_chip(intra)
+            ep_bw = np.where(c.mesh, np.multiply(c.up_bw, frac, out=frac), c.up_bw)
+            ep_bw = np.where(intra, ep_bw, c.out_bw)
+            t_ep = np.divide(a2a_bytes, ep_bw, out=ep_bw)
+            ep_exposed = np.multiply(e.ep_overlap, t_comp)
+            np.subtract(t_ep, ep_exposed, out=ep_exposed)
+            np.maximum(ep_exposed, 0.0, out=ep_exposed)
+            ep_up = np.where(intra, ep_exposed, 0.0)
+            ep_out = np.subtract(ep_exposed, ep_up, out=ep_exposed)
+
+        tmp = np.multiply(dp_exposed, share, out=t_dp)
+        link += tmp
+        np.subtract(1.0, share, out=share)
+        np.multiply(dp_exposed, share, out=share)
+        network += share
+        if self.is_moe:
+            link += ep_up
+            network += ep_out
+        compute = np.add(t_comp, t_bubble, out=t_comp)
+        compute += link
+        compute += network
+        steps = self.tokens / batch_tokens
+        duration = np.multiply(steps, compute, out=compute)
+        np.copyto(duration, np.inf, where=~fits)
+        return duration, fits
+
+    @staticmethod
+    def _ring_terms(c, group, local):
+        """The factors of `_allreduce` that depend on the chip only through its node: ring
+        (link traffic per byte, before 2·bytes/link) and nodes (network traffic per byte)."""
+        k = np.minimum(group, local)
+        peers = np.maximum(c.chips_per_node - 1, 1)
+        ring = np.where(c.mesh, np.where(k > 1, peers, 0.0), k - 1.0) / k
+        nodes = np.ceil(group / k)
+        return ring, (nodes - 1.0) / (nodes * k)
+
     @staticmethod
     def _allreduce(c, grad_bytes, group, local):
         """(link seconds, network seconds) of a hierarchical all-reduce over `group` chips:

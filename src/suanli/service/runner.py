@@ -338,6 +338,13 @@ class Runner:
             self._retries(self.engine.submit(ej), row)
             counts["requeued"] += 1
             return
+        if state in ON_CHIPS and not hasattr(self.backend, "adopt"):
+            # This backend cannot re-attach to a run (e.g. ray): run the job again.
+            rec = self.engine.restore(ej, JobState.QUEUED, None, row["done_work"] or 0.0)
+            self._retries(rec, row)
+            self._note(row, "queued", "requeued after restart: the backend cannot re-attach")
+            counts["requeued"] += 1
+            return
         if state == "preempted" or not row["center"]:
             rec = self.engine.restore(ej, JobState.PREEMPTED if state == "preempted"
                                       else JobState.QUEUED, None, row["done_work"] or 0.0)
