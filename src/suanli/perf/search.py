@@ -143,55 +143,51 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     fast = hasattr(kernel, "duration")
     nodes = _node_kinds(chips) if fast else None
 
-    # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid.
-    staged = []
+    # The (layout, dp) pairs of every group side by side on one axis of S "slots": group g
+    # holds slots off..off+K·D of the [A, S] tables, its [A, K, D] grid in row-major order.
+    plan = []
+    n_slots = 0
     for p_chips in sorted(groups):
         d_max = min(n_max // p_chips, kernel.max_dp)
         if d_max < 1:
             continue
         lay = np.array(groups[p_chips])
+        ladder = dp_ladder(d_max)
+        plan.append((lay, ladder, n_slots))
+        n_slots += lay.size * ladder.size
+    slot_tp = np.concatenate([np.repeat([layouts[i][0] for i in lay], ladder.size)
+                              for lay, ladder, _ in plan]).astype(np.int64)
+    slot_pp = np.concatenate([np.repeat([layouts[i][1] for i in lay], ladder.size)
+                              for lay, ladder, _ in plan]).astype(np.int64)
+    slot_dp = np.concatenate([np.tile(ladder, lay.size) for lay, ladder, _ in plan])
+    dur_all = np.empty((a_count, n_slots))
+
+    # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid.
+    staged = []
+    miss_parts = []
+    for lay, ladder, off in plan:
         tp_k = np.array([layouts[i][0] for i in lay], dtype=np.int64)
         pp_k = np.array([layouts[i][1] for i in lay], dtype=np.int64)
         tp = tp_k.reshape(1, -1, 1)
         pp = pp_k.reshape(1, -1, 1)
-        ladder = dp_ladder(d_max)
         dp = ladder.reshape(1, 1, -1)
+        shape = (a_count, len(lay), ladder.size)
+        dur = dur_all[:, off:off + lay.size * ladder.size].reshape(shape)  # a view
         valid = kernel.valid(c, tp)
         if not valid.any():
             continue
-        shape = (a_count, len(lay), ladder.size)
         if fast:
-            dur, fits0 = kernel.duration(c, tp, pp, np.int64(variants[0]), dp, nodes=nodes)
-            if dur.shape != shape:
-                dur = np.array(np.broadcast_to(dur, shape))
-            np.copyto(dur, np.inf, where=~valid)
+            res, fits0 = kernel.duration(c, tp, pp, np.int64(variants[0]), dp, nodes=nodes)
         else:
-            res = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
-            dur, fits0 = np.where(valid, res["duration_s"], np.inf), res["fits"]
-            if dur.shape != shape:
-                dur = np.array(np.broadcast_to(dur, shape))
-        m_idx = p_chips * ladder - 1
+            out = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
+            res, fits0 = out["duration_s"], out["fits"]
+        np.copyto(dur, res)
+        np.copyto(dur, np.inf, where=~valid)
+        m_idx = _group_chips(layouts, lay) * ladder - 1
         if primary is not None:
             primary[:, m_idx] = np.minimum(primary[:, m_idx], dur.min(axis=1))
-        staged.append((lay, tp_k, pp_k, tp, pp, ladder, dp, valid, shape, fits0, dur, m_idx))
-
-    if primary is not None:  # best primary duration on fewer chips than m
-        before = np.empty_like(primary)
-        before[:, 0] = np.inf
-        np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
-
-    # Pass 2: the other variants where the primary does not fit, cheapest first; each
-    # variant's results tighten the bounds for the next.
-    # Each group's cells where the primary does not fit are listed once (flat indices into
-    # the group's [A, K, D] grid); the variants then work on these lists, which shrink as
-    # variants fit, instead of on the whole grid.
-    var_of: list[np.ndarray | None] = [None] * len(staged)
-    if nvar > 1:
-        p_flat = primary.reshape(-1) if primary is not None else None
-        b_flat = before.reshape(-1) if primary is not None else None
-        misses = []
-        for g, entry in enumerate(staged):
-            valid, shape, fits0, m_idx = entry[7], entry[8], entry[9], entry[11]
+        staged.append((lay, tp_k, pp_k, ladder, dur, m_idx, off))
+        if nvar > 1:
             miss = valid & ~fits0
             if miss.shape != shape:
                 miss = np.broadcast_to(miss, shape)
@@ -199,80 +195,80 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
             if mi.size:
                 ai, rest = np.divmod(mi, shape[1] * shape[2])
                 ki, di = np.divmod(rest, shape[2])
-                cells = SimpleNamespace(mi=mi, ai=ai, ki=ki, di=di,
-                                        m_flat=ai * n_max + m_idx[di], fit_of={})
-                misses.append((g, cells))
-                var_of[g] = np.zeros(shape, dtype=np.int8)
+                miss_parts.append((ai, off + rest, tp_k[ki], pp_k[ki], ladder[di],
+                                   ai * n_max + m_idx[di]))
+
+    if primary is not None:  # best primary duration on fewer chips than m
+        before = np.empty_like(primary)
+        before[:, 0] = np.inf
+        np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
+
+    # Pass 2: the other variants where the primary does not fit, cheapest first; each
+    # variant's results tighten the bounds for the next. The cells where the primary does
+    # not fit, of every group, are listed once; each variant works on the part of that list
+    # where no variant with a subset of its costs fits (a list that shrinks), with one
+    # evaluation of memory, lower bound and duration for all of them.
+    var_all = np.zeros((a_count, n_slots), dtype=np.int8) if nvar > 1 else None
+    if miss_parts:
+        ai_l, slot_l, tp_l, pp_l, dp_l, mflat_l = (np.concatenate(x)
+                                                   for x in zip(*miss_parts, strict=True))
+        cell_l = ai_l * n_slots + slot_l
+        dur_flat, var_flat = dur_all.reshape(-1), var_all.reshape(-1)
+        p_flat = primary.reshape(-1) if primary is not None else None
+        b_flat = before.reshape(-1) if primary is not None else None
+        fit_of: dict[int, np.ndarray] = {}
         order = sorted(range(1, nvar), key=lambda i: bin(variants[i]).count("1"))
-        for vi in order if misses else ():
+        for vi in order:
             v = variants[vi]
-            # Candidates of every group, then one evaluation of them all (bounds as of the
-            # start of this variant: looser than per group, which only means more candidates).
-            sels = []
-            for g, cells in misses:
-                fit_of = cells.fit_of
-                todo = None  # over the group's list: no variant with a subset of v's costs fits
-                for u, f in fit_of.items():
-                    if u & v == u:
-                        todo = ~f if todo is None else todo & ~f
-                sel = np.arange(cells.mi.size) if todo is None else np.flatnonzero(todo)
-                fit_of[v] = np.zeros(cells.mi.size, dtype=bool)
-                if sel.size:
-                    sels.append((g, cells, sel))
-            if not sels:
+            todo = None
+            for u, f in fit_of.items():
+                if u & v == u:
+                    todo = ~f if todo is None else todo & ~f
+            sel = np.arange(ai_l.size) if todo is None else np.flatnonzero(todo)
+            fit_v = fit_of[v] = np.zeros(ai_l.size, dtype=bool)
+            if sel.size == 0:
                 continue
-            # Memory, the lower bound and the duration of all groups' cells at once.
-            ai = np.concatenate([cells.ai[sel] for _, cells, sel in sels])
-            tp_c = np.concatenate([staged[g][1][cells.ki[sel]] for g, cells, sel in sels])
-            pp_c = np.concatenate([staged[g][2][cells.ki[sel]] for g, cells, sel in sels])
-            dp_c = np.concatenate([staged[g][5][cells.di[sel]] for g, cells, sel in sels])
-            fit = _fits_cells(kernel, chips, ai, tp_c, pp_c, np.int64(v), dp_c)
-            sizes = [sel.size for _, _, sel in sels]
-            for (_, cells, sel), f in zip(sels, np.split(fit, np.cumsum(sizes)[:-1]),
-                                          strict=True):
-                cells.fit_of[v][sel[f]] = True
-            keep = fit
-            if primary is not None and fit.any():
-                m_flat = np.concatenate([cells.m_flat[sel] for _, cells, sel in sels])[fit]
-                af = ai[fit]
-                lb = kernel.duration_lower_bound(_take(chips, af), tp_c[fit], pp_c[fit],
-                                                 np.int64(v), dp_c[fit])
-                keep = fit.copy()
-                keep[fit] = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
-            if not keep.any():
+            ai = ai_l[sel]
+            tp_c, pp_c, dp_c = tp_l[sel], pp_l[sel], dp_l[sel]
+            fit = _fits_cells(kernel, chips, nodes, ai, slot_l[sel], slot_tp, slot_pp,
+                              slot_dp, np.int64(v))
+            sel, ai, tp_c, pp_c, dp_c = sel[fit], ai[fit], tp_c[fit], pp_c[fit], dp_c[fit]
+            fit_v[sel] = True
+            if sel.size == 0:
                 continue
-            parts = []
-            for (g, cells, sel), k in zip(sels, np.split(keep, np.cumsum(sizes)[:-1]),
-                                          strict=True):
-                if k.any():
-                    sk = sel[k]
-                    parts.append((g, cells.ai[sk], cells.ki[sk], cells.di[sk]))
-            ai_all, tp_all, pp_all, dp_all = ai[keep], tp_c[keep], pp_c[keep], dp_c[keep]
+            cc = _take(chips, ai)
+            if primary is not None:
+                lb = kernel.duration_lower_bound(cc, tp_c, pp_c, np.int64(v), dp_c)
+                m_flat = mflat_l[sel]
+                keep = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
+                if not keep.all():
+                    sel, ai, tp_c, pp_c, dp_c = (sel[keep], ai[keep], tp_c[keep], pp_c[keep],
+                                                 dp_c[keep])
+                    cc = SimpleNamespace(**{f: x[keep] for f, x in cc.__dict__.items()})
+                if sel.size == 0:
+                    continue
             if fast:
-                t_all = kernel.duration(_take(chips, ai_all), tp_all, pp_all, np.int64(v),
-                                        dp_all)[0]
+                t = kernel.duration(cc, tp_c, pp_c, np.int64(v), dp_c)[0]
             else:
-                t_all = kernel.evaluate(_take(chips, ai_all), tp_all, pp_all, np.int64(v),
-                                        dp_all, duration_only=True)["duration_s"]
-            off = 0
-            for g, ai, ki, di in parts:
-                t = t_all[off:off + ai.size]
-                off += ai.size
-                dur, m_idx = staged[g][10], staged[g][11]
-                better = t < dur[ai, ki, di]
-                if better.any():
-                    ai, ki, di, t = ai[better], ki[better], di[better], t[better]
-                    dur[ai, ki, di] = t
-                    var_of[g][ai, ki, di] = vi
-                    if primary is not None:  # the same as the minimum over the group's layouts
-                        np.minimum.at(primary, (ai, m_idx[di]), t)
+                t = kernel.evaluate(cc, tp_c, pp_c, np.int64(v), dp_c,
+                                    duration_only=True)["duration_s"]
+            cell = cell_l[sel]
+            better = t < dur_flat[cell]
+            if better.any():
+                cell, t = cell[better], t[better]
+                dur_flat[cell] = t
+                var_flat[cell] = vi
+                if primary is not None:  # the same as the minimum over the layouts
+                    np.minimum.at(p_flat, mflat_l[sel[better]], t)
             if primary is not None and vi != order[-1]:
                 np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
 
     # The best layout per m: first layout of the group on ties, earlier groups on ties.
     exact = np.full((a_count, n_max), np.inf)
     exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
-    for (lay, _, _, _, _, _, _, _, _, _, dur, m_idx), var_idx in zip(staged, var_of, strict=True):
+    for lay, _, _, ladder, dur, m_idx, off in staged:
+        var_idx = None if var_all is None else \
+            var_all[:, off:off + lay.size * ladder.size].reshape(dur.shape)
         k, tk, vk = _first_min(dur, var_idx)  # [A, D]
         better = tk < exact[:, m_idx]
         exact[:, m_idx] = np.where(better, tk, exact[:, m_idx])
@@ -281,6 +277,11 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
             cfg = cfg + vk
         exact_cfg[:, m_idx] = np.where(better, cfg, exact_cfg[:, m_idx])
     return exact, exact_cfg, cfgs
+
+
+def _group_chips(layouts, lay) -> int:
+    tp, pp = layouts[int(lay[0])]
+    return int(tp * pp)
 
 
 def _first_min(dur: np.ndarray, var_idx: np.ndarray | None):
@@ -314,31 +315,23 @@ def _node_kinds(chips: ChipArrays):
     return cn, kinds.reshape(-1)
 
 
-def _fits_cells(kernel, chips: ChipArrays, ai, tp, pp, v, dp) -> np.ndarray:
-    """fits for listed cells (chip index, tp, pp, dp), one variant. Memory per chip depends on
-    the chip only through chips_per_node, so with `memory_total` only that is gathered."""
-    if hasattr(kernel, "memory_total"):
-        cn = SimpleNamespace(chips_per_node=chips.chips_per_node[ai])
-        return kernel.memory_total(cn, tp, pp, v, dp) <= chips.mem_bytes[ai]
-    return np.broadcast_to(kernel.fits(_take(chips, ai), tp, pp, v, dp), ai.shape)
-
-
-def _variant_fits(kernel, chips: ChipArrays, c):
-    """fits(tp, pp, variant, dp) on the [A, K, D] grid. Memory per chip depends on the chip
-    only through chips_per_node, so it is computed once per distinct node size."""
-    if not hasattr(kernel, "memory_total"):
-        return lambda tp, pp, v, dp: kernel.fits(c, tp, pp, v, dp)
-    cpn, inverse = np.unique(chips.chips_per_node, return_inverse=True)
-    cu = SimpleNamespace(chips_per_node=cpn.reshape(-1, 1, 1))
-    mem = c.mem_bytes
-
-    def fits(tp, pp, v, dp):
-        total = kernel.memory_total(cu, tp, pp, v, dp)
-        if np.ndim(total) == 3 and total.shape[0] > 1:
-            total = total[inverse]
-        return total <= mem
-
-    return fits
+def _fits_cells(kernel, chips: ChipArrays, nodes, ai, slot, slot_tp, slot_pp, slot_dp,
+                v) -> np.ndarray:
+    """fits for listed cells (chip index, slot), one variant. Memory per chip depends on the
+    chip only through chips_per_node, so with `memory_total` it is tabulated once per node
+    kind and slot, and looked up."""
+    if nodes is None or not hasattr(kernel, "memory_total"):
+        return np.broadcast_to(kernel.fits(_take(chips, ai), slot_tp[slot], slot_pp[slot], v,
+                                           slot_dp[slot]), ai.shape)
+    cn, kinds = nodes
+    cn = SimpleNamespace(chips_per_node=cn.chips_per_node.reshape(-1, 1))
+    total = kernel.memory_total(cn, slot_tp[None, :], slot_pp[None, :], v, slot_dp[None, :])
+    total = np.atleast_2d(total)
+    if total.shape[0] == 1:
+        total = total.reshape(-1)[slot]
+    else:
+        total = total.reshape(-1)[kinds[ai] * slot_tp.size + slot]
+    return total <= chips.mem_bytes[ai]
 
 
 def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
