@@ -149,3 +149,25 @@ def _stored_handle(server, job_id: int) -> dict | None:
     with server.state.db.read() as conn:
         raw = store_jobs.get_job(conn, job_id)["handle"]
     return json.loads(raw) if raw else None
+
+
+def test_a_job_admitted_behind_the_schedulers_back_is_found_by_the_sweep(
+        db_url, start_service, http, alice_token):
+    """A pending job the scheduler was never told about (another API process admitted it, or
+    its inbox item was lost) is picked up from the database."""
+    from suanli.service.routes_jobs import request_hash
+    from suanli.store.jobs import Admission
+
+    server = start_service(db_url, backend="local")
+    alice = http(server, alice_token(server))
+    svc = server.state
+    body = _job("stray", "echo stray-ran")
+    who = svc.tokens.lookup(alice.headers["Authorization"].split()[1])
+    adm = Admission(name="stray", spec_json=json.dumps(body), request_hash=request_hash(body),
+                    estimate_cost=Decimal("0.60"), est_accelerator="L20", est_count=1,
+                    est_run_s=600.0, max_retries=1)
+    with svc.db.write() as conn:
+        job_id = svc.fast.admit(conn, who.tenant_id, adm, None)["id"]
+    done = _wait(alice, job_id, TERMINAL, timeout_s=30)
+    assert done["state"] == "succeeded"
+    assert "stray-ran" in alice.get(f"/v1/jobs/{job_id}/logs").text

@@ -9,6 +9,7 @@ Both public functions go through `solve`, so they agree exactly.
 from __future__ import annotations
 
 import functools
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -139,7 +140,8 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     prune = prune and nvar > 1 and hasattr(kernel, "duration_lower_bound") \
         and kernel.lower_bound_is_safe()
     # best duration found so far on exactly m chips (an upper bound on exact), if pruning
-    primary = np.full((a_count, n_max), np.inf) if prune else None
+    work = _Work()  # reused buffers for what stays inside this function
+    primary = work.get("primary", (a_count, n_max), np.inf) if prune else None
     fast = hasattr(kernel, "duration")
     nodes = _node_kinds(chips) if fast else None
 
@@ -160,7 +162,8 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     slot_pp = np.concatenate([np.repeat([layouts[i][1] for i in lay], ladder.size)
                               for lay, ladder, _ in plan]).astype(np.int64)
     slot_dp = np.concatenate([np.tile(ladder, lay.size) for lay, ladder, _ in plan])
-    dur_all = np.empty((a_count, n_slots))
+    slot_lay = np.concatenate([np.repeat(lay, ladder.size) for lay, ladder, _ in plan])
+    dur_all = work.get("dur", (a_count, n_slots))
 
     # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid.
     staged = []
@@ -177,42 +180,60 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
         if not valid.any():
             continue
         if fast:
-            res, fits0 = kernel.duration(c, tp, pp, np.int64(variants[0]), dp, nodes=nodes)
+            _, fits0 = kernel.duration(c, tp, pp, np.int64(variants[0]), dp, nodes=nodes,
+                                       out=dur)
         else:
             out = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
-            res, fits0 = out["duration_s"], out["fits"]
-        np.copyto(dur, res)
+            np.copyto(dur, out["duration_s"])
+            fits0 = out["fits"]
         np.copyto(dur, np.inf, where=~valid)
         m_idx = _group_chips(layouts, lay) * ladder - 1
         if primary is not None:
             primary[:, m_idx] = np.minimum(primary[:, m_idx], dur.min(axis=1))
-        staged.append((lay, tp_k, pp_k, ladder, dur, m_idx, off))
-        if nvar > 1:
-            miss = valid & ~fits0
-            if miss.shape != shape:
-                miss = np.broadcast_to(miss, shape)
-            mi = np.flatnonzero(miss)
-            if mi.size:
-                ai, rest = np.divmod(mi, shape[1] * shape[2])
-                ki, di = np.divmod(rest, shape[2])
-                miss_parts.append((ai, off + rest, tp_k[ki], pp_k[ki], ladder[di],
-                                   ai * n_max + m_idx[di]))
+        staged.append((lay, tp_k, pp_k, ladder, dur, m_idx, off, valid, fits0))
 
     if primary is not None:  # best primary duration on fewer chips than m
-        before = np.empty_like(primary)
+        before = work.get("before", primary.shape)
         before[:, 0] = np.inf
         np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
+
+    # The cells where the primary does not fit. With pruning, those whose lower bound for
+    # the primary's recomputation (no variant has less, so no variant's bound is lower)
+    # already loses are left out: the bounds only tighten, so every variant would skip them.
+    for _, tp_k, pp_k, ladder, dur, m_idx, off, valid, fits0 in staged if nvar > 1 else ():
+        shape = dur.shape
+        miss = valid & ~fits0
+        if primary is not None:
+            lb = kernel.duration_lower_bound(c, tp_k.reshape(1, -1, 1), pp_k.reshape(1, -1, 1),
+                                             np.int64(variants[0]), ladder.reshape(1, 1, -1))
+            miss = miss & ~((lb > primary[:, None, m_idx]) | (lb >= before[:, None, m_idx]))
+        if miss.shape != shape:
+            miss = np.broadcast_to(miss, shape)
+        mi = np.flatnonzero(miss)
+        if mi.size:
+            ai, rest = np.divmod(mi, shape[1] * shape[2])
+            ki, di = np.divmod(rest, shape[2])
+            miss_parts.append((ai, off + rest, ai * n_max + m_idx[di]))
 
     # Pass 2: the other variants where the primary does not fit, cheapest first; each
     # variant's results tighten the bounds for the next. The cells where the primary does
     # not fit, of every group, are listed once; each variant works on the part of that list
     # where no variant with a subset of its costs fits (a list that shrinks), with one
     # evaluation of memory, lower bound and duration for all of them.
-    var_all = np.zeros((a_count, n_slots), dtype=np.int8) if nvar > 1 else None
+    var_all = work.get("var", (a_count, n_slots), 0, np.int8) if nvar > 1 else None
     if miss_parts:
-        ai_l, slot_l, tp_l, pp_l, dp_l, mflat_l = (np.concatenate(x)
-                                                   for x in zip(*miss_parts, strict=True))
+        ai_l, slot_l, mflat_l = (np.concatenate(x) for x in zip(*miss_parts, strict=True))
         cell_l = ai_l * n_slots + slot_l
+        mem_l = chips.mem_bytes[ai_l]
+        # memory per chip depends on the chip only through chips_per_node
+        cpn_u, cpn_kind = np.unique(chips.chips_per_node, return_inverse=True)
+        cpn_col = SimpleNamespace(chips_per_node=cpn_u.reshape(-1, 1))
+        table_l = None
+        changed = False
+        lb_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        c2 = _expand(chips, 1)
+        lay_tp = np.array([t for t, _ in layouts], dtype=np.int64).reshape(1, -1)
+        lay_pp = np.array([p for _, p in layouts], dtype=np.int64).reshape(1, -1)
         dur_flat, var_flat = dur_all.reshape(-1), var_all.reshape(-1)
         p_flat = primary.reshape(-1) if primary is not None else None
         b_flat = before.reshape(-1) if primary is not None else None
@@ -228,45 +249,91 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
             fit_v = fit_of[v] = np.zeros(ai_l.size, dtype=bool)
             if sel.size == 0:
                 continue
-            ai = ai_l[sel]
-            tp_c, pp_c, dp_c = tp_l[sel], pp_l[sel], dp_l[sel]
-            fit = _fits_cells(kernel, chips, nodes, ai, slot_l[sel], slot_tp, slot_pp,
-                              slot_dp, np.int64(v))
-            sel, ai, tp_c, pp_c, dp_c = sel[fit], ai[fit], tp_c[fit], pp_c[fit], dp_c[fit]
+            if not hasattr(kernel, "memory_total"):
+                slot = slot_l[sel]
+                fit = np.broadcast_to(kernel.fits(_take(chips, ai_l[sel]), slot_tp[slot],
+                                                  slot_pp[slot], np.int64(v), slot_dp[slot]),
+                                      sel.shape)
+            elif sel.size > cpn_u.size * n_slots:  # tabulate per chips_per_node and slot
+                total = kernel.memory_total(cpn_col, slot_tp[None, :], slot_pp[None, :],
+                                            np.int64(v), slot_dp[None, :])
+                total = np.broadcast_to(total, (cpn_u.size, n_slots)).reshape(-1)
+                if table_l is None:
+                    table_l = cpn_kind.reshape(-1)[ai_l] * n_slots + slot_l
+                fit = total[table_l[sel]] <= mem_l[sel]
+            else:  # per cell
+                slot, ai = slot_l[sel], ai_l[sel]
+                cn = SimpleNamespace(chips_per_node=chips.chips_per_node[ai])
+                total = kernel.memory_total(cn, slot_tp[slot], slot_pp[slot], np.int64(v),
+                                            slot_dp[slot])
+                fit = total <= mem_l[sel]
+            sel = sel[fit]
             fit_v[sel] = True
             if sel.size == 0:
                 continue
-            cc = _take(chips, ai)
-            if primary is not None:
-                lb = kernel.duration_lower_bound(cc, tp_c, pp_c, np.int64(v), dp_c)
-                m_flat = mflat_l[sel]
-                keep = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
-                if not keep.all():
-                    sel, ai, tp_c, pp_c, dp_c = (sel[keep], ai[keep], tp_c[keep], pp_c[keep],
-                                                 dp_c[keep])
-                    cc = SimpleNamespace(**{f: x[keep] for f, x in cc.__dict__.items()})
-                if sel.size == 0:
-                    continue
-            if fast:
-                t = kernel.duration(cc, tp_c, pp_c, np.int64(v), dp_c)[0]
+            ai, slot = ai_l[sel], slot_l[sel]
+            tp_c, pp_c, dp_c = slot_tp[slot], slot_pp[slot], slot_dp[slot]
+
+            def run(sel, ai, tp_c, pp_c, dp_c, v=v, vi=vi):
+                """Evaluate variant v on these cells and keep it where it is faster."""
+                nonlocal changed
+                cc = _take(chips, ai)
+                if fast:
+                    # these cells passed the memory check of this variant
+                    t = kernel.duration(cc, tp_c, pp_c, np.int64(v), dp_c, fit=True)[0]
+                else:
+                    t = kernel.evaluate(cc, tp_c, pp_c, np.int64(v), dp_c,
+                                        duration_only=True)["duration_s"]
+                cell = cell_l[sel]
+                better = t < dur_flat[cell]
+                if better.any():
+                    cell, t = cell[better], t[better]
+                    dur_flat[cell] = t
+                    var_flat[cell] = vi
+                    if primary is not None:  # the same as the minimum over the layouts
+                        np.minimum.at(p_flat, mflat_l[sel[better]], t)
+                        changed = True
+
+            if primary is None:
+                run(sel, ai, tp_c, pp_c, dp_c)
+                continue
+            if hasattr(kernel, "lower_bound_rows"):  # rows per (chip, layout), looked up
+                rows = lb_rows.get(v & 4)  # the bound depends on the variant only via bit 2
+                if rows is None:
+                    rows = lb_rows[v & 4] = tuple(
+                        np.broadcast_to(r, (a_count, len(layouts))).reshape(-1)
+                        for r in kernel.lower_bound_rows(c2, lay_tp, lay_pp, np.int64(v)))
+                row = ai * len(layouts) + slot_lay[slot]
+                lb = kernel.lower_bound_at(rows[0][row], rows[1][row], dp_c)
             else:
-                t = kernel.evaluate(cc, tp_c, pp_c, np.int64(v), dp_c,
-                                    duration_only=True)["duration_s"]
-            cell = cell_l[sel]
-            better = t < dur_flat[cell]
-            if better.any():
-                cell, t = cell[better], t[better]
-                dur_flat[cell] = t
-                var_flat[cell] = vi
-                if primary is not None:  # the same as the minimum over the layouts
-                    np.minimum.at(p_flat, mflat_l[sel[better]], t)
-            if primary is not None and vi != order[-1]:
+                lb = kernel.duration_lower_bound(_take(chips, ai), tp_c, pp_c, np.int64(v),
+                                                 dp_c)
+            m_flat = mflat_l[sel]
+            keep = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
+            if not keep.all():
+                sel, ai, tp_c, pp_c, dp_c, lb, m_flat = (
+                    sel[keep], ai[keep], tp_c[keep], pp_c[keep], dp_c[keep], lb[keep],
+                    m_flat[keep])
+            if sel.size == 0:
+                continue
+            # First the cells with the least bound on their (chip, m): they tighten the
+            # bound on m for the others, most of which it then rules out.
+            least_lb = work.get("least_lb", p_flat.shape, np.inf)
+            np.minimum.at(least_lb, m_flat, lb)
+            first = lb <= least_lb[m_flat]
+            run(sel[first], ai[first], tp_c[first], pp_c[first], dp_c[first])
+            rest = ~first
+            rest[rest] = lb[rest] <= p_flat[m_flat[rest]]
+            if rest.any():
+                run(sel[rest], ai[rest], tp_c[rest], pp_c[rest], dp_c[rest])
+            if changed and vi != order[-1]:
                 np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
+                changed = False
 
     # The best layout per m: first layout of the group on ties, earlier groups on ties.
     exact = np.full((a_count, n_max), np.inf)
     exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
-    for lay, _, _, ladder, dur, m_idx, off in staged:
+    for lay, _, _, ladder, dur, m_idx, off, _, _ in staged:
         var_idx = None if var_all is None else \
             var_all[:, off:off + lay.size * ladder.size].reshape(dur.shape)
         k, tk, vk = _first_min(dur, var_idx)  # [A, D]
@@ -282,6 +349,24 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
 def _group_chips(layouts, lay) -> int:
     tp, pp = layouts[int(lay[0])]
     return int(tp * pp)
+
+
+class _Work:
+    """Per-thread reused buffers for arrays that never leave `_search` (fresh arrays of this
+    size cost a page fault per 4 KiB on every call)."""
+
+    _local = threading.local()
+
+    def get(self, name: str, shape, fill=None, dtype=np.float64) -> np.ndarray:
+        pool = self._local.__dict__.setdefault("pool", {})
+        size = int(np.prod(shape))
+        buf = pool.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = pool[name] = np.empty(size, dtype=dtype)
+        out = buf[:size].reshape(shape)
+        if fill is not None:
+            out.fill(fill)
+        return out
 
 
 def _first_min(dur: np.ndarray, var_idx: np.ndarray | None):
@@ -313,25 +398,6 @@ def _node_kinds(chips: ChipArrays):
     cn = SimpleNamespace(chips_per_node=chips.chips_per_node[first].reshape(-1, 1, 1),
                          mesh=chips.mesh[first].reshape(-1, 1, 1))
     return cn, kinds.reshape(-1)
-
-
-def _fits_cells(kernel, chips: ChipArrays, nodes, ai, slot, slot_tp, slot_pp, slot_dp,
-                v) -> np.ndarray:
-    """fits for listed cells (chip index, slot), one variant. Memory per chip depends on the
-    chip only through chips_per_node, so with `memory_total` it is tabulated once per node
-    kind and slot, and looked up."""
-    if nodes is None or not hasattr(kernel, "memory_total"):
-        return np.broadcast_to(kernel.fits(_take(chips, ai), slot_tp[slot], slot_pp[slot], v,
-                                           slot_dp[slot]), ai.shape)
-    cn, kinds = nodes
-    cn = SimpleNamespace(chips_per_node=cn.chips_per_node.reshape(-1, 1))
-    total = kernel.memory_total(cn, slot_tp[None, :], slot_pp[None, :], v, slot_dp[None, :])
-    total = np.atleast_2d(total)
-    if total.shape[0] == 1:
-        total = total.reshape(-1)[slot]
-    else:
-        total = total.reshape(-1)[kinds[ai] * slot_tp.size + slot]
-    return total <= chips.mem_bytes[ai]
 
 
 def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -571,8 +637,9 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     power = np.append(power_at, 0.0)[point]
     np.copyto(power, np.broadcast_to(no_fit_power, power.shape), where=no_fit)
     power *= used  # used * chip_power
-    idle = np.subtract(cnt, used)
-    idle_power = np.multiply(idle, tdp)
+    work = _Work()
+    idle = np.subtract(cnt, used, out=work.get("idle", dur.shape, dtype=np.int64))
+    idle_power = np.multiply(idle, tdp, out=work.get("idle_power", dur.shape))
     idle_power *= e.power_idle
     power += idle_power
     bound = np.append(bound_at, 0)[point]

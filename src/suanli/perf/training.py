@@ -7,6 +7,7 @@ No transcendental functions: results are bit-identical whatever the array shape.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,7 +209,16 @@ class TrainingKernel:
         """steps x (compute + bubble): never above `evaluate`'s duration, because the link and
         network terms added to it there are >= 0 and rounding is monotone. The search uses it
         to skip variants that cannot win (search._search)."""
+        return self.lower_bound_at(*self.lower_bound_rows(c, tp, pp, var), dp)
+
+    def lower_bound_rows(self, c, tp, pp, var):
+        """The count-independent part of `duration_lower_bound`: (compute seconds per step
+        of one replica, bubble seconds), per chip and layout."""
         _, _, comp_row, _, t_bubble = self._compute_rows(c, tp, pp, (var & 4) == 4)
+        return comp_row, t_bubble
+
+    def lower_bound_at(self, comp_row, t_bubble, dp):
+        """`duration_lower_bound` from its rows, at data-parallel degree dp."""
         steps = self.tokens / float(self.batch_seqs * self.seq_len)
         return steps * (comp_row / dp + t_bubble)
 
@@ -314,16 +324,18 @@ class TrainingKernel:
         })
         return out
 
-    def duration(self, c, tp, pp, var: int, dp, nodes=None):
+    def duration(self, c, tp, pp, var: int, dp, nodes=None, out=None, fit: bool = False):
         """(duration_s, fits) of `evaluate(..., duration_only=True)` for one scalar variant,
-        with fewer full-size temporaries: what depends on the chip only through its node
+        computed with less memory traffic: what depends on the chip only through its node
         (chips_per_node, mesh) is computed once per distinct node kind and gathered, and the
-        remaining arithmetic runs in place. The elementwise operations and their order are
-        those of `evaluate`, so the values are bit-identical.
+        full-size intermediates live in reused scratch buffers (fresh arrays of this size
+        cost page faults). The elementwise operations and their order are those of
+        `evaluate`, so the values are bit-identical.
 
         `nodes` = (node columns with chips_per_node and mesh of shape [U, 1, 1], index [A] of
         each chip's node kind), for chip columns of shape [A, 1, 1]; None computes the node
-        terms per entry (chip columns gathered per entry)."""
+        terms per entry (chip columns gathered per entry). `out` receives the duration.
+        `fit` says the caller has checked that every entry fits (`fits`): memory is skipped."""
         e = self.eff
         z3 = (var & 1) == 1
         full = (var & 4) == 4
@@ -332,80 +344,95 @@ class TrainingKernel:
         else:
             cn, kinds = nodes
         n_kinds = np.shape(cn.chips_per_node)[0]
+        shape = np.broadcast_shapes(np.shape(c.mem_bytes), np.shape(tp), np.shape(pp),
+                                    np.shape(dp))
+        scratch = _Scratch(shape)
 
-        def per_chip(x):  # gather node-kind rows to chips (a copy: safe to write into)
+        def per_chip(x, i):  # node-kind rows gathered to chips, into scratch buffer i
             if kinds is None or np.ndim(x) < 1 or np.shape(x)[0] != n_kinds:
                 return x
-            return x[kinds]
+            if x.dtype != np.float64:
+                return x[kinds]
+            return np.take(x, kinds, axis=0, out=scratch[i])
 
         ep = self.expert_parallel(cn, tp, dp, var)
-        weights, grads, optim, acts = self.memory(cn, tp, pp, dp, ep, 3 if z3 else 2, full)
-        fits = per_chip(weights + grads + optim + acts) <= c.mem_bytes
+        if fit:
+            fits = np.ones(shape, dtype=bool)
+        else:
+            weights, grads, optim, acts = self.memory(cn, tp, pp, dp, ep, 3 if z3 else 2,
+                                                      full)
+            fits = per_chip(weights + grads + optim + acts, 0) <= c.mem_bytes
 
         s, h, L = self.seq_len, self.hidden, self.layers
         shard = tp * pp
         batch_tokens = float(self.batch_seqs * s)
         _, _, comp_row, virtual, t_bubble = self._compute_rows(c, tp, pp, full)
-        t_comp = comp_row / dp
+        t_comp = np.divide(comp_row, dp, out=scratch[0])
 
         n_coll = 6.0 if full else 4.0
         tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
         coll_bytes = 2.0 * (tp - 1) / tp * s * h * 2.0
         t_coll = np.where(tp > 1, e.collective_latency_s + coll_bytes / tp_bw, 0.0)
         tp_row = self.batch_seqs * (L / pp) * n_coll * t_coll * e.tp_exposed
-        link = tp_row / dp  # t_tp; the link terms are added to it in place
+        link = np.divide(tp_row, dp, out=scratch[1])  # t_tp; the link terms are added to it
         p2p = np.where(pp > 1, e.network_latency_s + s * h * 2.0 / tp / c.out_bw, 0.0)
-        network = self.batch_seqs * 2.0 * virtual * p2p / dp  # t_pp
+        network = np.divide(self.batch_seqs * 2.0 * virtual * p2p, dp, out=scratch[2])  # t_pp
 
         local = np.maximum(cn.chips_per_node // tp, 1)
-        ring, node_frac = (per_chip(x) for x in self._ring_terms(cn, dp, local))
+        ring_n, frac_n = self._ring_terms(cn, dp, local)
+        ring, node_frac = per_chip(ring_n, 3), per_chip(frac_n, 4)
         grad_dense = GRAD_BYTES * (self.adapters if self.lora else self.p_shared) / shard
         if self.lora and z3:
             w_bytes = WEIGHT_BYTES * self.p_shared / shard
-            w_up = (2.0 * w_bytes / c.up_bw) * ring
-            w_out = (2.0 * w_bytes / c.out_bw) * node_frac
-        up_d = np.multiply(2.0 * grad_dense / c.up_bw, ring, out=ring)
-        out_d = np.multiply(2.0 * grad_dense / c.out_bw, node_frac, out=node_frac)
+            w_up = np.multiply(2.0 * w_bytes / c.up_bw, ring, out=scratch[5])
+            w_out = np.multiply(2.0 * w_bytes / c.out_bw, node_frac, out=scratch[6])
+        up_d = np.multiply(2.0 * grad_dense / c.up_bw, ring, out=scratch[3])
+        out_d = np.multiply(2.0 * grad_dense / c.out_bw, node_frac, out=scratch[4])
         if self.is_moe and not self.lora:
-            grad_exp = per_chip(2.0 * (GRAD_BYTES * self.p_expert / (shard * ep)))
+            grad_exp = per_chip(2.0 * (GRAD_BYTES * self.p_expert / (shard * ep)), 5)
             ring_e, frac_e = self._ring_terms(cn, dp / ep, local)
-            up_e = np.divide(grad_exp, c.up_bw)
-            up_d += np.multiply(up_e, per_chip(ring_e), out=up_e)
-            out_e = np.divide(grad_exp, c.out_bw, out=grad_exp)
-            out_d += np.multiply(out_e, per_chip(frac_e), out=out_e)
+            up_e = np.divide(grad_exp, c.up_bw, out=scratch[6])
+            up_d += np.multiply(up_e, per_chip(ring_e, 7), out=up_e)
+            out_e = np.divide(grad_exp, c.out_bw, out=scratch[5])
+            out_d += np.multiply(out_e, per_chip(frac_e, 7), out=out_e)
         if self.lora:
             if z3:
-                up_d += w_up * self.batch_seqs / dp
-                out_d += w_out * self.batch_seqs / dp
+                np.multiply(w_up, self.batch_seqs, out=w_up)
+                up_d += np.divide(w_up, dp, out=w_up)
+                np.multiply(w_out, self.batch_seqs, out=w_out)
+                out_d += np.divide(w_out, dp, out=w_out)
         elif z3:
             zero3 = 0.5 + self.batch_seqs / dp
             up_d *= zero3
             out_d *= zero3
-        t_dp_up, t_dp_out = up_d, out_d
-        t_dp = t_dp_up + t_dp_out
-        dp_exposed = np.multiply(e.dp_overlap, t_comp)
+        t_dp_up = up_d
+        t_dp = np.add(up_d, out_d, out=scratch[5])
+        dp_exposed = np.multiply(e.dp_overlap, t_comp, out=scratch[6])
         np.subtract(t_dp, dp_exposed, out=dp_exposed)
         np.maximum(dp_exposed, 0.0, out=dp_exposed)
         positive = t_dp > 0
-        share = np.where(positive, t_dp, 1.0)
-        np.divide(t_dp_up, share, out=share)
+        share = np.divide(t_dp_up, t_dp, out=scratch[7], where=positive)
         np.copyto(share, 0.0, where=~positive)
 
-        if self.is_moe:
+        if self.is_moe:  # scratch 3 and 4 (the gradient terms) are free again
             token_layers = batch_tokens / dp * (L / pp) / tp
             a2a_bytes = per_chip(token_layers * 4.0 * self.experts_per_token * h * 2.0
-                                 * (ep - 1) / ep)
-            intra = ep <= local
+                                 * (ep - 1) / ep, 3)
+            intra = per_chip(ep <= local, None)
             peers = np.maximum(cn.chips_per_node - 1, 1)
-            frac = per_chip(np.minimum(np.maximum(ep - 1, 1), peers) / peers)
-            intra = per_chip(intra)
-            ep_bw = np.where(c.mesh, np.multiply(c.up_bw, frac, out=frac), c.up_bw)
-            ep_bw = np.where(intra, ep_bw, c.out_bw)
+            frac = per_chip(np.minimum(np.maximum(ep - 1, 1), peers) / peers, 4)
+            if kinds is None:
+                a2a_bytes = np.broadcast_to(a2a_bytes, shape)
+                frac = np.array(np.broadcast_to(frac, shape))
+            ep_bw = np.multiply(c.up_bw, frac, out=frac)  # a mesh splits the link
+            np.copyto(ep_bw, np.broadcast_to(c.up_bw, shape), where=~np.asarray(c.mesh))
+            np.copyto(ep_bw, np.broadcast_to(c.out_bw, shape), where=~intra)
             t_ep = np.divide(a2a_bytes, ep_bw, out=ep_bw)
-            ep_exposed = np.multiply(e.ep_overlap, t_comp)
+            ep_exposed = np.multiply(e.ep_overlap, t_comp, out=scratch[3])
             np.subtract(t_ep, ep_exposed, out=ep_exposed)
             np.maximum(ep_exposed, 0.0, out=ep_exposed)
-            ep_up = np.where(intra, ep_exposed, 0.0)
+            ep_up = np.multiply(ep_exposed, 1.0, out=t_ep)
+            np.copyto(ep_up, 0.0, where=~intra)
             ep_out = np.subtract(ep_exposed, ep_up, out=ep_exposed)
 
         tmp = np.multiply(dp_exposed, share, out=t_dp)
@@ -420,8 +447,9 @@ class TrainingKernel:
         compute += link
         compute += network
         steps = self.tokens / batch_tokens
-        duration = np.multiply(steps, compute, out=compute)
-        np.copyto(duration, np.inf, where=~fits)
+        duration = np.multiply(steps, compute, out=out if out is not None else np.empty(shape))
+        if not fit:
+            np.copyto(duration, np.inf, where=~fits)
         return duration, fits
 
     @staticmethod
@@ -452,3 +480,24 @@ class TrainingKernel:
 
     def model_flops(self) -> float:
         return self.model_flops_per_token * self.tokens
+
+
+class _Scratch:
+    """Reused float64 buffers of one shape, per thread: full-size intermediates of
+    `TrainingKernel.duration` write into these instead of fresh arrays. Never returned."""
+
+    _local = threading.local()
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+        self.size = int(np.prod(shape))
+        pool = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = {}
+        self.pool = pool
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        buf = self.pool.get(i)
+        if buf is None or buf.size < self.size:
+            buf = self.pool[i] = np.empty(self.size)
+        return buf[:self.size].reshape(self.shape)

@@ -153,14 +153,15 @@ def _admit(svc: ServiceState, who: Principal, adm: Admission, key: str | None) -
             prior = svc.fast.find_by_key(conn, who.tenant_id, key) if key is not None else None
             if prior is None:
                 row = svc.fast.admit(conn, who.tenant_id, adm, key)
-    except IntegrityError:
-        # A concurrent retry with the same key won the race: return its job.
-        prior = _find(svc, who, key) if key is not None else None
+    except Exception as exc:
+        # A concurrent retry with the same key won the race: return its job. (The hot path
+        # runs on the DBAPI cursor, so the driver's own IntegrityError arrives unwrapped.)
+        integrity = (IntegrityError, svc.db.engine.dialect.dbapi.IntegrityError)
+        prior = _find(svc, who, key) if key is not None and isinstance(exc, integrity) \
+            else None
         if prior is None:
+            svc.metrics.count_submission("rejected")
             raise
-    except Exception:
-        svc.metrics.count_submission("rejected")
-        raise
     if prior is not None:
         return _replay(svc, prior, adm.request_hash, key or "")
     job_id = row["id"]

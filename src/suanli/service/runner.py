@@ -30,6 +30,7 @@ from suanli.store.models import TERMINAL_STATES
 log = logging.getLogger("suanli.service.runner")
 
 ON_CHIPS = ("starting", "running", "checkpointing")
+SWEEP_S = 5.0
 WAITING = ("pending", "queued", "preempted")
 
 
@@ -104,6 +105,7 @@ class Runner:
         self._spot: dict[str, bool] = {}  # job id -> may run on spot price
         self._handles_known: set[str] = set()
         self._recovering = False
+        self._next_sweep = time.monotonic() + SWEEP_S
         self.utilisation: dict[str, tuple[int, int]] = {}  # pool id -> (chips used, capacity)
         self.steps = 0
         self.last_error: str | None = None
@@ -160,6 +162,9 @@ class Runner:
         finally:
             self.clock.release()
         self.steps += 1
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_S
+            self._sweep()
         self._store_handles()
         self._measure()
 
@@ -171,12 +176,34 @@ class Runner:
                 kind, arg = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if kind == "submit":
-                self._submit(arg)
-            elif kind == "cancel":
-                self._cancel(arg)
-            elif kind == "network":
-                self._set_network(arg)
+            try:
+                if kind == "submit":
+                    self._submit(arg)
+                elif kind == "cancel":
+                    self._cancel(arg)
+                elif kind == "network":
+                    self._set_network(arg)
+            except Exception:  # noqa: BLE001 - one bad item must not stop the others
+                log.exception("runner could not handle %s %s (the sweep retries it)", kind, arg)
+
+    def _sweep(self) -> None:
+        """Catch up with the database: pending jobs the engine has not seen (an inbox item
+        lost to an error, or a job admitted by another API process) and unheeded cancels."""
+        from sqlalchemy import select
+
+        from suanli.store.models import Job
+
+        J = Job.__table__
+        with self.db.read() as conn:
+            rows = conn.execute(select(J.c.id, J.c.state, J.c.cancel_requested).where(
+                J.c.state.in_(store_jobs.ACTIVE_STATES),
+                J.c.submitted_at < time.time() - 2.0)).all()
+        for job_id, state, cancel in rows:
+            known = str(job_id) in self.engine.jobs
+            if state == "pending" and not known:
+                self._inbox.put(("submit", job_id))
+            if cancel:
+                self._inbox.put(("cancel", job_id))
 
     def _submit(self, job_id: int) -> None:
         with self.db.read() as conn:

@@ -50,6 +50,7 @@ SQL = {
 _PG_SQL = {k: v.replace("?", "%s") for k, v in SQL.items()}
 
 
+
 class FastPath:
     """Prepared SQL for one dialect; money as integer fen on SQLite, NUMERIC elsewhere."""
 
@@ -109,6 +110,11 @@ class FastPath:
                 raise InsufficientCredits(self._from_m(bal), self._from_m(res), cost)
         cur.execute(self.sql["ledger"], (tenant_id, job_id, self._m(-cost), now))
         cur.execute(self.sql["event"], (job_id, now, adm.reason))
+        return self._new_job(job_id, tenant_id, adm, key, cost, now)
+
+    @staticmethod
+    def _new_job(job_id: int, tenant_id: int, adm: Admission, key: str | None, cost: Decimal,
+                 now: float) -> dict[str, Any]:
         return {
             "id": job_id, "tenant_id": tenant_id, "name": adm.name, "state": "pending",
             "spec": adm.spec_json, "idempotency_key": key, "request_hash": adm.request_hash,
