@@ -125,3 +125,13 @@ def test_mesh_topology_gives_each_pair_a_fraction_of_the_link():
                  np.array([2, 4, 8]))
     expected = [acc.peer_bw_gbs(g) for g in (2, 4, 8)]
     assert np.allclose(bw, expected)
+
+
+def test_moe_without_active_parameters_explains_with_total_parameters():
+    from suanli.jobs import parse_job
+    from suanli.perf import estimate
+
+    job = parse_job({"name": "tiny-moe", "kind": "train", "work": {"tokens": 1e6},
+                     "model": {"params_b": 1.0, "layers": 2, "hidden": 64, "heads": 2,
+                               "experts": 2}})
+    assert "1B active" in estimate(job, "H100", 1).explanation[0]

@@ -228,7 +228,7 @@ def parse_job(data: Any, source: str = "job") -> JobSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a job must be a mapping, got {type(data).__name__}")
     kind = data.get("kind")
-    if kind not in WORK_SHAPES:
+    if not isinstance(kind, str) or kind not in WORK_SHAPES:
         known = ", ".join(WORK_SHAPES)
         raise SpecError(f"{source}: kind: must be one of {known} (got {kind!r})", field="kind",
                         value=kind)

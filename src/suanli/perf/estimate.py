@@ -140,7 +140,7 @@ def _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reas
     what = f"{job.kind} of {model.id if model else job.name}"
     if model is not None:
         what += f" ({model.params_b:g}B params"
-        what += f", {model.active_params_b:g}B active)" if model.is_moe else ")"
+        what += f", {model.active_params / 1e9:g}B active)" if model.is_moe else ")"
     lines.append(f"{what} on {count} x {acc_id}.")
     if not fits:
         lines.append(f"Infeasible: {reason}.")

@@ -351,6 +351,9 @@ def _group_chips(layouts, lay) -> int:
     return int(tp * pp)
 
 
+POOL_MAX_ENTRIES = 1 << 21  # per reused buffer (16 MiB of float64)
+
+
 class _Work:
     """Per-thread reused buffers for arrays that never leave `_search` (fresh arrays of this
     size cost a page fault per 4 KiB on every call)."""
@@ -362,7 +365,9 @@ class _Work:
         size = int(np.prod(shape))
         buf = pool.get(name)
         if buf is None or buf.size < size or buf.dtype != dtype:
-            buf = pool[name] = np.empty(size, dtype=dtype)
+            buf = np.empty(size, dtype=dtype)
+            if size <= POOL_MAX_ENTRIES:  # larger ones are not kept
+                pool[name] = buf
         out = buf[:size].reshape(shape)
         if fill is not None:
             out.fill(fill)
@@ -596,7 +601,10 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     cfg = exact_cfg[ai, ji]
     tp, pp, var = cfgs[cfg, 0], cfgs[cfg, 1], cfgs[cfg, 2]
     dp = np.maximum(np.minimum((ji + 1) // (tp * pp), kernel.max_dp), 1)
-    detail = kernel.evaluate(_take(chips, ai), tp, pp, var, dp, lean=True)
+    if hasattr(kernel, "lean_terms"):  # the same terms, with less work
+        detail = kernel.lean_terms(_take(chips, ai), tp, pp, var, dp)
+    else:
+        detail = kernel.evaluate(_take(chips, ai), tp, pp, var, dp, lean=True)
     shape = ai.shape
 
     def col(key: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -324,7 +325,8 @@ class TrainingKernel:
         })
         return out
 
-    def duration(self, c, tp, pp, var: int, dp, nodes=None, out=None, fit: bool = False):
+    def duration(self, c, tp, pp, var: int, dp, nodes=None, out=None, fit: bool = False,
+                 parts: dict | None = None):
         """(duration_s, fits) of `evaluate(..., duration_only=True)` for one scalar variant,
         computed with less memory traffic: what depends on the chip only through its node
         (chips_per_node, mesh) is computed once per distinct node kind and gathered, and the
@@ -335,7 +337,8 @@ class TrainingKernel:
         `nodes` = (node columns with chips_per_node and mesh of shape [U, 1, 1], index [A] of
         each chip's node kind), for chip columns of shape [A, 1, 1]; None computes the node
         terms per entry (chip columns gathered per entry). `out` receives the duration.
-        `fit` says the caller has checked that every entry fits (`fits`): memory is skipped."""
+        `fit` says the caller has checked that every entry fits (`fits`): memory is skipped.
+        `parts`, a dict, receives the time terms of `evaluate(..., lean=True)`."""
         e = self.eff
         z3 = (var & 1) == 1
         full = (var & 4) == 4
@@ -443,14 +446,35 @@ class TrainingKernel:
         if self.is_moe:
             link += ep_up
             network += ep_out
+        if parts is not None:  # the terms `evaluate(..., lean=True)` reports, as copies
+            parts.update(t_compute=t_comp.copy(), t_bubble=t_bubble, t_link=link.copy(),
+                         t_network=network.copy())
         compute = np.add(t_comp, t_bubble, out=t_comp)
         compute += link
         compute += network
+        if parts is not None:
+            parts["busy"] = parts["t_compute"] / compute  # compute is t_step here
         steps = self.tokens / batch_tokens
         duration = np.multiply(steps, compute, out=out if out is not None else np.empty(shape))
         if not fit:
             np.copyto(duration, np.inf, where=~fits)
         return duration, fits
+
+    def lean_terms(self, c, tp, pp, var, dp) -> dict[str, np.ndarray]:
+        """The time terms of `evaluate(..., lean=True)` for entries that fit (the layouts the
+        search chose), per entry with per-entry variants: `duration` once per variant."""
+        var = np.asarray(var)
+        out = {k: np.empty(var.shape) for k in ("t_compute", "t_bubble", "t_link",
+                                                "t_network", "busy")}
+        for v in np.unique(var):
+            at = np.nonzero(var == v)[0]
+            sub = SimpleNamespace(**{f: x[at] for f, x in c.__dict__.items()})
+            parts: dict[str, np.ndarray] = {}
+            self.duration(sub, tp[at], pp[at], np.int64(v), dp[at], fit=True, parts=parts)
+            for k, x in out.items():
+                x[at] = parts[k]
+        out.update(t_memory=0.0, mem_busy=0.0)
+        return out
 
     @staticmethod
     def _ring_terms(c, group, local):
@@ -499,5 +523,7 @@ class _Scratch:
     def __getitem__(self, i: int) -> np.ndarray:
         buf = self.pool.get(i)
         if buf is None or buf.size < self.size:
-            buf = self.pool[i] = np.empty(self.size)
+            buf = np.empty(self.size)
+            if self.size <= 1 << 21:  # larger ones are not kept (16 MiB of float64)
+                self.pool[i] = buf
         return buf[:self.size].reshape(self.shape)
