@@ -212,7 +212,7 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
         mi = np.flatnonzero(miss)
         if mi.size:
             ai, rest = np.divmod(mi, shape[1] * shape[2])
-            ki, di = np.divmod(rest, shape[2])
+            di = rest % shape[2]
             miss_parts.append((ai, off + rest, ai * n_max + m_idx[di]))
 
     # Pass 2: the other variants where the primary does not fit, cheapest first; each

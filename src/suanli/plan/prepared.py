@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from suanli.network import Network
+from suanli.plan.identity_cache import IdentityCache
 from suanli.plan.routing import RouteTable, route_table
-
-_CACHE: OrderedDict[int, tuple[Network, PreparedNetwork]] = OrderedDict()
-_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -42,15 +39,14 @@ class PreparedNetwork:
 
 def prepare(network: Network) -> PreparedNetwork:
     """The network's arrays, computed once and cached (keyed by object identity)."""
-    key = id(network)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is network:
-        _CACHE.move_to_end(key)
-        return hit[1]
+    return _CACHE.get_or_build(network, _build)
+
+
+def _build(network: Network) -> PreparedNetwork:
     routes = route_table(network)
     centers = network.centers
     rows = [(ci, c, p) for ci, c in enumerate(centers) for p in c.pools]
-    prepared = PreparedNetwork(
+    return PreparedNetwork(
         network=network,
         routes=routes,
         center_ids=[c.id for c in centers],
@@ -71,7 +67,6 @@ def prepare(network: Network) -> PreparedNetwork:
         center_index={c.id: i for i, c in enumerate(centers)},
         pool_index={f"{c.id}/{p.id}": i for i, (_, c, p) in enumerate(rows)},
     )
-    _CACHE[key] = (network, prepared)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return prepared
+
+
+_CACHE: IdentityCache[Network, PreparedNetwork] = IdentityCache()

@@ -14,15 +14,12 @@ Transfer prices are per GB moved; links are undirected.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from suanli.network import Network
-
-_CACHE: OrderedDict[int, tuple[Network, RouteTable]] = OrderedDict()
-_CACHE_SIZE = 16
+from suanli.plan.identity_cache import IdentityCache
 
 
 @dataclass(frozen=True)
@@ -150,13 +147,7 @@ def _all_pairs(r: int, links: list[tuple[int, int, float, float, float]], by: st
 
 def route_table(network: Network) -> RouteTable:
     """The network's route table, computed once and cached (keyed by object identity)."""
-    key = id(network)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is network:
-        _CACHE.move_to_end(key)
-        return hit[1]
-    table = RouteTable(network)
-    _CACHE[key] = (network, table)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return table
+    return _CACHE.get_or_build(network, RouteTable)
+
+
+_CACHE: IdentityCache[Network, RouteTable] = IdentityCache()
