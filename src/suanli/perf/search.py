@@ -624,7 +624,9 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     # Each entry that fits runs at the last improvement point at or before its count: the
     # number of improvement points so far (row-major order) minus one indexes it. Entries
     # that do not fit have none in their row yet; their index is overwritten below.
-    point = np.cumsum(improve.reshape(-1)).reshape(exact.shape)
+    work = _Work()
+    point = np.cumsum(improve.reshape(-1), out=work.get("point", improve.size, dtype=np.int64))
+    point = point.reshape(exact.shape)
     point -= 1
     # Gather per (chip, count); counts 1..n_max in order (the usual grid) need no gather.
     if counts.size == n_max and counts[0] == 1 and bool((np.diff(counts) == 1).all()):
@@ -645,7 +647,6 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     power = np.append(power_at, 0.0)[point]
     np.copyto(power, np.broadcast_to(no_fit_power, power.shape), where=no_fit)
     power *= used  # used * chip_power
-    work = _Work()
     idle = np.subtract(cnt, used, out=work.get("idle", dur.shape, dtype=np.int64))
     idle_power = np.multiply(idle, tdp, out=work.get("idle_power", dur.shape))
     idle_power *= e.power_idle

@@ -17,7 +17,7 @@ import numpy as np
 
 from suanli.catalog import Catalog, builtin_catalog
 from suanli.errors import SpecError
-from suanli.jobs.spec import JobSpec, TrainWork
+from suanli.jobs.spec import InferenceWork, JobSpec, TrainWork
 from suanli.network import Network
 from suanli.plan.counts import allowed_for_pool, candidate_counts
 from suanli.plan.explain import explain_choice, infeasible_after_constraints
@@ -161,6 +161,11 @@ def plan(
     grid = perf.estimate_grid(job, acc_objs, grid_counts)
     g_dur = np.asarray(grid.duration_s, dtype=float)
     g_fits = np.asarray(grid.fits, dtype=bool) & np.isfinite(g_dur) & (g_dur > 0)
+    window_s = _serving_window_s(job)
+    fits_in_memory = g_fits.copy()
+    if window_s is not None:
+        # Serving at a rate: a placement that falls behind the arrivals is not a placement.
+        g_fits &= g_dur <= window_s * (1 + 1e-9)
     g_power = np.asarray(grid.power_w, dtype=float)
     g_mfu = np.asarray(grid.mfu, dtype=float)
     g_bound = np.asarray(grid.bound)
@@ -237,6 +242,9 @@ def plan(
         cols = het_cols if not cols else {k: np.concatenate([cols[k], het_cols[k]])
                                           for k in cols}
     if not cols or len(cols["pool"]) == 0:
+        if window_s is not None and fits_in_memory.any():
+            return result(infeasible=[_rate_shortfall(job, grid_accs, grid_counts, g_dur,
+                                                      fits_in_memory, window_s)])
         return result(infeasible=_infeasible_before_constraints(
             job, network, net, cand, cap, counts, stage, move, perf, catalog, hetero_ok))
 
@@ -464,6 +472,24 @@ def _wait(net: PreparedNetwork, state: NetworkState, pools: np.ndarray,
     for gi, group in zip(keys.tolist(), np.split(rows, starts[1:]), strict=True):
         wait[group] = loaded[gi].wait_s(counts[group], int(net.capacity[gi]))
     return wait
+
+
+def _serving_window_s(job: JobSpec) -> float | None:
+    """The serving window of an inference job given as a rate; None for a fixed batch."""
+    work = job.work
+    if isinstance(work, InferenceWork) and work.requests is None and work.window_s is not None:
+        return work.window_s
+    return None
+
+
+def _rate_shortfall(job, accs, counts, dur, fits, window_s) -> str:
+    """The rate no allowed placement sustains, and the best rate one reaches."""
+    work = job.work
+    rates = np.where(fits, work.rate_per_s * window_s / dur, 0.0)
+    a, c = np.unravel_index(int(np.argmax(rates)), rates.shape)
+    return (f"work.rate_per_s: {work.rate_per_s:g} requests/s cannot be sustained on any "
+            f"allowed placement; the most is {rates[a, c]:.3g} requests/s on {int(counts[c])} "
+            f"{accs[a]} (count range {job.min_count}-{job.max_count})")
 
 
 def _infeasible_before_constraints(job, network, net, cand, cap, counts, stage, move, perf,
