@@ -1,0 +1,166 @@
+"""Gavel's priority placement: which job gets which pool's chips this round.
+
+Each job's priority on a pool is its allocated time fraction X[j, p] over the share of the
+pool's time it received since the last reallocation. Whole gangs are placed greedily in
+priority order on pools with enough chips left (ties are documented in `_assign`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class PriorityMixin:
+    """Part of `Engine`: the per-round priority rule."""
+
+    def _assign(self, A: np.ndarray) -> np.ndarray:
+        """Gavel's priority rule: whole gangs, greedily, in priority order.
+
+        Returns the pool index for each job of A (-1: not placed this round).
+        """
+        P = self._P
+        X = self._alloc[A]
+        thr = self._thr[A]
+        blocked = self._blocked_mask(A)
+        if blocked is not None:
+            thr = np.where(blocked, 0.0, thr)
+        recv = self._recv[A]
+        pool_time = self._pool_time
+        if not self.gavel_mode and len(self._class_members) < P:
+            return self._assign_by_class(A, X, thr, recv)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(pool_time > 0, recv / np.where(pool_time > 0, pool_time, 1.0), 0.0)
+            prio = np.where(frac > 0, X / np.where(frac > 0, frac, 1.0), X * 1e9)
+        prio[(X <= 0) | (thr <= 0)] = 0.0
+        chips = self._chips[A]
+        cap = self._cap_up
+        ok = (thr > 0) & (chips[:, None] <= cap[None, :])
+        if not self.work_conserving:
+            ok &= prio > 0
+        jj, pp = np.nonzero(ok)
+        if len(jj) == 0:
+            return np.full(len(A), -1, dtype=np.int64)
+        pr = prio[jj, pp]
+        de = self._deficit[A][jj, pp]
+        xx = X[jj, pp]
+        if self.gavel_mode:
+            order_pools = list(range(P))
+            if self._shuffle_pools:
+                self._pool_rng.shuffle(order_pools)
+            rank = np.empty(P, dtype=np.int64)
+            rank[order_pools] = np.arange(P)
+            # Per pool in `order_pools`, by priority, deficit, allocation (all descending);
+            # the sort is stable, so equal keys keep job order as in Gavel.
+            order = np.lexsort((jj, -xx, -de, -pr, rank[pp]))
+        else:
+            # Ties (jobs the allocation has not seen yet have priority 0): keep running jobs
+            # where they are, then prefer the faster pool, then the earlier job.
+            running_here = self._run_pool[A][jj] == pp
+            order = np.lexsort((pp, jj, -thr[jj, pp], ~running_here, -xx, -de, -pr))
+        js = jj[order].tolist()
+        ps = pp[order].tolist()
+        left = cap.tolist()
+        chips_l = chips.tolist()
+        min_chips = int(chips.min())
+        assigned: dict[int, int] = {}
+        n_jobs = len(A)
+        full = [c < min_chips for c in left]
+        n_full = sum(full)
+        for j, p in zip(js, ps, strict=True):
+            if j in assigned or full[p]:
+                continue
+            c = chips_l[j]
+            if c > left[p]:
+                continue
+            left[p] -= c
+            assigned[j] = p
+            if len(assigned) == n_jobs:
+                break
+            if left[p] < min_chips:
+                full[p] = True
+                n_full += 1
+                if n_full == P:
+                    break
+        target = np.full(len(A), -1, dtype=np.int64)
+        if assigned:
+            target[np.fromiter(assigned.keys(), dtype=np.int64, count=len(assigned))] = \
+                np.fromiter(assigned.values(), dtype=np.int64, count=len(assigned))
+        return target
+
+    def _assign_by_class(
+        self, A: np.ndarray, X: np.ndarray, thr: np.ndarray, recv: np.ndarray
+    ) -> np.ndarray:
+        """The priority rule over classes of identical chips, then a pool within the class.
+
+        A network often has several pools of one chip (three H800 pools in three centers).
+        Spreading a job's time over them would move it between centers every round for
+        nothing, so priorities use the class's summed fraction and received time; within the
+        class a job stays on the pool it runs on if it can, else takes the pool where its
+        allocation is largest, then the one with the most chips left.
+        """
+        M = self._class_onehot
+        members = self._class_members
+        C = len(members)
+        cap = self._cap_up
+        Xc = X @ M
+        recv_c = recv @ M
+        pool_time_c = self._pool_time @ M
+        thr_c = np.column_stack([thr[:, m].max(axis=1) for m in members])
+        cap_c = np.array([cap[m].max() for m in members])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(pool_time_c > 0,
+                            recv_c / np.where(pool_time_c > 0, pool_time_c, 1.0), 0.0)
+            prio = np.where(frac > 0, Xc / np.where(frac > 0, frac, 1.0), Xc * 1e9)
+        prio[(Xc <= 0) | (thr_c <= 0)] = 0.0
+        chips = self._chips[A]
+        ok = (thr_c > 0) & (chips[:, None] <= cap_c[None, :])
+        if not self.work_conserving:
+            ok &= prio > 0
+        jj, cc = np.nonzero(ok)
+        target = np.full(len(A), -1, dtype=np.int64)
+        if len(jj) == 0:
+            return target
+        run_pool = self._run_pool[A]
+        run_class = np.where(run_pool >= 0, self._pool_class[np.maximum(run_pool, 0)], -1)
+        running_here = run_class[jj] == cc
+        order = np.lexsort((cc, jj, -thr_c[jj, cc], ~running_here,
+                            -Xc[jj, cc], -(self._deficit[A] @ M)[jj, cc], -prio[jj, cc]))
+        js = jj[order].tolist()
+        cs = cc[order].tolist()
+        left = cap.tolist()
+        chips_l = chips.tolist()
+        run_l = run_pool.tolist()
+        min_chips = int(chips.min())
+        class_left = [max(left[p] for p in m) for m in members]
+        n_full = sum(1 for v in class_left if v < min_chips)
+        placed = 0
+        n_jobs = len(A)
+        for j, c in zip(js, cs, strict=True):
+            if target[j] >= 0 or class_left[c] < chips_l[j]:
+                continue
+            need = chips_l[j]
+            cur = run_l[j]
+            best = -1
+            if cur >= 0 and self._pool_class[cur] == c and left[cur] >= need and thr[j, cur] > 0:
+                best = cur
+            else:
+                best_key = None
+                for p in members[c]:
+                    if left[p] >= need and thr[j, p] > 0:
+                        key = (X[j, p], left[p], -p)
+                        if best_key is None or key > best_key:
+                            best, best_key = p, key
+            if best < 0:
+                continue
+            left[best] -= need
+            target[j] = best
+            placed += 1
+            if placed == n_jobs:
+                break
+            was_full = class_left[c] < min_chips
+            class_left[c] = max(left[p] for p in members[c])
+            if not was_full and class_left[c] < min_chips:
+                n_full += 1
+                if n_full == C:
+                    break
+        return target

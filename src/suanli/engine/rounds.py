@@ -1,0 +1,206 @@
+"""Rounds: when one is needed, when the allocation is recomputed, and applying its placement.
+
+A round accounts the time each job received, recomputes the policy's allocation if allowed
+(Gavel's reset of deficits and received time), places gangs by priority (`priority.py`),
+stops the jobs that lose or change chips and starts the newly placed ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from suanli.engine.timers import EPS
+from suanli.engine.types import ON_CHIPS_STATES, WAITING_STATES, JobState
+from suanli.errors import SuanliError
+from suanli.policies.base import Allocation, PolicyState
+
+# Gavel's minimum_time_between_allocation_resets: the allocation is recomputed at most this
+# often (when something changed); jobs that arrive in between run on chips left idle.
+DEFAULT_REALLOC_INTERVAL_S = 1920.0
+
+
+class RoundsMixin:
+    """Part of `Engine`: the round mechanism."""
+
+    def _round_needed(self) -> bool:
+        if self._stuck and not self._dirty:
+            return False
+        if self._dirty:
+            return True
+        waiting = len(self._active) > len(self._on_chips)
+        if self.gavel_mode:
+            return bool(self._on_chips) or waiting
+        return waiting and bool(self._on_chips)
+
+    def _realloc_allowed(self, now: float, A: np.ndarray) -> bool:
+        if self._force_realloc or not self._ever_realloc:
+            return True
+        if self.gavel_mode:
+            # Gavel's test: `time since last reset >= minimum interval or last reset == 0`
+            # (the second clause keeps recomputing until a reset happens at a time > 0).
+            return (now - self._last_realloc_s >= self.realloc_interval_s
+                    or self._last_realloc_s == 0)
+        if now - self._last_realloc_s >= self.realloc_interval_s - EPS:
+            return True
+        if self.work_conserving:
+            return False
+        # A strict policy places only allocated jobs: do not leave chips idle for a waiting
+        # job the last allocation has not seen.
+        new = A[~self._has_alloc[A] & (self._run_pool[A] < 0)]
+        if len(new) == 0:
+            return False
+        free = self._cap_up - self._used
+        fits = (self._thr[new] > 0) & (self._chips[new][:, None] <= free[None, :])
+        return bool(fits.any())
+
+    def _round(self, now: float) -> None:
+        self.rounds += 1
+        self._account_all(now)
+        A = self._active_array()
+        if self._alloc_dirty and len(A) and self._realloc_allowed(now, A):
+            self._reallocate(now, A)
+            A = self._active_array()  # rejected jobs leave
+        self._force_realloc = False
+        placed_any = False
+        if len(A):
+            target = self._assign(A)
+            placed_any = self._apply(target, A, now)
+        self._dirty = False
+        self._sample(now)
+        running = bool(self._on_chips)
+        if not self._active:
+            self._next_round_s = None
+            return
+        if self.gavel_mode:
+            if running:
+                self._next_round_s = min(now + self.round_s, self._last_end_s())
+            elif self._pending:
+                self._next_round_s = None  # Gavel jumps to the next arrival
+            elif not self._forced_last:
+                # No arrivals left and nothing runs: Gavel forces a reallocation.
+                self._force_realloc = True
+                self._alloc_dirty = True
+                self._forced_last = True
+                self._next_round_s = now
+            else:
+                self._next_round_s = None
+                self._stuck = True
+            if running or placed_any:
+                self._forced_last = False
+        else:
+            self._next_round_s = now + self.round_s
+            if not running and not placed_any:
+                self._stuck = True  # nothing can change until an event arrives
+
+    def _policy_state(self, now: float, A: np.ndarray) -> PolicyState:
+        thr = self._thr[A].copy()
+        blocked = self._blocked_mask(A)
+        if blocked is not None:
+            thr[blocked] = 0.0
+        done = self._work_now(A, now)
+        running_on = self._run_pool[A].copy()
+        attained = self._attained[A].copy()
+        on = running_on >= 0
+        if on.any():
+            attained[on] += (now - self._seg_start[A[on]]) * self._chips[A[on]]
+        ref = self._ref_thr[A].copy()
+        missing = ref <= 0
+        if missing.any():
+            ref[missing] = thr[missing].max(axis=1)
+        return PolicyState(
+            now_s=now,
+            job_ids=A.copy(),
+            num_chips=self._chips[A].copy(),
+            priority=self._prio[A].copy(),
+            arrival_s=self._arrival[A].copy(),
+            remaining_work=np.maximum(self._total[A] - done, 0.0),
+            attained_service_s=attained,
+            throughput=thr,
+            pool_ids=list(self._pool_ids),
+            pool_accelerators=list(self._pool_acc),
+            capacity=self._cap_up.astype(float),
+            price_per_chip_hour=self._price.copy(),
+            deadline_s=self._deadline[A].copy(),
+            tenant=[self._tenants[int(i)] for i in A],
+            running_on=running_on,
+            reference_throughput=ref,
+        )
+
+    def _reallocate(self, now: float, A: np.ndarray) -> None:
+        # Gavel's reset: credit each job's deficit with the time it should have had under the
+        # old allocation minus what it received, then restart the received-time counters.
+        elapsed = now - self._last_realloc_s if self._ever_realloc else 0.0
+        received = self._recv[A] - self._half_round
+        should = np.where(self._has_alloc[A][:, None], self._alloc[A] * elapsed, 0.0)
+        self._deficit[A] += should - received
+        self._recv[A] = self._half_round
+        self._pool_time[:] = self._half_round * len(A)
+        state = self._policy_state(now, A)
+        alloc: Allocation = self.policy(state)
+        X = np.asarray(alloc.fractions, dtype=float)
+        if X.shape != (len(A), self._P):
+            raise SuanliError(
+                f"policy {self.policy_name} returned fractions of shape {X.shape}, "
+                f"expected {(len(A), self._P)}",
+                field="policy", value=self.policy_name,
+            )
+        X = np.where(np.isfinite(X) & (X > 0), X, 0.0)
+        self._alloc[A] = X
+        self._has_alloc[A] = True
+        self._last_realloc_s = now
+        self._ever_realloc = True
+        self._alloc_dirty = False
+        self.reallocations += 1
+        if alloc.rejected:
+            note = f": {alloc.note}" if alloc.note else ""
+            for i in sorted(int(j) for j in alloc.rejected):
+                if 0 <= i < self._n and i in self._active:
+                    rec = self._records[i]
+                    if rec.state in ON_CHIPS_STATES:
+                        self._end_run(i, now, keep="full")
+                        self._finish(i, JobState.FAILED, now, f"rejected by policy{note}")
+                        self.backend.stop(rec.job.job_id, now, "cancel")
+                    else:
+                        self._finish(i, JobState.FAILED, now, f"rejected by policy{note}")
+
+    def _apply(self, target: np.ndarray, A: np.ndarray, now: float) -> bool:
+        """Stop the jobs that lose or change chips, then start the newly placed ones.
+
+        target[k] is the pool chosen for job A[k] this round (-1: none).
+        """
+        current = self._run_pool[A]
+        stop = A[(current >= 0) & (current != target)].tolist()
+        start_mask = (target >= 0) & (current != target)
+        starts = zip(A[start_mask].tolist(), target[start_mask].tolist(), strict=True)
+        for i in stop:
+            rec = self._records[i]
+            if rec.state not in ON_CHIPS_STATES:
+                continue  # a listener cancelled it meanwhile
+            rec.preemptions += 1
+            self._set_state(i, JobState.CHECKPOINTING, now, "preempted by the round")
+            if rec.state is not JobState.CHECKPOINTING:
+                continue  # the listener cancelled it
+            self.backend.stop(rec.job.job_id, now, "preempt")
+            self._end_run(i, now, keep="full")
+            self._set_state(i, JobState.PREEMPTED, now, "checkpointed")
+        started = False
+        for i, p in starts:
+            rec = self._records[i]
+            if rec.state not in WAITING_STATES:
+                continue  # cancelled by a listener during this round
+            first = rec.start_s is None
+            restore = 0.0 if (first or self.gavel_mode) else float(self._restore[i])
+            nodes = self._take_chips(i, p, None)
+            placement = self._begin_run(i, p, now, restore, nodes)
+            if first:
+                rec.start_s = now
+            self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}")
+            if rec.state is not JobState.STARTING:
+                continue  # the listener cancelled it before the backend was told
+            self.backend.start(rec.job, placement, now)
+            if restore > 0:
+                self._push_timer(now + restore, "restored", (i, now))
+            else:
+                self._set_state(i, JobState.RUNNING, now, "running")
+            started = True
+        return started or bool(self._on_chips)

@@ -1,0 +1,179 @@
+"""Runs: taking and releasing chips, starting and ending a run, progress and accounting.
+
+A run is one stretch of a job on one pool's chips. Progress is throughput x productive time
+(time after the restore); a checkpoint is taken every `checkpoint_interval_s` of productive
+time; ending a run commits the work that survives it and charges chip-seconds, cost, energy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from suanli.engine.backend import run_end_s
+from suanli.engine.types import ON_CHIPS_STATES, Placement
+
+
+def pick_nodes(free: np.ndarray, c: int, per_node: int) -> tuple[tuple[int, int], ...]:
+    """Whole gang on as few nodes as possible: best fit for a gang within one node, else
+    the emptiest nodes first."""
+    if per_node == 1:
+        idx = np.flatnonzero(free)[:c]
+        if len(idx) < c:
+            raise RuntimeError("not enough free chips for a gang the round placed")
+        return tuple((n, 1) for n in idx.tolist())
+    if c <= per_node:
+        fit = np.where(free >= c, free, per_node + 1)
+        n = int(fit.argmin())
+        if fit[n] <= per_node:
+            return ((n, c),)
+    order = np.argsort(-free, kind="stable")
+    out = []
+    need = c
+    for n in order:
+        f = int(free[n])
+        if f <= 0:
+            break
+        take = min(f, need)
+        out.append((int(n), take))
+        need -= take
+        if need == 0:
+            break
+    if need:
+        raise RuntimeError("not enough free chips for a gang the round placed")
+    return tuple(out)
+
+
+class RunsMixin:
+    """Part of `Engine`: chips, runs, progress and accounting."""
+
+    def _work_at(self, i: int, now: float) -> float:
+        rec = self._records[i]
+        if rec.state not in ON_CHIPS_STATES:
+            return float(self._base[i])
+        p = int(self._run_pool[i])
+        productive = now - self._seg_start[i] - self._seg_restore[i]
+        if productive <= 0:
+            return float(self._base[i])
+        return float(min(self._total[i], self._base[i] + productive * self._thr[i, p]))
+
+    def _work_now(self, idx: np.ndarray, now: float) -> np.ndarray:
+        """Estimated work done by each job in idx at `now` (vectorised _work_at)."""
+        work = self._base[idx].copy()
+        pools = self._run_pool[idx]
+        on = pools >= 0
+        if on.any():
+            j = idx[on]
+            productive = np.maximum(now - self._seg_start[j] - self._seg_restore[j], 0.0)
+            work[on] = np.minimum(self._total[j], work[on] + productive * self._thr[j, pools[on]])
+        return work
+
+    def _checkpoint_at(self, i: int, now: float) -> float:
+        p = int(self._run_pool[i])
+        productive = now - self._seg_start[i] - self._seg_restore[i]
+        if productive <= 0:
+            return float(self._base[i])
+        iv = self._ckpt_iv[i]
+        saved = math.floor(productive / iv) * iv if math.isfinite(iv) else 0.0
+        return float(min(self._total[i], self._base[i] + saved * self._thr[i, p]))
+
+    def _take_chips(self, i: int, p: int, nodes: tuple[tuple[int, int], ...] | None) -> tuple:
+        c = int(self._chips[i])
+        free = self._node_free[p]
+        if nodes is None:
+            nodes = pick_nodes(free, c, self.cluster.pools[p].chips_per_node)
+        for node, chips in nodes:
+            free[node] -= chips
+        self._used[p] += c
+        return nodes
+
+    def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes) -> Placement:
+        rec = self._records[i]
+        self._run_pool[i] = p
+        self._seg_start[i] = now
+        self._seg_restore[i] = restore_s
+        self._acct[i] = now
+        self._on_chips[i] = None
+        pool = self.cluster.pools[p]
+        placement = Placement(
+            pool_id=pool.pool_id,
+            num_chips=int(self._chips[i]),
+            nodes=tuple(nodes),
+            accelerator=pool.accelerator,
+            center=pool.center,
+            throughput=float(self._thr[i, p]),
+            work_remaining=float(self._total[i] - self._base[i]),
+            restore_s=restore_s,
+        )
+        rec.placement = placement
+        if not rec.pools or rec.pools[-1] != pool.pool_id:
+            if pool.pool_id not in rec.pools:
+                rec.pools.append(pool.pool_id)
+        return placement
+
+    def _end_run(self, i: int, now: float, keep: str) -> None:
+        """Take a job off its chips: account its time and commit its progress.
+
+        keep: "all" (it finished), "full" (checkpointed on preemption/cancel), or
+        "checkpoint" (killed: only the last periodic checkpoint survives).
+        """
+        rec = self._records[i]
+        p = int(self._run_pool[i])
+        if keep == "all":
+            work = float(self._total[i])
+        elif keep == "full":
+            work = self._work_at(i, now)
+        else:
+            work = self._checkpoint_at(i, now)
+        self._account_one(i, now)
+        dur = max(0.0, now - self._seg_start[i])
+        chips = int(self._chips[i])
+        chip_s = dur * chips
+        rec.chip_seconds += chip_s
+        rec.cost += chip_s / 3600.0 * float(self._price[p])
+        rec.energy_kwh += chip_s * float(self._watts[p]) / 3.6e6
+        self._busy_chip_s[p] += chip_s
+        self._attained[i] += chip_s
+        self._base[i] = work
+        rec.done_work = rec.checkpoint_work = work
+        pl = rec.placement
+        if pl is not None:
+            free = self._node_free[p]
+            for node, c in pl.nodes:
+                if self._node_down[p][node] == 0:
+                    free[node] += c
+        self._used[p] -= chips
+        self._run_pool[i] = -1
+        self._on_chips.pop(i, None)
+        rec.placement = None
+        self._dirty = True
+
+    def _account_one(self, i: int, now: float) -> None:
+        p = int(self._run_pool[i])
+        dt = now - self._acct[i]
+        if dt > 0:
+            self._recv[i, p] += dt
+            self._pool_time[p] += dt
+        self._acct[i] = now
+
+    def _account_all(self, now: float) -> None:
+        if not self._on_chips:
+            return
+        idx = np.fromiter(self._on_chips, dtype=np.int64, count=len(self._on_chips))
+        pools = self._run_pool[idx]
+        dt = np.maximum(now - self._acct[idx], 0.0)
+        self._recv[idx, pools] += dt
+        np.add.at(self._pool_time, pools, dt)
+        self._acct[idx] = now
+
+    def _last_end_s(self) -> float:
+        """When the last running job would finish (the backend's own formula, bit for bit)."""
+        last = 0.0
+        for i in self._on_chips:
+            pl = self._records[i].placement
+            if pl is not None:
+                end = run_end_s(float(self._seg_start[i]), pl)
+                if end > last:
+                    last = end
+        return last
