@@ -351,6 +351,39 @@ def test_restore_rebuilds_running_and_waiting_jobs_without_calling_the_backend()
     assert eng.jobs["wait"].done_work == pytest.approx(100.0)
 
 
+def test_restore_without_node_assignments_takes_chips_like_a_new_run():
+    cluster = Cluster.from_counts({"V100": 4}, chips_per_node=2)
+    eng = make(cluster)
+    eng.restore(job("a", chips=2, work=100.0), JobState.RUNNING, Placement("local/V100", 2),
+                done_work=30.0)
+    eng.restore(job("b", chips=1, work=100.0), JobState.RUNNING,
+                Placement("local/V100", 1, ((1, 1),)), done_work=0.0)
+    a, b = eng.jobs["a"].placement, eng.jobs["b"].placement
+    assert a.nodes == ((0, 2),)  # a whole node, as the round would have picked
+    assert b.nodes == ((1, 1),)  # the stored assignment is kept when there is one
+    assert eng.used_chips == {"local/V100": 3}
+    # The backend reports the restored jobs' ends (a sim backend never started them).
+    eng._on_backend_event(BackendEvent("a", "succeeded", 0.0))
+    eng._on_backend_event(BackendEvent("b", "succeeded", 0.0))
+    assert eng.used_chips == {"local/V100": 0}
+    eng.submit(job("c", chips=2, work=10.0))
+    eng.run()
+    assert eng.jobs["c"].state is JobState.SUCCEEDED
+
+
+def test_strict_fifo_places_a_queued_job_at_the_round_after_its_chips_free():
+    # b is allocated nothing at time 0 (a has the only chip); when a ends at 1000 s, b starts
+    # at the next round (1080 s), not when the 1920 s reallocation interval has passed.
+    eng = make(Cluster.from_counts({"V100": 1}), policy="fifo")
+    assert not eng.work_conserving and eng.realloc_interval_s == 1920.0
+    eng.submit(job("a", work=1000.0))
+    eng.submit(job("b", work=100.0))
+    eng.run()
+    first, second = sorted(eng.jobs.values(), key=lambda r: r.start_s)
+    assert first.finish_s == pytest.approx(1000.0)
+    assert second.start_s == pytest.approx(1080.0)
+
+
 def test_duplicate_and_bad_jobs_are_user_errors():
     from suanli.errors import SuanliError
 

@@ -3,15 +3,16 @@
 The engine owns every job's state, decides placements round by round and tells a backend to
 start and stop jobs. It never reads a clock other than the one it is given and never sleeps:
 `step()` handles everything due at `clock.now()` and says when it next needs to be called.
-The simulator calls it from `run()` on a SimClock; the live service calls it every half
-second on the wall clock with a process backend.
+The simulator calls it from `run()` on a SimClock; the live service calls it a few times
+a second on the wall clock with a process backend.
 
 Mechanism (Gavel's, Narayanan et al. OSDI 2020):
 - A policy maps the active jobs to time fractions X[j, p] (share of wall time job j should
   spend on pool p). It is recomputed only when the job set or capacity changed, and at most
   once per `realloc_interval_s` (Gavel's 1920 s); in between, new jobs have no allocation and
-  run only on chips the allocated jobs leave idle. A strict policy (FIFO: it never places a
-  job it did not allocate) is recomputed early when a new job could use idle chips.
+  run only on chips the allocated jobs leave idle. Outside gavel_mode a strict policy (FIFO:
+  it never places a job it did not allocate) is recomputed at the next round whenever a
+  waiting job it gave no chips could use idle ones.
 - Each round, every job gets priority X[j, p] / (share of pool p's time it received since the
   last reallocation), with received time starting at round_s / 2 per job and pool as in Gavel.
   Whole gangs are placed greedily in priority order (ties: larger deficit, larger X, a job
@@ -23,7 +24,8 @@ Mechanism (Gavel's, Narayanan et al. OSDI 2020):
   since the last checkpoint. Job failures use up `max_retries`; outages do not.
 - Rounds sit on a grid of `round_s` from the first arrival into an idle engine. A round in
   which nothing changed and no job waits (or none runs) is skipped, so the clock jumps from
-  event to event when there is nothing to decide.
+  event to event when there is nothing to decide. A step that comes after a round was due
+  (the wall clock never lands on the grid) runs it then, and the next one `round_s` later.
 
 `gavel_mode=True` reproduces Gavel's simulator: rounds run back to back and a round ends
 when its longest micro-task ends (at most round_s), pool types are visited in a fixed order
@@ -50,7 +52,7 @@ from suanli.engine.records import RecordsMixin
 from suanli.engine.restore import RestoreMixin
 from suanli.engine.rounds import DEFAULT_REALLOC_INTERVAL_S, RoundsMixin
 from suanli.engine.runs import RunsMixin
-from suanli.engine.timers import EPS, TimerQueue
+from suanli.engine.timers import TimerQueue
 from suanli.engine.types import (
     ON_CHIPS_STATES,
     WAITING_STATES,
@@ -171,6 +173,9 @@ class Engine(
         # Time.
         self._timers = TimerQueue()
         self._next_round_s: float | None = None
+        # The round at _next_round_s was due (needed when the last step ended, or it starts a
+        # new grid): a step that comes late runs it at once instead of skipping it.
+        self._round_promised = False
         self._dirty = False  # something changed since the last round
         self._alloc_dirty = False  # the job set or capacity changed since the last allocation
         self._last_realloc_s = 0.0
@@ -296,13 +301,7 @@ class Engine(
         for ev in self.backend.poll(now):
             self._on_backend_event(ev)
         self._drain_timers(now)
-        if self._next_round_s is not None and self._round_needed():
-            if self._next_round_s < now - EPS and not self.gavel_mode:
-                # Rounds were skipped while nothing changed: return to the round grid.
-                k = math.ceil((now - self._next_round_s) / self.round_s - EPS)
-                self._next_round_s += k * self.round_s
-            if self._next_round_s <= now + EPS:
-                self._round(now)
+        self._round_if_due(now)
         return self.next_wake_s()
 
     def next_wake_s(self) -> float | None:

@@ -47,7 +47,8 @@ class EventsMixin:
         self._alloc_dirty = True
         self._stuck = False
         if self._next_round_s is None:
-            self._next_round_s = now
+            self._next_round_s = now  # a new round grid starts: its first round is due now
+            self._round_promised = True
 
     def _on_backend_event(self, ev: BackendEvent) -> None:
         i = self._index.get(ev.job_id)

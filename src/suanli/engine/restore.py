@@ -14,7 +14,8 @@ class RestoreMixin:
         """Rebuild a job from the service's database after a restart (no backend calls).
 
         A job restored on chips keeps them (the service re-attaches to its process) and is
-        credited `done_work` from now on; a waiting one queues again.
+        credited `done_work` from now on; its chips are the placement's nodes if it names them,
+        else nodes taken as for a new run. A waiting one queues again.
         """
         state = JobState(state)
         listener, self.listener = self.listener, None  # the database already has this state
@@ -44,9 +45,10 @@ class RestoreMixin:
             self._arrive(i, now)
         if state in ON_CHIPS_STATES and placement is not None:
             p = self.cluster.index(placement.pool_id)
-            self._take_chips(i, p, placement.nodes or None)
+            # The placement's nodes if it names them, else nodes picked as for a new run.
+            nodes = self._take_chips(i, p, placement.nodes or None)
             rec.start_s = rec.start_s if rec.start_s is not None else now
-            self._begin_run(i, p, now, restore_s=0.0, nodes=placement.nodes or None)
+            self._begin_run(i, p, now, restore_s=0.0, nodes=nodes)
             self._set_state(i, JobState.RUNNING, now, "restored")
         elif state is JobState.PREEMPTED:
             rec.start_s = rec.start_s if rec.start_s is not None else now

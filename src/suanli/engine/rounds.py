@@ -7,6 +7,8 @@ stops the jobs that lose or change chips and starts the newly placed ones.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from suanli.engine.timers import EPS
@@ -21,6 +23,18 @@ DEFAULT_REALLOC_INTERVAL_S = 1920.0
 
 class RoundsMixin:
     """Part of `Engine`: the round mechanism."""
+
+    def _round_if_due(self, now: float) -> None:
+        """Run the round if it is needed and due; remember whether the next one is due."""
+        if self._next_round_s is not None and self._round_needed():
+            if (self._next_round_s < now - EPS and not self.gavel_mode
+                    and not self._round_promised):
+                # Rounds were skipped while nothing needed one: return to the round grid.
+                k = math.ceil((now - self._next_round_s) / self.round_s - EPS)
+                self._next_round_s += k * self.round_s
+            if self._next_round_s <= now + EPS:
+                self._round(now)  # late (a wall clock past the round): at now
+        self._round_promised = self._next_round_s is not None and self._round_needed()
 
     def _round_needed(self) -> bool:
         if self._stuck and not self._dirty:
@@ -43,14 +57,16 @@ class RoundsMixin:
         if now - self._last_realloc_s >= self.realloc_interval_s - EPS:
             return True
         if self.work_conserving:
-            return False
-        # A strict policy places only allocated jobs: do not leave chips idle for a waiting
-        # job the last allocation has not seen.
-        new = A[~self._has_alloc[A] & (self._run_pool[A] < 0)]
-        if len(new) == 0:
+            return False  # a waiting job runs on chips the allocated jobs leave idle
+        # A strict policy (FIFO) places only the jobs its allocation gives a pool: do not leave
+        # chips idle for a waiting job the last allocation gave none of them (a new job, or one
+        # queued behind jobs that have ended since).
+        waiting = A[self._run_pool[A] < 0]
+        if len(waiting) == 0:
             return False
         free = self._cap_up - self._used
-        fits = (self._thr[new] > 0) & (self._chips[new][:, None] <= free[None, :])
+        fits = (self._thr[waiting] > 0) & (self._chips[waiting][:, None] <= free[None, :])
+        fits &= ~(self._has_alloc[waiting][:, None] & (self._alloc[waiting] > 0))
         return bool(fits.any())
 
     def _round(self, now: float) -> None:

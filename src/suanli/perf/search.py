@@ -165,9 +165,26 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     slot_lay = np.concatenate([np.repeat(lay, ladder.size) for lay, ladder, _ in plan])
     dur_all = work.get("dur", (a_count, n_slots))
 
-    # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid.
+    # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid. The
+    # fast kernel evaluates every slot of every group in one call (elementwise, so the values
+    # are those of one call per group, without the fixed cost of each call).
     staged = []
     miss_parts = []
+    if fast:
+        c1 = _expand(chips, 1)
+        nodes1 = (SimpleNamespace(chips_per_node=nodes[0].chips_per_node.reshape(-1, 1),
+                                  mesh=nodes[0].mesh.reshape(-1, 1)), nodes[1])
+        valid_all = np.broadcast_to(kernel.valid(c1, slot_tp[None, :]), (a_count, n_slots))
+        v0 = np.int64(variants[0])
+        # the terms that do not depend on dp, once per (chip, layout), gathered to the slots
+        lay_rows = kernel.duration_rows(c1, np.array([t for t, _ in layouts])[None, :],
+                                        np.array([p for _, p in layouts])[None, :], v0)
+        rows = {k: np.take(np.broadcast_to(x, (a_count, len(layouts))), slot_lay, axis=1,
+                           out=work.get("row_" + k, (a_count, n_slots)))
+                for k, x in lay_rows.items()}
+        _, fits_all = kernel.duration(c1, slot_tp[None, :], slot_pp[None, :], v0,
+                                      slot_dp[None, :], nodes=nodes1, out=dur_all, rows=rows)
+        fits_all = np.broadcast_to(fits_all, (a_count, n_slots))
     for lay, ladder, off in plan:
         tp_k = np.array([layouts[i][0] for i in lay], dtype=np.int64)
         pp_k = np.array([layouts[i][1] for i in lay], dtype=np.int64)
@@ -176,13 +193,15 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
         dp = ladder.reshape(1, 1, -1)
         shape = (a_count, len(lay), ladder.size)
         dur = dur_all[:, off:off + lay.size * ladder.size].reshape(shape)  # a view
-        valid = kernel.valid(c, tp)
-        if not valid.any():
-            continue
         if fast:
-            _, fits0 = kernel.duration(c, tp, pp, np.int64(variants[0]), dp, nodes=nodes,
-                                       out=dur)
+            valid = valid_all[:, off:off + lay.size * ladder.size].reshape(shape)
+            if not valid.any():
+                continue
+            fits0 = fits_all[:, off:off + lay.size * ladder.size].reshape(shape)
         else:
+            valid = kernel.valid(c, tp)
+            if not valid.any():
+                continue
             out = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
             np.copyto(dur, out["duration_s"])
             fits0 = out["fits"]

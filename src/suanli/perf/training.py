@@ -325,8 +325,36 @@ class TrainingKernel:
         })
         return out
 
+    def duration_rows(self, c, tp, pp, var: int) -> dict[str, np.ndarray]:
+        """The terms of `duration` that do not depend on the data-parallel degree (so not on
+        the counts asked for), per chip and layout, for one scalar variant: compute and bubble
+        seconds per step of one replica, tensor- and pipeline-parallel seconds before dividing
+        by dp, and the gradient (and, for LoRA with ZeRO-3, weight) all-reduce seconds per
+        unit of ring/node traffic. Elementwise, so a caller may compute them once per layout
+        and gather them to every (layout, dp) slot: the values are the same."""
+        e = self.eff
+        z3 = (var & 1) == 1
+        full = (var & 4) == 4
+        s, h, L = self.seq_len, self.hidden, self.layers
+        shard = tp * pp
+        _, _, comp_row, virtual, t_bubble = self._compute_rows(c, tp, pp, full)
+        n_coll = 6.0 if full else 4.0
+        tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
+        coll_bytes = 2.0 * (tp - 1) / tp * s * h * 2.0
+        t_coll = np.where(tp > 1, e.collective_latency_s + coll_bytes / tp_bw, 0.0)
+        tp_row = self.batch_seqs * (L / pp) * n_coll * t_coll * e.tp_exposed
+        p2p = np.where(pp > 1, e.network_latency_s + s * h * 2.0 / tp / c.out_bw, 0.0)
+        grad_dense = GRAD_BYTES * (self.adapters if self.lora else self.p_shared) / shard
+        out = {"comp_row": comp_row, "t_bubble": t_bubble, "tp_row": tp_row,
+               "pp_row": self.batch_seqs * 2.0 * virtual * p2p,
+               "g_up": 2.0 * grad_dense / c.up_bw, "g_out": 2.0 * grad_dense / c.out_bw}
+        if self.lora and z3:
+            w_bytes = WEIGHT_BYTES * self.p_shared / shard
+            out.update(w_up=2.0 * w_bytes / c.up_bw, w_out=2.0 * w_bytes / c.out_bw)
+        return out
+
     def duration(self, c, tp, pp, var: int, dp, nodes=None, out=None, fit: bool = False,
-                 parts: dict | None = None):
+                 parts: dict | None = None, rows: dict | None = None):
         """(duration_s, fits) of `evaluate(..., duration_only=True)` for one scalar variant,
         computed with less memory traffic: what depends on the chip only through its node
         (chips_per_node, mesh) is computed once per distinct node kind and gathered, and the
@@ -338,7 +366,8 @@ class TrainingKernel:
         each chip's node kind), for chip columns of shape [A, 1, 1]; None computes the node
         terms per entry (chip columns gathered per entry). `out` receives the duration.
         `fit` says the caller has checked that every entry fits (`fits`): memory is skipped.
-        `parts`, a dict, receives the time terms of `evaluate(..., lean=True)`."""
+        `parts`, a dict, receives the time terms of `evaluate(..., lean=True)`. `rows`, if
+        given, are `duration_rows(c, tp, pp, var)` broadcast to this call's entries."""
         e = self.eff
         z3 = (var & 1) == 1
         full = (var & 4) == 4
@@ -369,28 +398,20 @@ class TrainingKernel:
         s, h, L = self.seq_len, self.hidden, self.layers
         shard = tp * pp
         batch_tokens = float(self.batch_seqs * s)
-        _, _, comp_row, virtual, t_bubble = self._compute_rows(c, tp, pp, full)
-        t_comp = np.divide(comp_row, dp, out=scratch[0])
-
-        n_coll = 6.0 if full else 4.0
-        tp_bw = peer_bw(c.up_bw, c.mesh, c.chips_per_node, tp)
-        coll_bytes = 2.0 * (tp - 1) / tp * s * h * 2.0
-        t_coll = np.where(tp > 1, e.collective_latency_s + coll_bytes / tp_bw, 0.0)
-        tp_row = self.batch_seqs * (L / pp) * n_coll * t_coll * e.tp_exposed
-        link = np.divide(tp_row, dp, out=scratch[1])  # t_tp; the link terms are added to it
-        p2p = np.where(pp > 1, e.network_latency_s + s * h * 2.0 / tp / c.out_bw, 0.0)
-        network = np.divide(self.batch_seqs * 2.0 * virtual * p2p, dp, out=scratch[2])  # t_pp
+        r = rows if rows is not None else self.duration_rows(c, tp, pp, var)
+        t_bubble = r["t_bubble"]
+        t_comp = np.divide(r["comp_row"], dp, out=scratch[0])
+        link = np.divide(r["tp_row"], dp, out=scratch[1])  # t_tp; the link terms are added
+        network = np.divide(r["pp_row"], dp, out=scratch[2])  # t_pp
 
         local = np.maximum(cn.chips_per_node // tp, 1)
         ring_n, frac_n = self._ring_terms(cn, dp, local)
         ring, node_frac = per_chip(ring_n, 3), per_chip(frac_n, 4)
-        grad_dense = GRAD_BYTES * (self.adapters if self.lora else self.p_shared) / shard
         if self.lora and z3:
-            w_bytes = WEIGHT_BYTES * self.p_shared / shard
-            w_up = np.multiply(2.0 * w_bytes / c.up_bw, ring, out=scratch[5])
-            w_out = np.multiply(2.0 * w_bytes / c.out_bw, node_frac, out=scratch[6])
-        up_d = np.multiply(2.0 * grad_dense / c.up_bw, ring, out=scratch[3])
-        out_d = np.multiply(2.0 * grad_dense / c.out_bw, node_frac, out=scratch[4])
+            w_up = np.multiply(r["w_up"], ring, out=scratch[5])
+            w_out = np.multiply(r["w_out"], node_frac, out=scratch[6])
+        up_d = np.multiply(r["g_up"], ring, out=scratch[3])
+        out_d = np.multiply(r["g_out"], node_frac, out=scratch[4])
         if self.is_moe and not self.lora:
             grad_exp = per_chip(2.0 * (GRAD_BYTES * self.p_expert / (shard * ep)), 5)
             ring_e, frac_e = self._ring_terms(cn, dp / ep, local)

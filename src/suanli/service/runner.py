@@ -50,28 +50,6 @@ def placement_dict(placement: Any) -> dict[str, Any] | None:
     }
 
 
-class LiveClock:
-    """Wall-clock seconds since the epoch, held still while the engine steps.
-
-    The runner moves it to each event the engine says is due (as the simulator moves its
-    SimClock from event to event), never past the real time and never backwards, so the
-    engine handles every round and timer at the time it was due, like in simulation.
-    """
-
-    def __init__(self) -> None:
-        self._held: float | None = None
-        self._last = 0.0
-
-    def now(self) -> float:
-        return self._held if self._held is not None else max(time.time(), self._last)
-
-    def hold(self, t_s: float) -> None:
-        self._held = self._last = max(t_s, self._last)
-
-    def release(self) -> None:
-        self._held = None
-
-
 class Runner:
     """Engine + backend + the loop that steps them on the wall clock."""
 
@@ -79,9 +57,9 @@ class Runner:
                  policy: str = "fifo", round_s: float = 2.0, tick_s: float = 0.25,
                  data_dir: Path, ray_address: str | None = None,
                  stop_jobs_on_shutdown: bool = False,
-                 realloc_interval_s: float = 0.0) -> None:
+                 realloc_interval_s: float | None = None) -> None:
         from suanli.backends import make_backend
-        from suanli.engine import Cluster, Engine
+        from suanli.engine import Cluster, Engine, WallClock
         from suanli.policies.registry import get_policy
 
         self.db = db
@@ -90,7 +68,7 @@ class Runner:
         self.stop_jobs_on_shutdown = stop_jobs_on_shutdown
         self._network = network
         self.cluster = Cluster.from_network(network)
-        self.clock = LiveClock()
+        self.clock = WallClock()
         kwargs: dict[str, Any] = {"root_dir": self.data_dir}
         if backend == "ray" and ray_address:
             kwargs["address"] = ray_address
@@ -149,18 +127,7 @@ class Runner:
     def tick(self) -> None:
         """Drain the inbox, step the engine once, remember new process handles."""
         self._drain()
-        real = time.time()
-        for _ in range(64):  # every event due by now, each at its own time
-            due = self.engine.next_wake_s()
-            if due is None or due > real:
-                break
-            self.clock.hold(due)
-            self.engine.step()
-        self.clock.hold(real)
-        try:
-            self.engine.step()
-        finally:
-            self.clock.release()
+        self.engine.step()
         self.steps += 1
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_S
@@ -381,7 +348,6 @@ class Runner:
             return
         placement = Placement(pool_id=f"{row['center']}/{row['pool']}",
                               num_chips=int(row["count"] or ej.num_chips),
-                              nodes=self._stored_nodes(row["id"]),
                               accelerator=row["accelerator"] or "", center=row["center"])
         handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
         # Restore first (so the engine knows the job holds chips), then adopt: a process
@@ -428,15 +394,6 @@ class Runner:
                 reason=reason))
             if state != row["state"] and state in WAITING:
                 store_jobs.update_job(conn, row["id"], state=state, reason=reason)
-
-    def _stored_nodes(self, job_id: int) -> tuple[tuple[int, int], ...]:
-        """The nodes (index, chips) of the job's last placement, from its events."""
-        with self.db.read() as conn:
-            evs = store_jobs.events(conn, job_id)
-        for e in reversed(evs):
-            if e["placement"] and e["placement"].get("nodes"):
-                return tuple((int(n), int(c)) for n, c in e["placement"]["nodes"])
-        return ()
 
     def _launch_record(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """The backend's own launch record, for a job that died before its handle was stored."""
