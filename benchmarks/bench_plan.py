@@ -3,7 +3,8 @@
 
 `plan_ms` is plan() itself: every placement scored, the chosen one, the Pareto front and the
 explanation; the option objects of a long list are built when first read, timed separately as
-`list_all_options_ms`.
+`list_all_options_ms`. `plan_cold_ms` clears the performance model's cached count-independent
+tables (suanli.perf.search.clear_caches) before every call.
 
     python benchmarks/bench_plan.py [--repeat 7]
 """
@@ -19,6 +20,7 @@ import time
 from suanli.jobs.spec import parse_job
 from suanli.network import load_network
 from suanli.network.generate import generate_network
+from suanli.perf.search import clear_caches
 from suanli.plan import NetworkState, PoolState, RunningJob, plan
 
 EAST_WEST_JOBS = {
@@ -61,6 +63,8 @@ def main() -> None:
         result = plan(job, east_west)
         out[f"east_west/{name}"] = {
             "plan_ms": _median_ms(lambda job=job: plan(job, east_west), args.repeat),
+            "plan_cold_ms": _median_ms(lambda job=job: (clear_caches(), plan(job, east_west)),
+                                       args.repeat),
             "options": result.total_options,
         }
 

@@ -171,3 +171,43 @@ def test_a_job_admitted_behind_the_schedulers_back_is_found_by_the_sweep(
     done = _wait(alice, job_id, TERMINAL, timeout_s=30)
     assert done["state"] == "succeeded"
     assert "stray-ran" in alice.get(f"/v1/jobs/{job_id}/logs").text
+
+
+def test_a_run_whose_pool_vanished_while_down_is_stopped_and_requeued(
+        db_url, start_service, http, alice_token):
+    """The operator removed the L20 pool while the service was down: the orphan process is
+    stopped and the job queues again; with no other L20 pool it fails, saying why."""
+    import sqlalchemy as sa
+
+    first = start_service(db_url, backend="local")
+    token = alice_token(first)
+    alice = http(first, token)
+    job = alice.post("/v1/jobs", json=_job("orphan", "sleep 60")).json()
+    _wait(alice, job["id"], {"running"})
+    deadline = time.monotonic() + 10
+    while not (handle := _stored_handle(first, job["id"])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert handle, "the running job's process handle was not stored"
+    with first.state.db.write() as conn:  # behind the running service's back
+        conn.execute(sa.text("DELETE FROM pools WHERE id = 'l20'"))
+    first.stop()
+
+    second = start_service(db_url, backend="local")
+    alice = http(second, token)
+    done = _wait(alice, job["id"], TERMINAL)
+    assert done["state"] == "failed"
+    reasons = " ".join(e["reason"] for e in
+                       alice.get(f"/v1/jobs/{job['id']}/events").json()["events"])
+    assert "no longer has 1 free chips" in reasons
+    deadline = time.monotonic() + 15
+    while _alive(handle["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(handle["pid"]), "the orphan process was left running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -9,6 +9,7 @@ Both public functions go through `solve`, so they agree exactly.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -128,14 +129,11 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     prune=False.
     """
     a_count = len(chips)
-    layouts = kernel.layouts()
-    variants = kernel.variants()
+    layouts = tuple(kernel.layouts())
+    variants = tuple(kernel.variants())
     nvar = len(variants)
-    cfgs = np.array([(t, p) + (v,) for t, p in layouts for v in variants],
-                    dtype=np.int64).reshape(-1, 3)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, (tp, pp) in enumerate(layouts):
-        groups[int(tp * pp)].append(i)
+    cfgs, plan, n_slots, slot_tp, slot_pp, slot_dp, slot_lay = _slots(
+        layouts, variants, int(kernel.max_dp), n_max)
     c = _expand(chips, 2)
     prune = prune and nvar > 1 and hasattr(kernel, "duration_lower_bound") \
         and kernel.lower_bound_is_safe()
@@ -145,24 +143,6 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     fast = hasattr(kernel, "duration")
     nodes = _node_kinds(chips) if fast else None
 
-    # The (layout, dp) pairs of every group side by side on one axis of S "slots": group g
-    # holds slots off..off+K·D of the [A, S] tables, its [A, K, D] grid in row-major order.
-    plan = []
-    n_slots = 0
-    for p_chips in sorted(groups):
-        d_max = min(n_max // p_chips, kernel.max_dp)
-        if d_max < 1:
-            continue
-        lay = np.array(groups[p_chips])
-        ladder = dp_ladder(d_max)
-        plan.append((lay, ladder, n_slots))
-        n_slots += lay.size * ladder.size
-    slot_tp = np.concatenate([np.repeat([layouts[i][0] for i in lay], ladder.size)
-                              for lay, ladder, _ in plan]).astype(np.int64)
-    slot_pp = np.concatenate([np.repeat([layouts[i][1] for i in lay], ladder.size)
-                              for lay, ladder, _ in plan]).astype(np.int64)
-    slot_dp = np.concatenate([np.tile(ladder, lay.size) for lay, ladder, _ in plan])
-    slot_lay = np.concatenate([np.repeat(lay, ladder.size) for lay, ladder, _ in plan])
     dur_all = work.get("dur", (a_count, n_slots))
 
     # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid. The
@@ -179,11 +159,12 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
         # the terms that do not depend on dp, once per (chip, layout), gathered to the slots
         lay_rows = kernel.duration_rows(c1, np.array([t for t, _ in layouts])[None, :],
                                         np.array([p for _, p in layouts])[None, :], v0)
-        rows = {k: np.take(np.broadcast_to(x, (a_count, len(layouts))), slot_lay, axis=1,
-                           out=work.get("row_" + k, (a_count, n_slots)))
-                for k, x in lay_rows.items()}
+        slot_rows = {k: np.take(np.broadcast_to(x, (a_count, len(layouts))), slot_lay, axis=1,
+                                out=work.get("row_" + k, (a_count, n_slots)), mode="clip")
+                     for k, x in lay_rows.items()}
         _, fits_all = kernel.duration(c1, slot_tp[None, :], slot_pp[None, :], v0,
-                                      slot_dp[None, :], nodes=nodes1, out=dur_all, rows=rows)
+                                      slot_dp[None, :], nodes=nodes1, out=dur_all,
+                                      rows=slot_rows)
         fits_all = np.broadcast_to(fits_all, (a_count, n_slots))
     for lay, ladder, off in plan:
         tp_k = np.array([layouts[i][0] for i in lay], dtype=np.int64)
@@ -219,7 +200,18 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     # The cells where the primary does not fit. With pruning, those whose lower bound for
     # the primary's recomputation (no variant has less, so no variant's bound is lower)
     # already loses are left out: the bounds only tighten, so every variant would skip them.
-    for _, tp_k, pp_k, ladder, dur, m_idx, off, valid, fits0 in staged if nvar > 1 else ():
+    if fast and nvar > 1:  # every slot at once; the bound's rows are the primary's rows
+        slot_m = slot_tp * slot_pp * slot_dp - 1
+        miss = valid_all & ~fits_all  # False in the groups left out (no valid layout)
+        if primary is not None:
+            lb = kernel.lower_bound_at(slot_rows["comp_row"], slot_rows["t_bubble"],
+                                       slot_dp[None, :])
+            miss = miss & ~((lb > primary[:, slot_m]) | (lb >= before[:, slot_m]))
+        ai, slot = np.divmod(np.flatnonzero(miss), n_slots)
+        if ai.size:
+            miss_parts.append((ai, slot, ai * n_max + slot_m[slot]))
+    for _, tp_k, pp_k, ladder, dur, m_idx, off, valid, fits0 in \
+            staged if nvar > 1 and not fast else ():
         shape = dur.shape
         miss = valid & ~fits0
         if primary is not None:
@@ -293,13 +285,21 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
             ai, slot = ai_l[sel], slot_l[sel]
             tp_c, pp_c, dp_c = slot_tp[slot], slot_pp[slot], slot_dp[slot]
 
-            def run(sel, ai, tp_c, pp_c, dp_c, v=v, vi=vi):
+            v_rows = None
+            if fast:  # the terms that do not depend on dp, per (chip, layout), looked up
+                v_rows = {k: np.broadcast_to(x, (a_count, len(layouts))).reshape(-1)
+                          for k, x in kernel.duration_rows(c2, lay_tp, lay_pp,
+                                                           np.int64(v)).items()}
+            lay_row = ai * len(layouts) + slot_lay[slot]
+
+            def run(sel, ai, tp_c, pp_c, dp_c, row, v=v, vi=vi, v_rows=v_rows):
                 """Evaluate variant v on these cells and keep it where it is faster."""
                 nonlocal changed
                 cc = _take(chips, ai)
                 if fast:
                     # these cells passed the memory check of this variant
-                    t = kernel.duration(cc, tp_c, pp_c, np.int64(v), dp_c, fit=True)[0]
+                    t = kernel.duration(cc, tp_c, pp_c, np.int64(v), dp_c, fit=True,
+                                        rows={k: x[row] for k, x in v_rows.items()})[0]
                 else:
                     t = kernel.evaluate(cc, tp_c, pp_c, np.int64(v), dp_c,
                                         duration_only=True)["duration_s"]
@@ -314,7 +314,7 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
                         changed = True
 
             if primary is None:
-                run(sel, ai, tp_c, pp_c, dp_c)
+                run(sel, ai, tp_c, pp_c, dp_c, lay_row)
                 continue
             if hasattr(kernel, "lower_bound_rows"):  # rows per (chip, layout), looked up
                 rows = lb_rows.get(v & 4)  # the bound depends on the variant only via bit 2
@@ -322,17 +322,16 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
                     rows = lb_rows[v & 4] = tuple(
                         np.broadcast_to(r, (a_count, len(layouts))).reshape(-1)
                         for r in kernel.lower_bound_rows(c2, lay_tp, lay_pp, np.int64(v)))
-                row = ai * len(layouts) + slot_lay[slot]
-                lb = kernel.lower_bound_at(rows[0][row], rows[1][row], dp_c)
+                lb = kernel.lower_bound_at(rows[0][lay_row], rows[1][lay_row], dp_c)
             else:
                 lb = kernel.duration_lower_bound(_take(chips, ai), tp_c, pp_c, np.int64(v),
                                                  dp_c)
             m_flat = mflat_l[sel]
             keep = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
             if not keep.all():
-                sel, ai, tp_c, pp_c, dp_c, lb, m_flat = (
+                sel, ai, tp_c, pp_c, dp_c, lb, m_flat, lay_row = (
                     sel[keep], ai[keep], tp_c[keep], pp_c[keep], dp_c[keep], lb[keep],
-                    m_flat[keep])
+                    m_flat[keep], lay_row[keep])
             if sel.size == 0:
                 continue
             # First the cells with the least bound on their (chip, m): they tighten the
@@ -340,11 +339,11 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
             least_lb = work.get("least_lb", p_flat.shape, np.inf)
             np.minimum.at(least_lb, m_flat, lb)
             first = lb <= least_lb[m_flat]
-            run(sel[first], ai[first], tp_c[first], pp_c[first], dp_c[first])
+            run(sel[first], ai[first], tp_c[first], pp_c[first], dp_c[first], lay_row[first])
             rest = ~first
             rest[rest] = lb[rest] <= p_flat[m_flat[rest]]
             if rest.any():
-                run(sel[rest], ai[rest], tp_c[rest], pp_c[rest], dp_c[rest])
+                run(sel[rest], ai[rest], tp_c[rest], pp_c[rest], dp_c[rest], lay_row[rest])
             if changed and vi != order[-1]:
                 np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
                 changed = False
@@ -365,6 +364,45 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     return exact, exact_cfg, cfgs
 
 
+def clear_caches() -> None:
+    """Forget the cached count-independent tables (benchmarks time a cold search with it)."""
+    dp_ladder.cache_clear()
+    _slots.cache_clear()
+
+
+@functools.lru_cache(maxsize=64)
+def _slots(layouts: tuple, variants: tuple, max_dp: int, n_max: int):
+    """The search's index tables, which depend only on the layouts, variants, the batch
+    limit and the largest count (not on the model's numbers or the chips), cached read-only:
+    the configs (tp, pp, variant), and the (layout, dp) pairs of every group of layouts with
+    the same tp·pp side by side on one axis of S "slots" (group g holds slots off..off+K·D of
+    the [A, S] tables, its [A, K, D] grid in row-major order)."""
+    cfgs = np.array([(t, p) + (v,) for t, p in layouts for v in variants],
+                    dtype=np.int64).reshape(-1, 3)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, (tp, pp) in enumerate(layouts):
+        groups[int(tp * pp)].append(i)
+    plan = []
+    n_slots = 0
+    for p_chips in sorted(groups):
+        d_max = min(n_max // p_chips, max_dp)
+        if d_max < 1:
+            continue
+        lay = np.array(groups[p_chips])
+        ladder = dp_ladder(d_max)
+        plan.append((lay, ladder, n_slots))
+        n_slots += lay.size * ladder.size
+    slot_tp = np.concatenate([np.repeat([layouts[i][0] for i in lay], ladder.size)
+                              for lay, ladder, _ in plan]).astype(np.int64)
+    slot_pp = np.concatenate([np.repeat([layouts[i][1] for i in lay], ladder.size)
+                              for lay, ladder, _ in plan]).astype(np.int64)
+    slot_dp = np.concatenate([np.tile(ladder, lay.size) for lay, ladder, _ in plan])
+    slot_lay = np.concatenate([np.repeat(lay, ladder.size) for lay, ladder, _ in plan])
+    for x in (cfgs, slot_tp, slot_pp, slot_dp, slot_lay, *(lay for lay, _, _ in plan)):
+        x.flags.writeable = False
+    return cfgs, tuple(plan), n_slots, slot_tp, slot_pp, slot_dp, slot_lay
+
+
 def _group_chips(layouts, lay) -> int:
     tp, pp = layouts[int(lay[0])]
     return int(tp * pp)
@@ -381,7 +419,7 @@ class _Work:
 
     def get(self, name: str, shape, fill=None, dtype=np.float64) -> np.ndarray:
         pool = self._local.__dict__.setdefault("pool", {})
-        size = int(np.prod(shape))
+        size = shape if isinstance(shape, int) else math.prod(shape)
         buf = pool.get(name)
         if buf is None or buf.size < size or buf.dtype != dtype:
             buf = np.empty(size, dtype=dtype)
@@ -630,7 +668,8 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
         return np.broadcast_to(np.asarray(detail[key]), shape)
 
     e = eff
-    activity = np.clip(col("busy") + DECODE_BOUND_POWER * col("mem_busy"), 0.0, 1.0)
+    activity = np.minimum(np.maximum(col("busy") + DECODE_BOUND_POWER * col("mem_busy"), 0.0),
+                          1.0)
     tdp_at = chips.tdp_w[ai]
     power_at = tdp_at * (e.power_idle + (e.power_busy - e.power_idle) * activity)
     bound_at = np.zeros(shape, dtype=np.int64)

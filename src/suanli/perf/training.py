@@ -7,6 +7,7 @@ No transcendental functions: results are bit-identical whatever the array shape.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -202,7 +203,7 @@ class TrainingKernel:
         flops_rate = c.sustained_flops * gemm * self.moe_factor
         hw_flops = pick(full, self.hw_flops_full, self.hw_flops_selective)
         comp_row = hw_flops * batch_tokens / shard / flops_rate
-        virtual = np.clip(self.layers // pp, 1, e.max_virtual_stages)
+        virtual = np.minimum(np.maximum(self.layers // pp, 1), e.max_virtual_stages)
         t_bubble = comp_row * (pp - 1) / (self.batch_seqs * virtual)
         return gemm, flops_rate, comp_row, virtual, t_bubble
 
@@ -535,7 +536,7 @@ class _Scratch:
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
-        self.size = int(np.prod(shape))
+        self.size = math.prod(shape)
         pool = getattr(self._local, "pool", None)
         if pool is None:
             pool = self._local.pool = {}

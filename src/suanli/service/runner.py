@@ -350,19 +350,20 @@ class Runner:
                               num_chips=int(row["count"] or ej.num_chips),
                               accelerator=row["accelerator"] or "", center=row["center"])
         handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
+        if not self._room_for(placement):
+            # The pool shrank or vanished while we were down: end the orphan run, queue again.
+            self._stop_orphan(row, handle, ej, placement, now)
+            self._note(row, "queued", f"requeued after restart: pool {placement.pool_id} no "
+                                      f"longer has {placement.num_chips} free chips")
+            self._retries(self.engine.submit(ej), row)  # may fail it: nowhere else to run
+            counts["requeued"] += 1
+            return
         # Restore first (so the engine knows the job holds chips), then adopt: a process
         # that ended while we were down shows up as a backend event on the next step.
         rec = self.engine.restore(ej, JobState.RUNNING, placement, row["done_work"] or 0.0)
         self._retries(rec, row)
         if handle and hasattr(self.backend, "adopt"):
-            from suanli.backends.types import run_spec_from
-
-            alive = self.backend.adopt(
-                str(row["id"]), int(handle["pid"]), int(handle["pgid"]),
-                ej.meta.get("log_path"), int(handle.get("started_at_ticks") or 0) or None,
-                boot_id=str(handle.get("boot_id", "")), spec=run_spec_from(ej, placement),
-                now_s=now,
-            )
+            alive = self._adopt(row, handle, ej, placement, now)
             counts["adopted" if alive else "lost"] += 1
             if alive:
                 self._handles_known.add(str(row["id"]))
@@ -374,6 +375,29 @@ class Runner:
         else:
             counts["lost"] += 1
             self._report_lost(str(row["id"]), now)
+
+    def _room_for(self, placement: Any) -> bool:
+        """Whether the restored engine's pool still has the chips a stored run holds."""
+        free = self.engine.up_capacity.get(placement.pool_id, 0) - self.engine.used_chips.get(
+            placement.pool_id, 0)
+        return free >= placement.num_chips
+
+    def _stop_orphan(self, row: dict[str, Any], handle: dict[str, Any] | None, ej: Any,
+                     placement: Any, now: float) -> None:
+        """Adopt a still-running process only to stop it: its placement is gone."""
+        if handle and hasattr(self.backend, "adopt") and self._adopt(row, handle, ej,
+                                                                      placement, now):
+            self.backend.stop(str(row["id"]), now, "failure")
+
+    def _adopt(self, row: dict[str, Any], handle: dict[str, Any], ej: Any, placement: Any,
+               now: float) -> bool:
+        """Re-attach the backend to a run's process by its stored identity."""
+        from suanli.backends.types import run_spec_from
+
+        return self.backend.adopt(
+            str(row["id"]), int(handle["pid"]), int(handle["pgid"]), ej.meta.get("log_path"),
+            int(handle.get("started_at_ticks") or 0) or None,
+            boot_id=str(handle.get("boot_id", "")), spec=run_spec_from(ej, placement), now_s=now)
 
     @staticmethod
     def _retries(rec: Any, row: dict[str, Any]) -> None:

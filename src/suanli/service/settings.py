@@ -25,9 +25,9 @@ class Settings:
     policy: str = "fifo"
     round_s: float = 2.0  # the engine's scheduling round (short: jobs start promptly)
     tick_s: float = 0.25  # how often the loop calls engine.step()
-    # Reallocate whenever the job set changes: live jobs arrive one by one and must not wait
-    # for Gavel's 32-minute allocation period before idle chips are offered to them.
-    realloc_interval_s: float = 0.0
+    # None: the engine's default. Outside Gavel mode the engine reallocates at the next round
+    # whenever a waiting job fits freed chips, so live jobs never wait out the 32-minute period.
+    realloc_interval_s: float | None = None
     admin_token: str | None = field(default_factory=lambda: os.environ.get("SUANLI_ADMIN_TOKEN"))
     data_dir: Path | None = None  # job directories and logs; default: next to the database
     stop_jobs_on_shutdown: bool = False  # False: jobs run on, adopted by the next start
