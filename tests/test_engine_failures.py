@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+from engine_policies import fastest_first
 from suanli.engine import Cluster, Engine, EngineJob, JobState, SimBackend, SimClock
 from suanli.errors import SuanliError
 from suanli.network.load import parse_network
-from suanli.policies.base import Allocation, PolicyState
-
-
-def fastest_first(state: PolicyState) -> Allocation:
-    x = np.zeros((state.n_jobs, state.n_pools))
-    cap = np.asarray(state.capacity, dtype=float).copy()
-    for j in np.lexsort((state.job_ids, state.arrival_s)):
-        for p in np.argsort(-state.throughput[j], kind="stable"):
-            if state.throughput[j, p] > 0 and cap[p] >= state.num_chips[j]:
-                x[j, p] = 1.0
-                cap[p] -= state.num_chips[j]
-                break
-    return Allocation(x)
-
-
-fastest_first.policy_name = "fastest_first"  # type: ignore[attr-defined]
 
 
 def two_centers() -> Cluster:

@@ -8,26 +8,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine_policies import equal_share
 from suanli.engine import Cluster, Engine, EngineJob, JobState, SimBackend, SimClock, Transition
-from suanli.policies.base import Allocation, PolicyState
-
-
-def share_policy(state: PolicyState) -> Allocation:
-    """Equal time shares, scaled into capacity (time-sharing exercises preemption)."""
-    ok = state.throughput > 0
-    x = np.where(ok, 1.0, 0.0)
-    load = (x * state.num_chips[:, None]).sum(axis=0)
-    scale = np.where(load > 0, np.minimum(1.0, state.capacity / np.maximum(load, 1e-9)), 0.0)
-    x = x * scale[None, :]
-    rows = x.sum(axis=1, keepdims=True)
-    return Allocation(np.where(rows > 1, x / np.maximum(rows, 1e-9), x))
-
-
-share_policy.policy_name = "share"  # type: ignore[attr-defined]
 
 POOLS = {"a/v100": 2.0, "a/k80": 1.0, "b/p100": 1.5}
 
@@ -123,7 +108,7 @@ def run_engine(jobs, failures, *, seed, policy, gavel_mode=False, fail_rate=0.0)
 @given(jobs=st.lists(job_strategy, min_size=1, max_size=25), failures=failure_strategy,
        gavel_mode=st.booleans(), fail_rate=st.sampled_from([0.0, 0.5]))
 def test_capacity_gangs_and_terminal_states_hold(jobs, failures, gavel_mode, fail_rate):
-    eng, result, violations = run_engine(jobs, failures, seed=1, policy=share_policy,
+    eng, result, violations = run_engine(jobs, failures, seed=1, policy=equal_share,
                                          gavel_mode=gavel_mode, fail_rate=fail_rate)
     assert violations == []
     assert all(rec.state.terminal for rec in eng.jobs.values())

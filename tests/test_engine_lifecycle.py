@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from engine_policies import equal_share, fastest_first
 from suanli.engine import (
     BackendEvent,
     Cluster,
@@ -21,43 +22,12 @@ from suanli.engine import (
 from suanli.policies.base import Allocation, PolicyState
 
 
-def tiny_fifo(state: PolicyState) -> Allocation:
-    """Arrival order; each job takes its fastest pool with room for the whole gang."""
-    x = np.zeros((state.n_jobs, state.n_pools))
-    cap = np.asarray(state.capacity, dtype=float).copy()
-    for j in np.lexsort((state.job_ids, state.arrival_s)):
-        for p in np.argsort(-state.throughput[j], kind="stable"):
-            if state.throughput[j, p] > 0 and cap[p] >= state.num_chips[j]:
-                x[j, p] = 1.0
-                cap[p] -= state.num_chips[j]
-                break
-    return Allocation(x)
-
-
-tiny_fifo.policy_name = "tiny_fifo"  # type: ignore[attr-defined]
-
-
-def equal_share(state: PolicyState) -> Allocation:
-    """Every job asks for an equal time share of every pool it can run on (forces sharing)."""
-    ok = state.throughput > 0
-    x = np.where(ok, 1.0, 0.0)
-    load = (x * state.num_chips[:, None]).sum(axis=0)
-    scale = np.where(load > 0, np.minimum(1.0, state.capacity / np.maximum(load, 1e-9)), 0.0)
-    x = x * scale[None, :]
-    rows = x.sum(axis=1, keepdims=True)
-    x = np.where(rows > 1, x / np.maximum(rows, 1e-9), x)
-    return Allocation(x)
-
-
-equal_share.policy_name = "equal_share"  # type: ignore[attr-defined]
-
-
 def job(job_id, chips=1, work=1000.0, thr=None, arrival=0.0, **kw) -> EngineJob:
     thr = thr if thr is not None else {"local/V100": 1.0}
     return EngineJob(job_id, chips, work, thr, arrival, **kw)
 
 
-def make(cluster=None, policy=tiny_fifo, backend=None, **kw) -> Engine:
+def make(cluster=None, policy=fastest_first, backend=None, **kw) -> Engine:
     cluster = cluster or Cluster.from_counts({"V100": 4})
     return Engine(cluster, policy, SimClock(), backend or SimBackend(), **kw)
 
@@ -312,7 +282,7 @@ def test_wall_clock_style_stepping_with_a_foreign_clock():
             return self.t
 
     clock = FakeClock()
-    eng = Engine(Cluster.from_counts({"V100": 2}), tiny_fifo, clock, SimBackend())
+    eng = Engine(Cluster.from_counts({"V100": 2}), fastest_first, clock, SimBackend())
     eng.submit(job("a", work=50.0, arrival=1000.0))
     eng.step()
     assert eng.jobs["a"].state is JobState.RUNNING
@@ -402,7 +372,7 @@ def test_deadline_and_priority_reach_the_policy():
 
     def spy(state: PolicyState) -> Allocation:
         captured.append(state)
-        return tiny_fifo(state)
+        return fastest_first(state)
 
     eng = make(policy=spy)
     eng.submit(job("a", priority=3.0, deadline_s=5000.0, tenant="t1"))
@@ -446,7 +416,7 @@ def test_only_the_backend_ends_a_job_on_the_wall_clock():
 
     clock = Clock()
     backend = ProcessLikeBackend()
-    eng = Engine(Cluster.from_counts({"V100": 1}), tiny_fifo, clock, backend)
+    eng = Engine(Cluster.from_counts({"V100": 1}), fastest_first, clock, backend)
     eng.submit(job("a", work=10.0))
     assert eng.step() is None  # nothing is due until the backend reports
     assert backend.started == ["a"]

@@ -5,32 +5,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from engine_policies import fastest_first
 from suanli.engine import Cluster, EngineJob, JobState, engine_job_from_spec, engine_job_from_trace
 from suanli.jobs.spec import parse_job
 from suanli.network import load_network
-from suanli.policies.base import Allocation, PolicyState
 from suanli.sim.runner import FailureSpec, simulate
 from suanli.workloads import TraceJob, load_gavel_throughputs, load_philly
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def one_each(state: PolicyState) -> Allocation:
-    x = np.zeros((state.n_jobs, state.n_pools))
-    cap = np.asarray(state.capacity, dtype=float).copy()
-    for j in np.lexsort((state.job_ids, state.arrival_s)):
-        for p in np.argsort(-state.throughput[j], kind="stable"):
-            if state.throughput[j, p] > 0 and cap[p] >= state.num_chips[j]:
-                x[j, p] = 1.0
-                cap[p] -= state.num_chips[j]
-                break
-    return Allocation(x)
-
-
-one_each.policy_name = "one_each"  # type: ignore[attr-defined]
 
 
 def test_summary_numbers_for_a_hand_checked_run():
@@ -38,7 +22,7 @@ def test_summary_numbers_for_a_hand_checked_run():
     jobs = [EngineJob("a", 1, 3600.0, {"local/V100": 1.0}, 0.0),
             EngineJob("b", 1, 7200.0, {"local/V100": 1.0}, 0.0),
             EngineJob("c", 2, 3600.0, {"local/V100": 1.0}, 0.0)]
-    res = simulate(jobs, cluster, one_each, round_s=3600.0)
+    res = simulate(jobs, cluster, fastest_first, round_s=3600.0)
     s = res.summary()
     # a, b start at 0; c waits for both chips: a ends at 3600, b at 7200, c runs 7200-10800.
     by_id = {j.job_id: j for j in res.jobs}
@@ -59,7 +43,7 @@ def test_summary_numbers_for_a_hand_checked_run():
 def test_window_metrics_use_only_the_window():
     cluster = Cluster.from_counts({"V100": 1})
     jobs = [EngineJob(str(k), 1, 100.0, {"local/V100": 1.0}, 0.0) for k in range(4)]
-    res = simulate(jobs, cluster, one_each, round_s=100.0)
+    res = simulate(jobs, cluster, fastest_first, round_s=100.0)
     full = res.summary()
     part = res.summary(window=(1, 3))
     assert part["jobs"] == 2
@@ -69,7 +53,7 @@ def test_window_metrics_use_only_the_window():
 
 def test_a_lone_job_is_treated_fairly():
     cluster = Cluster.from_counts({"V100": 1})
-    res = simulate([EngineJob("a", 1, 100.0, {"local/V100": 1.0}, 0.0)], cluster, one_each)
+    res = simulate([EngineJob("a", 1, 100.0, {"local/V100": 1.0}, 0.0)], cluster, fastest_first)
     assert res.jobs[0].rho == pytest.approx(1.0)
 
 
