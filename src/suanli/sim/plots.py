@@ -36,12 +36,7 @@ def plot_jct_cdf(results: list[SimResult], path: str | Path, window=None) -> Pat
     ax.set_xlabel("job completion time (h)")
     ax.set_ylabel("fraction of jobs")
     ax.set_title("JCT CDF")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, ax, path, legend=True)
 
 
 def plot_utilization(result: SimResult, path: str | Path) -> Path:
@@ -59,13 +54,7 @@ def plot_utilization(result: SimResult, path: str | Path) -> Path:
     ax.set_xlabel("time (h)")
     ax.set_ylabel("chips in use (fraction)")
     ax.set_title(f"Utilization over time: {result.policy}")
-    ax.grid(True, alpha=0.3)
-    if len(result.pool_ids) <= 12:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, ax, path, legend=len(result.pool_ids) <= 12, legend_fontsize=7)
 
 
 def plot_queue(results: list[SimResult], path: str | Path) -> Path:
@@ -79,8 +68,15 @@ def plot_queue(results: list[SimResult], path: str | Path) -> Path:
     ax.set_xlabel("time (h)")
     ax.set_ylabel("jobs waiting")
     ax.set_title("Queue length over time")
+    return _save(plt, fig, ax, path, legend=True)
+
+
+def _save(plt, fig, ax, path: str | Path, *, legend: bool,
+          legend_fontsize: float | None = None) -> Path:
+    """The finish every plot shares: grid, legend, tight layout, PNG, figure closed."""
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if legend:
+        ax.legend(fontsize=legend_fontsize)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
