@@ -1,8 +1,13 @@
-"""The ray backend on a real local multi-node Ray cluster: one node per center, on loopback."""
+"""The ray backend on a real local multi-node Ray cluster: one node per center, on loopback.
+
+The cluster is built from a small network (RAY_NETWORK) that the service test below also runs
+on, so the scheduler's centers and pools are exactly the cluster's nodes and resources.
+"""
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,13 +23,42 @@ from suanli.backends.ray_backend import (  # noqa: E402
     start_local_ray_cluster,
 )
 from suanli.backends.types import BackendEvent, RunSpec  # noqa: E402
+from suanli.network import load_network  # noqa: E402
 
 CENTERS = {"c1": ["A100"], "c2": ["H20", "910B"], "c3": ["H800"]}
 
+# Written by hand for these tests (Apache-2.0 like the project): the centers of CENTERS, one
+# region (no WAN links needed), each pool named by its accelerator with 64 chips, so a job's
+# allowed accelerator alone decides its center.
+RAY_NETWORK = """\
+name: ray-three-centers
+illustrative: true
+currency: CNY
+centers:
+""" + "".join(
+    f"""\
+  - id: {cid}
+    name: Center {cid}
+    region: r1
+    lat: 30.0
+    lon: 110.0
+    electricity_price_per_kwh: 0.5
+    pools:
+""" + "".join(f"      - {{id: {acc}, accelerator: {acc}, nodes: 8, chips_per_node: 8, "
+              f"price_per_chip_hour: 7.2}}\n" for acc in accs)
+    for cid, accs in CENTERS.items())
+
 
 @pytest.fixture(scope="module")
-def cluster():
-    handle = start_local_ray_cluster(CENTERS, object_store_memory_mb=80)
+def network_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ray-network") / "network.yaml"
+    path.write_text(RAY_NETWORK)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster(network_file):
+    handle = start_local_ray_cluster(load_network(network_file), object_store_memory_mb=80)
     yield handle
     handle.shutdown()
 
@@ -136,3 +170,75 @@ def test_cancel_kills_the_jobs_process_group_on_its_node(backend):
 def _alive(pid: int) -> bool:
     fields = _proc._stat_fields(pid)
     return bool(fields) and fields[0] not in ("Z", "X")
+
+
+# -- through the service: the scheduler places, Ray runs ---------------------------------------
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def _job(name: str, run: str, accelerator: str) -> dict:
+    return {"name": name, "kind": "generic", "run": run, "max_retries": 0,
+            "work": {"reference_accelerator": accelerator, "duration_s": 600},
+            "resources": {"accelerators": [accelerator]}}
+
+
+def _wait_state(client, job_id: int, states: set[str], timeout_s: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}: {job}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_service_jobs_run_on_the_ray_node_of_the_center_the_scheduler_chose(
+        cluster, backend, network_file, db_url, start_service, http, tmp_path):
+    """The service on backend=ray: the scheduler picks each job's center from its allowed
+    accelerator; the Ray task runs on that center's node; logs, credits and cancel work."""
+    # `backend` keeps the module's driver connected, so the service's backend reuses it and
+    # its shutdown does not disconnect the other tests.
+    server = start_service(db_url, backend="ray", ray_address=cluster.address,
+                           network=str(network_file))
+    token = http(server).post("/v1/tenants", json={"name": "alice", "credits": "100.00"})
+    alice = http(server, token.json()["token"])
+    wanted = {"A100": "c1", "910B": "c2", "H800": "c3"}
+    run = 'echo "ran at $SUANLI_CENTER on $SUANLI_ACCELERATOR node $SUANLI_RAY_NODE_ID"'
+    ids = {acc: alice.post("/v1/jobs", json=_job(f"on-{acc}", run, acc)).json()["id"]
+           for acc in wanted}
+    ray_backend = server.state.runner.backend
+    assert ray_backend.name == "ray"
+    charged = Decimal("0")
+    for acc, center in wanted.items():
+        done = _wait_state(alice, ids[acc], TERMINAL)
+        assert done["state"] == "succeeded", done
+        charged += Decimal(done["charged"])
+        assert done["placement"]["center"] == center  # the scheduler's choice ...
+        assert done["placement"]["accelerator"] == acc
+        result = ray_backend.result(str(ids[acc]))
+        assert result is not None and result["exit_code"] == 0
+        assert cluster.center_of(result["node_id"]) == center  # ... is where Ray ran it
+        assert result["resources"][f"center:{center}"] == pytest.approx(0.001)
+        log = alice.get(f"/v1/jobs/{ids[acc]}/logs").text
+        assert f"ran at {center} on {acc} node {result['node_id']}" in log
+        assert f"ray-node={result['node_id']}" in log
+    usage = alice.get("/v1/usage").json()
+    assert usage["reserved"] == "0.00"
+    assert Decimal(usage["balance"]) == Decimal("100.00") - charged  # every hold released
+    assert usage["ledger_balance"] == usage["balance"]
+
+    pid_file = tmp_path / "child.pid"
+    long = alice.post("/v1/jobs", json=_job(
+        "long", f"sleep 300 & echo $! > {pid_file}; wait", "H800")).json()
+    _wait_state(alice, long["id"], {"running"})
+    wait_until(pid_file.exists)
+    child = int(pid_file.read_text())
+    assert alice.post(f"/v1/jobs/{long['id']}/cancel").status_code == 202
+    done = _wait_state(alice, long["id"], TERMINAL)
+    assert done["state"] == "cancelled", done
+    assert done["placement"]["center"] == "c3"
+    wait_until(lambda: not _alive(child), timeout_s=15.0)  # the process went with its task
+    assert ray_backend.running() == []
+    assert alice.get("/v1/usage").json()["reserved"] == "0.00"
