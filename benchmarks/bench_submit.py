@@ -70,9 +70,19 @@ def start_server(db_url: str, port: int, backend: str, home: str) -> subprocess.
     raise SystemExit("server did not start")
 
 
-JOB = {"kind": "generic", "run": "echo hi",
-       "work": {"reference_accelerator": "L20", "duration_s": 60},
-       "resources": {"accelerators": ["L20"]}}
+# --jobs run: one-chip jobs; the 704 L20 chips start nearly every one at once, so the local
+# backend spawns a real process per submission (on a small machine these compete with the
+# server). --jobs queue: 256-chip gangs; at most two fit at a time, so almost all wait in the
+# queue and the load is admission + scheduling over a growing queue.
+JOBS = {
+    "run": {"kind": "generic", "run": "echo hi",
+            "work": {"reference_accelerator": "L20", "duration_s": 60},
+            "resources": {"accelerators": ["L20"]}},
+    "queue": {"kind": "generic", "run": "echo hi",
+              "work": {"reference_accelerator": "L20", "duration_s": 60},
+              "resources": {"accelerators": ["L20"], "count": 256}},
+}
+JOB = JOBS["run"]
 
 
 async def load(url: str, token: str, total: int, seconds: float, concurrency: int,
@@ -133,8 +143,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="time limit")
     ap.add_argument("--concurrency", type=int, default=6, help="concurrent clients")
     ap.add_argument("--backend", default="none", help="none (API only) | local")
+    ap.add_argument("--jobs", choices=sorted(JOBS), default="run",
+                    help="run: 1-chip jobs that start at once | queue: gangs that mostly wait")
     ap.add_argument("--warmup", type=int, default=100, help="submissions before measuring")
     args = ap.parse_args()
+    global JOB
+    JOB = JOBS[args.jobs]
 
     home = tempfile.mkdtemp(prefix="suanli-bench-")
     schema = None
@@ -163,6 +177,7 @@ def main() -> None:
             drop_schema(args.db, schema)
     dialect = "postgresql" if schema else "sqlite"
     print(json.dumps({"benchmark": "submit", "database": dialect, "backend": args.backend,
+                      "jobs": args.jobs,
                       "concurrency": args.concurrency, "cpus": os.cpu_count(), **result},
                      indent=2))
 

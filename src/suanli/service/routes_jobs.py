@@ -166,7 +166,7 @@ def _admit(svc: ServiceState, who: Principal, adm: Admission, key: str | None) -
         return _replay(svc, prior, adm.request_hash, key or "")
     job_id = row["id"]
     if svc.runner is not None:
-        svc.runner.submit(job_id)
+        svc.runner.submit(job_id, row)
     svc.metrics.count_submission("accepted")
     return JSONResponse(job_view(row), status_code=201,
                         headers={"Location": f"/v1/jobs/{job_id}"})

@@ -4,8 +4,10 @@ The loop thread is the only caller of the engine. HTTP handlers hand it work thr
 thread-safe inbox (submit, cancel, network change). The engine reports every state change to
 `_on_transition` *before* the backend acts on it; that writes the change in one database
 transaction, so when the backend is told to start or stop a process the database already says
-so. A killed service therefore loses nothing: `recover()` at start-up resubmits waiting jobs
-and re-attaches (adopts) running ones by the process identity stored with them.
+so. Within one tick the changes are held and written together, in one transaction, at the end
+of the tick or, sooner, before the engine calls the backend at all (`_WriteFirst`). A killed
+service therefore loses nothing: `recover()` at start-up resubmits waiting jobs and re-attaches
+(adopts) running ones by the process identity stored with them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -25,6 +28,7 @@ from suanli.network import Network
 from suanli.store import jobs as store_jobs
 from suanli.store import network as store_network
 from suanli.store.db import Database
+from suanli.store.fastpath import FastPath
 from suanli.store.models import TERMINAL_STATES
 
 log = logging.getLogger("suanli.service.runner")
@@ -50,6 +54,29 @@ def placement_dict(placement: Any) -> dict[str, Any] | None:
     }
 
 
+class _WriteFirst:
+    """The backend as the engine sees it: every call first commits the transitions held."""
+
+    def __init__(self, backend: Any, flush: Any) -> None:
+        self._backend = backend
+        self._flush = flush
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if not callable(attr):
+            return attr
+        flush = self._flush
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            flush()
+            return attr(*args, **kwargs)
+
+        return call
+
+
+TEMPLATES_MAX = 1024
+
+
 class Runner:
     """Engine + backend + the loop that steps them on the wall clock."""
 
@@ -73,7 +100,11 @@ class Runner:
         if backend == "ray" and ray_address:
             kwargs["address"] = ray_address
         self.backend = make_backend(backend, **kwargs)
-        self.engine = Engine(self.cluster, get_policy(policy), self.clock, self.backend,
+        self._fast = FastPath(db.dialect)
+        self._held: list[dict[str, Any]] | None = None  # transitions not yet written
+        self._templates: dict[tuple[str, int | None], Any] = {}  # spec shape -> EngineJob
+        self.engine = Engine(self.cluster, get_policy(policy), self.clock,
+                             _WriteFirst(self.backend, self._write_held),
                              round_s=round_s, listener=self._on_transition,
                              realloc_interval_s=realloc_interval_s)
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -84,6 +115,7 @@ class Runner:
         self._handles_known: set[str] = set()
         self._recovering = False
         self._next_sweep = time.monotonic() + SWEEP_S
+        self._drained_at = time.time()  # when the inbox was last read
         self.utilisation: dict[str, tuple[int, int]] = {}  # pool id -> (chips used, capacity)
         self.steps = 0
         self.last_error: str | None = None
@@ -91,8 +123,9 @@ class Runner:
 
     # -- called from HTTP handlers (any thread) ----------------------------------------------
 
-    def submit(self, job_id: int) -> None:
-        self._inbox.put(("submit", job_id))
+    def submit(self, job_id: int, row: dict[str, Any] | None = None) -> None:
+        """Schedule a pending job; `row`: the job as just committed (saves reading it back)."""
+        self._inbox.put(("submit", job_id if row is None else (job_id, row)))
 
     def cancel(self, job_id: int) -> None:
         self._inbox.put(("cancel", job_id))
@@ -125,9 +158,20 @@ class Runner:
             self._stop.wait(self.tick_s)
 
     def tick(self) -> None:
-        """Drain the inbox, step the engine once, remember new process handles."""
-        self._drain()
-        self.engine.step()
+        """Drain the inbox, step the engine once, remember new process handles.
+
+        The transitions of the drain and the step are written in one transaction (sooner if
+        the engine calls the backend meanwhile)."""
+        self._held = []
+        try:
+            self._drained_at = time.time()
+            self._drain()
+            self.engine.step()
+        finally:
+            try:
+                self._write_held()
+            finally:
+                self._held = None
         self.steps += 1
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_S
@@ -145,7 +189,10 @@ class Runner:
                 return
             try:
                 if kind == "submit":
-                    self._submit(arg)
+                    if isinstance(arg, tuple):
+                        self._submit(*arg)
+                    else:
+                        self._submit(arg)
                 elif kind == "cancel":
                     self._cancel(arg)
                 elif kind == "network":
@@ -164,7 +211,9 @@ class Runner:
         with self.db.read() as conn:
             rows = conn.execute(select(J.c.id, J.c.state, J.c.cancel_requested).where(
                 J.c.state.in_(store_jobs.ACTIVE_STATES),
-                J.c.submitted_at < time.time() - 2.0)).all()
+                # Older than the last drain by a margin: its inbox item, if any, was read
+                # (a long step must not make the jobs admitted during it look lost).
+                J.c.submitted_at < self._drained_at - 2.0)).all()
         for job_id, state, cancel in rows:
             known = str(job_id) in self.engine.jobs
             if state == "pending" and not known:
@@ -172,9 +221,10 @@ class Runner:
             if cancel:
                 self._inbox.put(("cancel", job_id))
 
-    def _submit(self, job_id: int) -> None:
-        with self.db.read() as conn:
-            row = store_jobs.get_job(conn, job_id)
+    def _submit(self, job_id: int, row: dict[str, Any] | None = None) -> None:
+        if row is None:
+            with self.db.read() as conn:
+                row = store_jobs.get_job(conn, job_id)
         if row["state"] in TERMINAL_STATES or str(job_id) in self.engine.jobs:
             return
         ej = self._enter(row, self.clock.now())
@@ -183,8 +233,6 @@ class Runner:
 
     def _enter(self, row: dict[str, Any], arrival_s: float) -> Any:
         """Build the engine's job for a stored row; a job no pool can run fails here."""
-        from suanli.engine import engine_job_from_spec
-
         spec = JobSpec.model_validate_json(row["spec"])
         jid = str(row["id"])
         self._spot[jid] = spec.resources.spot
@@ -192,7 +240,7 @@ class Runner:
             count = row.get("est_count")
             if not count or not spec.min_count <= count <= spec.max_count:
                 count = None  # the engine's default gang: the spec's minimum
-            ej = engine_job_from_spec(jid, spec, self.cluster, arrival_s, count=count)
+            ej = self._engine_job(jid, spec, arrival_s, count)
         except Exception as exc:  # noqa: BLE001 - any refusal ends the job, with the reason
             self._finish_outside_engine(row["id"], row["state"], "failed",
                                         f"cannot be scheduled: {exc}")
@@ -201,6 +249,25 @@ class Runner:
         meta.update(self._job_meta(row, spec))
         return dataclasses.replace(ej, meta=meta, max_retries=row["max_retries"],
                                    tenant=str(row["tenant_id"]))
+
+    def _engine_job(self, jid: str, spec: JobSpec, arrival_s: float, count: int | None) -> Any:
+        """`engine_job_from_spec`, with the performance model run once per job shape: jobs
+        that differ only in name, arrival and id share the timings (the cluster is fixed
+        until the network changes, which clears the templates)."""
+        from suanli.engine import engine_job_from_spec
+
+        key = (spec.model_dump_json(exclude={"name"}), count)
+        template = self._templates.get(key)
+        if template is None:
+            template = engine_job_from_spec(jid, spec, self.cluster, arrival_s, count=count)
+            if len(self._templates) >= TEMPLATES_MAX:
+                self._templates.clear()
+            self._templates[key] = template
+            return template
+        deadline = arrival_s + spec.deadline_s if spec.deadline_s else math.inf
+        return dataclasses.replace(template, job_id=jid, arrival_s=float(arrival_s),
+                                   deadline_s=deadline,
+                                   meta={**template.meta, "name": spec.name})
 
     def _job_meta(self, row: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
         env = {**spec.env, "SUANLI_TENANT_ID": str(row["tenant_id"])}
@@ -232,6 +299,7 @@ class Runner:
 
     def _set_network(self, network: Network) -> None:
         self._network = network
+        self._templates.clear()
         self._refresh_prices()
         update = getattr(self.engine, "set_cluster", None)
         if update is not None:
@@ -262,11 +330,34 @@ class Runner:
             self._handles_known.discard(tr.job_id)
             if new in WAITING or new in TERMINAL_STATES:
                 extra["handle"] = None
+        item = {"job_id": int(tr.job_id), "old": old, "new": new, "reason": tr.reason or "",
+                "placement": placement, "at": tr.at_s, "price": price, "extra": extra}
+        if self._held is not None and not self._recovering:
+            self._held.append(item)  # written before the backend acts (see _WriteFirst)
+            return
         with self.db.write() as conn:
-            store_jobs.record_transition(conn, int(tr.job_id), old, new, tr.reason or "",
-                                         placement, at=tr.at_s, price_per_chip_hour=price)
-            if extra:
-                store_jobs.update_job(conn, int(tr.job_id), **extra)
+            self._write(conn, item)
+
+    def _write_held(self) -> None:
+        """Commit the held transitions in one transaction, in the order they happened."""
+        held = self._held
+        if not held:
+            return
+        with self.db.write() as conn:
+            for item in held:
+                self._write(conn, item)
+        held.clear()
+
+    def _write(self, conn: Any, item: dict[str, Any]) -> None:
+        if item["new"] not in TERMINAL_STATES:  # no credits settle: the plain-SQL path
+            self._fast.record_transition(conn, item["job_id"], item["old"], item["new"],
+                                         item["reason"], item["placement"], item["at"],
+                                         item["extra"] or None)
+            return
+        store_jobs.record_transition(conn, item["job_id"], item["old"], item["new"],
+                                     item["reason"], item["placement"], at=item["at"],
+                                     price_per_chip_hour=item["price"],
+                                     extra=item["extra"] or None)
 
     def _recovery_writes(self, job_id: str, new: str) -> bool:
         """While rebuilding the engine, the database is the truth: replaying a job into the
@@ -280,6 +371,8 @@ class Runner:
     def _price_of(self, job_id: str, placement: dict[str, Any] | None) -> Decimal:
         """The chip-hour price of where the job ran (its last placement), spot if it asked."""
         if placement is None or not placement.get("center"):
+            placement = self._held_placement(job_id)
+        if placement is None:
             with self.db.read() as conn:
                 row = store_jobs.get_job(conn, int(job_id))
             placement = {"center": row["center"], "pool": row["pool"]}
@@ -287,6 +380,14 @@ class Runner:
         if self._spot.get(job_id) and spot is not None:
             return spot
         return price
+
+    def _held_placement(self, job_id: str) -> dict[str, Any] | None:
+        """The job's latest placement among the transitions not yet written, if any."""
+        for item in reversed(self._held or ()):
+            p = item["placement"]
+            if item["job_id"] == int(job_id) and p and p.get("center"):
+                return p
+        return None
 
     # -- process handles and recovery --------------------------------------------------------
 

@@ -7,7 +7,9 @@ statements) and money is converted by hand exactly as the `Money` column type do
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import Connection
 
 from suanli.store.errors import InsufficientCredits, QuotaExceeded
 from suanli.store.jobs import ACTIVE_STATES, Admission
+from suanli.store.models import TERMINAL_STATES
 from suanli.store.types import money
 
 _ACTIVE = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
@@ -46,6 +49,9 @@ SQL = {
               "VALUES (?, ?, 'reserve', ?, ?, 'estimated cost held')",
     "event": "INSERT INTO job_events (job_id, at, old_state, new_state, reason) "
              "VALUES (?, ?, NULL, 'pending', ?)",
+    "run_clock": "SELECT running_since, run_s, started_at FROM jobs WHERE id = ?",
+    "transition_event": "INSERT INTO job_events (job_id, at, old_state, new_state, reason, "
+                        "placement) VALUES (?, ?, ?, ?, ?, ?)",
 }
 _PG_SQL = {k: v.replace("?", "%s") for k, v in SQL.items()}
 
@@ -111,6 +117,35 @@ class FastPath:
         cur.execute(self.sql["ledger"], (tenant_id, job_id, self._m(-cost), now))
         cur.execute(self.sql["event"], (job_id, now, adm.reason))
         return self._new_job(job_id, tenant_id, adm, key, cost, now)
+
+    def record_transition(self, conn: Connection, job_id: int, old: str | None, new: str,
+                          reason: str, placement: Mapping[str, Any] | None, at: float,
+                          extra: Mapping[str, Any] | None = None) -> None:
+        """`store.jobs.record_transition` for a state that is not terminal (no money moves):
+        the same columns written, in plain SQL. Terminal states take the full path."""
+        if new in TERMINAL_STATES:
+            raise ValueError(f"{new!r} is terminal: use store.jobs.record_transition")
+        cur = self._cursor(conn)
+        cur.execute(self.sql["run_clock"], (job_id,))
+        running_since, run_s, started_at = cur.fetchone()
+        values: dict[str, Any] = {**(extra or {}), "state": new, "updated_at": at,
+                                  "reason": reason}
+        if placement:
+            for k in ("center", "pool", "accelerator", "count"):
+                if placement.get(k) is not None:
+                    values[k] = placement[k]
+        if running_since is not None and new != "running":
+            values["run_s"] = (run_s or 0.0) + max(0.0, at - running_since)
+            values["running_since"] = None
+        if new == "running" and running_since is None:
+            values["running_since"] = at
+            if started_at is None:
+                values["started_at"] = at
+        mark = "?" if self.sqlite else "%s"
+        cols = ", ".join(f"{k} = {mark}" for k in values)  # column names from this code only
+        cur.execute(f"UPDATE jobs SET {cols} WHERE id = {mark}", (*values.values(), job_id))
+        cur.execute(self.sql["transition_event"], (
+            job_id, at, old, new, reason, json.dumps(dict(placement)) if placement else None))
 
     @staticmethod
     def _new_job(job_id: int, tenant_id: int, adm: Admission, key: str | None, cost: Decimal,

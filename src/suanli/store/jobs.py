@@ -131,11 +131,15 @@ def counts_by_state(conn: Connection, tenant_id: int | None = None) -> dict[str,
 
 def record_transition(conn: Connection, job_id: int, old: str | None, new: str, reason: str,
                       placement: Mapping[str, Any] | None, at: float | None = None,
-                      price_per_chip_hour: Decimal | None = None) -> dict:
-    """Write one state change; on a terminal state settle the job's credits. Returns the job."""
+                      price_per_chip_hour: Decimal | None = None,
+                      extra: Mapping[str, Any] | None = None) -> dict:
+    """Write one state change; on a terminal state settle the job's credits. Returns the job.
+
+    `extra`: further job columns (retries, done_work, handle) set in the same UPDATE."""
     now = at if at is not None else time.time()
     job = get_job(conn, job_id)
-    values: dict[str, Any] = {"state": new, "updated_at": now, "reason": reason}
+    values: dict[str, Any] = {**(extra or {}), "state": new, "updated_at": now,
+                              "reason": reason}
     if placement:
         for k in ("center", "pool", "accelerator", "count"):
             if placement.get(k) is not None:
