@@ -102,3 +102,17 @@ def test_engine_jobs_of_one_shape_share_timings_but_not_identity(tmp_path):
     fresh = engine_job_from_spec("2", b, runner.cluster, 20.0, count=None)
     assert cached == fresh
     runner.stop()
+
+
+def test_a_network_change_drops_the_shared_timings(tmp_path):
+    """After an admin edit (new prices, pools) no job may reuse timings of the old cluster."""
+    _db, _tid, runner = _setup(tmp_path)
+    spec = JobSpec.model_validate({"kind": "generic", "name": "a", "run": "true",
+                                   "work": {"reference_accelerator": "L20", "duration_s": 60},
+                                   "resources": {"accelerators": ["L20"]}})
+    runner._engine_job("1", spec, 0.0, None)
+    assert runner._templates
+    runner.network_changed(load_network("east-west"))
+    runner.tick()
+    assert not runner._templates
+    runner.stop()
