@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,3 +101,14 @@ def http() -> Iterator[Callable[..., Any]]:
     yield make
     for c in clients:
         c.close()
+
+
+def wait_for_state(client: Any, job_id: int, states: set[str], timeout_s: float = 30.0) -> dict:
+    """Poll GET /v1/jobs/{id} until the job is in one of `states`; fail after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}: {job}"
+        time.sleep(0.1)

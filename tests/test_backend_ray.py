@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import wait_for_state
+
 pytest.importorskip("ray")
 
 from suanli.backends import _proc  # noqa: E402
@@ -183,16 +185,6 @@ def _job(name: str, run: str, accelerator: str) -> dict:
             "resources": {"accelerators": [accelerator]}}
 
 
-def _wait_state(client, job_id: int, states: set[str], timeout_s: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}: {job}"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_service_jobs_run_on_the_ray_node_of_the_center_the_scheduler_chose(
         cluster, backend, network_file, db_url, start_service, http, tmp_path):
@@ -212,7 +204,7 @@ def test_service_jobs_run_on_the_ray_node_of_the_center_the_scheduler_chose(
     assert ray_backend.name == "ray"
     charged = Decimal("0")
     for acc, center in wanted.items():
-        done = _wait_state(alice, ids[acc], TERMINAL)
+        done = wait_for_state(alice, ids[acc], TERMINAL)
         assert done["state"] == "succeeded", done
         charged += Decimal(done["charged"])
         assert done["placement"]["center"] == center  # the scheduler's choice ...
@@ -232,11 +224,11 @@ def test_service_jobs_run_on_the_ray_node_of_the_center_the_scheduler_chose(
     pid_file = tmp_path / "child.pid"
     long = alice.post("/v1/jobs", json=_job(
         "long", f"sleep 300 & echo $! > {pid_file}; wait", "H800")).json()
-    _wait_state(alice, long["id"], {"running"})
+    wait_for_state(alice, long["id"], {"running"})
     wait_until(pid_file.exists)
     child = int(pid_file.read_text())
     assert alice.post(f"/v1/jobs/{long['id']}/cancel").status_code == 202
-    done = _wait_state(alice, long["id"], TERMINAL)
+    done = wait_for_state(alice, long["id"], TERMINAL)
     assert done["state"] == "cancelled", done
     assert done["placement"]["center"] == "c3"
     wait_until(lambda: not _alive(child), timeout_s=15.0)  # the process went with its task

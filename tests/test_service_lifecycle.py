@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import wait_for_state
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -18,16 +20,6 @@ def _job(name: str, run: str, accelerator: str = "L20", **extra) -> dict:
     return {"name": name, "kind": "generic", "run": run, "max_retries": 1,
             "work": {"reference_accelerator": accelerator, "duration_s": 600},
             "resources": {"accelerators": [accelerator]}, **extra}
-
-
-def _wait(client, job_id: int, states: set[str], timeout_s: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}: {job}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -46,7 +38,7 @@ def test_a_job_runs_to_success_with_logs_env_and_settled_credits(db_url, start_s
           'test -d "$SUANLI_CHECKPOINT_DIR" && echo ckpt-ok; sleep 0.5; echo done'
     job = alice.post("/v1/jobs", json=_job("lifecycle", run)).json()
     assert job["state"] == "pending" and job["reserved"] == "0.60"  # 1 L20 x 600 s x 3.60/h
-    done = _wait(alice, job["id"], TERMINAL)
+    done = wait_for_state(alice, job["id"], TERMINAL)
     assert done["state"] == "succeeded", done
     assert done["placement"] == {"center": "alpha", "pool": "l20", "accelerator": "L20",
                                  "count": 1}
@@ -74,9 +66,9 @@ def test_cancel_stops_a_running_job(db_url, start_service, http, alice_token):
     server = start_service(db_url, backend="local")
     alice = http(server, alice_token(server))
     job = alice.post("/v1/jobs", json=_job("long", "sleep 60")).json()
-    _wait(alice, job["id"], {"running"})
+    wait_for_state(alice, job["id"], {"running"})
     assert alice.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
-    done = _wait(alice, job["id"], TERMINAL)
+    done = wait_for_state(alice, job["id"], TERMINAL)
     assert done["state"] == "cancelled"
     assert alice.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
 
@@ -91,7 +83,7 @@ def test_restart_mid_run_loses_nothing(db_url, start_service, http, alice_token,
     run = f"echo started; while [ ! -e {marker} ]; do sleep 0.1; done; echo finished"
     a = alice.post("/v1/jobs", json=_job("survivor", run)).json()
     b = alice.post("/v1/jobs", json=_job("waiter", "echo second")).json()
-    running = _wait(alice, a["id"], {"running"})
+    running = wait_for_state(alice, a["id"], {"running"})
     assert alice.get(f"/v1/jobs/{b['id']}").json()["state"] == "queued"
     first.stop()  # the job's process runs on; nobody watches it
 
@@ -101,8 +93,8 @@ def test_restart_mid_run_loses_nothing(db_url, start_service, http, alice_token,
     time.sleep(0.5)
     assert alice.get(f"/v1/jobs/{b['id']}").json()["state"] == "queued"  # chip still taken
     marker.touch()
-    done_a = _wait(alice, a["id"], TERMINAL)
-    done_b = _wait(alice, b["id"], TERMINAL)
+    done_a = wait_for_state(alice, a["id"], TERMINAL)
+    done_b = wait_for_state(alice, b["id"], TERMINAL)
     assert (done_a["state"], done_b["state"]) == ("succeeded", "succeeded")
     assert done_a["started_at"] == running["started_at"]  # the same run, not a second one
     log = alice.get(f"/v1/jobs/{a['id']}/logs").text
@@ -120,7 +112,7 @@ def test_a_job_whose_process_died_while_down_is_retried(db_url, start_service, h
     attempts = tmp_path / "attempts"
     run = f"echo x >> {attempts}; if [ $(wc -l < {attempts}) -lt 2 ]; then sleep 60; fi"
     job = alice.post("/v1/jobs", json=_job("phoenix", run)).json()
-    _wait(alice, job["id"], {"running"})
+    wait_for_state(alice, job["id"], {"running"})
     deadline = time.monotonic() + 10
     while True:  # the process identity is stored just after the process starts
         handle = _stored_handle(first, job["id"])
@@ -134,7 +126,7 @@ def test_a_job_whose_process_died_while_down_is_retried(db_url, start_service, h
 
     second = start_service(db_url, backend="local")
     alice = http(second, token)
-    done = _wait(alice, job["id"], TERMINAL)
+    done = wait_for_state(alice, job["id"], TERMINAL)
     assert done["state"] == "succeeded", done
     assert done["retries"] == 1
     reasons = " ".join(e["reason"] for e in
@@ -168,7 +160,7 @@ def test_a_job_admitted_behind_the_schedulers_back_is_found_by_the_sweep(
                     est_run_s=600.0, max_retries=1)
     with svc.db.write() as conn:
         job_id = svc.fast.admit(conn, who.tenant_id, adm, None)["id"]
-    done = _wait(alice, job_id, TERMINAL, timeout_s=30)
+    done = wait_for_state(alice, job_id, TERMINAL, timeout_s=30)
     assert done["state"] == "succeeded"
     assert "stray-ran" in alice.get(f"/v1/jobs/{job_id}/logs").text
 
@@ -183,7 +175,7 @@ def test_a_run_whose_pool_vanished_while_down_is_stopped_and_requeued(
     token = alice_token(first)
     alice = http(first, token)
     job = alice.post("/v1/jobs", json=_job("orphan", "sleep 60")).json()
-    _wait(alice, job["id"], {"running"})
+    wait_for_state(alice, job["id"], {"running"})
     deadline = time.monotonic() + 10
     while not (handle := _stored_handle(first, job["id"])) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -194,7 +186,7 @@ def test_a_run_whose_pool_vanished_while_down_is_stopped_and_requeued(
 
     second = start_service(db_url, backend="local")
     alice = http(second, token)
-    done = _wait(alice, job["id"], TERMINAL)
+    done = wait_for_state(alice, job["id"], TERMINAL)
     assert done["state"] == "failed"
     reasons = " ".join(e["reason"] for e in
                        alice.get(f"/v1/jobs/{job['id']}/events").json()["events"])
