@@ -104,6 +104,16 @@ def _pool_share(cap: np.ndarray, cap_g: np.ndarray, pool_group: np.ndarray) -> n
     return np.where(group_cap > 0, cap / np.where(group_cap > 0, group_cap, 1.0), 0.0)
 
 
+
+def _usable(coef, chips, capacity) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients zeroed where they are not finite/positive or the pool has no capacity,
+    as float arrays, with the indices of jobs that can run somewhere."""
+    coef = np.asarray(coef, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    coef = np.where(np.isfinite(coef) & (coef > 0) & (cap[None, :] > 0), coef, 0.0)
+    active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)
+    return coef, np.asarray(chips, dtype=float), cap, active
+
 def max_min(
     coef: np.ndarray,
     chips: np.ndarray,
@@ -116,13 +126,9 @@ def max_min(
 
     Jobs whose row is all zero cannot run anywhere and are left out of the minimum.
     """
-    coef = np.asarray(coef, dtype=float)
+    coef, chips, cap, active = _usable(coef, chips, capacity)
     n_jobs, n_pools = coef.shape
-    chips = np.asarray(chips, dtype=float)
-    cap = np.asarray(capacity, dtype=float)
     out = np.zeros((n_jobs, n_pools))
-    coef = np.where(np.isfinite(coef) & (coef > 0) & (cap[None, :] > 0), coef, 0.0)
-    active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)
     if active.size == 0:
         return MaxMinResult(out, 0.0, 0, 0)
     scale = coef[active].max()
@@ -188,13 +194,9 @@ def max_linear(
     The objective is linear and the constraints symmetric, so the class grouping is exact here
     too; jobs of a class share the class's fractions evenly.
     """
-    weight = np.asarray(weight, dtype=float)
+    weight, chips, cap, active = _usable(weight, chips, capacity)
     n_jobs, n_pools = weight.shape
-    chips = np.asarray(chips, dtype=float)
-    cap = np.asarray(capacity, dtype=float)
     out = np.zeros((n_jobs, n_pools))
-    weight = np.where(np.isfinite(weight) & (weight > 0) & (cap[None, :] > 0), weight, 0.0)
-    active = np.flatnonzero(weight.max(axis=1, initial=0.0) > 0)
     if active.size == 0:
         return out
     w_act = weight[active] / weight[active].max()
