@@ -73,10 +73,12 @@ def test_cancel_stops_a_running_job(db_url, start_service, http, alice_token):
     assert alice.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
 
 
-def test_restart_mid_run_loses_nothing(db_url, start_service, http, alice_token, tmp_path):
+def test_restart_mid_run_loses_nothing(db_url, start_service, http, alice_token, tmp_path,
+                                      request):
     """Stop the service while one job sleeps on the only L20 chip and another waits for it;
     a new service on the same database adopts the running one, then runs the queued one."""
     marker = tmp_path / "release"
+    request.addfinalizer(marker.touch)  # a failed assertion must not leave the job running
     first = start_service(db_url, backend="local")
     token = alice_token(first)
     alice = http(first, token)
