@@ -11,21 +11,22 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from suanli.backends.types import ProcessHandle, RunSpec
 
-# Runs `setup` then `run` (each with `bash -c`), writes "<exit status> <wrapper pid>" to $1
+# Runs `setup` then `run` (in one `bash -c`, behind the isolation's argv prefix "${@:6}", empty
+# in single-user mode), writes "<exit status> <wrapper pid>" to $1
 # atomically, and exits with the status (the pid tells an attempt's file from a late write by
 # the previous attempt's wrapper). `trap : TERM` keeps the wrapper alive when the whole group
 # gets SIGTERM, so it still records how the job ended (143 for a job that died of SIGTERM).
 # With an owner pid ($4), a watcher in the group TERMs (then, after $5 s, KILLs) the group once
 # the owner is gone: a Ray worker that is force-cancelled or crashes takes its job with it.
 WRAPPER = r"""
-exit_file=$1; setup=$2; run=$3; owner=$4; grace=${5:-5}
+exit_file=$1; setup=$2; run=$3; owner=$4; grace=${5:-5}; shift 5
 trap : TERM
 watcher=
 if [ -n "$owner" ]; then
@@ -34,9 +35,9 @@ if [ -n "$owner" ]; then
     kill -TERM 0; sleep "$grace"; kill -KILL 0 ) &
   watcher=$!
 fi
-code=0
-if [ -n "$setup" ]; then bash -c "$setup"; code=$?; fi
-if [ "$code" -eq 0 ]; then bash -c "$run"; code=$?; fi
+"$@" bash -c 'if [ -n "$1" ]; then bash -c "$1" || exit; fi; exec bash -c "$2"' \
+  suanli-job "$setup" "$run"
+code=$?
 printf '%s %s\n' "$code" "$$" > "$exit_file.tmp.$$" && mv -f "$exit_file.tmp.$$" "$exit_file"
 if [ -n "$watcher" ]; then kill -KILL "$watcher" 2>/dev/null; fi
 exit "$code"
@@ -163,13 +164,13 @@ def append_log(log_path: Path, line: str) -> None:
 
 
 def spawn(*, setup: str | None, run: str, cwd: Path, env: Mapping[str, str], log_path: Path,
-          exit_file: Path, owner_pid: int | None = None, grace_s: float = 5.0
-          ) -> subprocess.Popen[bytes]:
+          exit_file: Path, owner_pid: int | None = None, grace_s: float = 5.0,
+          prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """Start the wrapper in its own session (so its process group is the job's), output
-    appended to the log."""
+    appended to the log; `prefix` (a sandbox's argv) goes before the job's `bash -c`."""
     exit_file.unlink(missing_ok=True)
     args = ["bash", "-c", WRAPPER, "suanli-job", str(exit_file), setup or "", run,
-            str(owner_pid or ""), f"{grace_s:g}"]
+            str(owner_pid or ""), f"{grace_s:g}", *prefix]
     with open(log_path, "ab") as log:
         return subprocess.Popen(args, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

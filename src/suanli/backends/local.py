@@ -4,9 +4,14 @@ How an attempt runs: `bash` wrapper (see `_proc.WRAPPER`) in `<root>/<job>/work`
 session and process group, running `setup` then `run` with `bash -c`; stdout and stderr are
 appended to the job's log after a header line per attempt; the wrapper writes the exit status
 to `<root>/<job>/exit_code`. Exit 0 is success, anything else a failure whose detail carries
-the code. The environment is an allow-list of the service's variables (`INHERITED_ENV`), then
-the job's `env:`, then SUANLI_JOB_ID, SUANLI_CENTER, SUANLI_ACCELERATOR, SUANLI_COUNT,
-SUANLI_POOL and SUANLI_CHECKPOINT_DIR (a directory kept across attempts, so a job can resume).
+the code. The job's own part runs confined by the isolation chosen when the backend is built
+(`sandbox.py`): by default in a bubblewrap sandbox as a per-tenant uid, seeing only its `work/`
+and `checkpoint/` directories; in single-user mode (`isolation="none"`) as the service's user.
+Its environment is a minimal PATH/HOME/LANG (single-user: an allow-list of the service's
+variables, `INHERITED_ENV`), then the job's `env:`, then SUANLI_JOB_ID, SUANLI_CENTER,
+SUANLI_ACCELERATOR, SUANLI_COUNT, SUANLI_POOL and SUANLI_CHECKPOINT_DIR (a directory kept across
+attempts, so a job can resume). The service's directories are 0700 and the job's log is written
+through the wrapper's stdout, so no other tenant can read it.
 
 A job without a `run` command runs `sleep <duration_s>` when its meta carries `duration_s`
 (its estimated duration: a stand-in that occupies the placement as long as the real job
@@ -35,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from suanli.backends import _proc
+from suanli.backends.sandbox import Isolation, make_isolation
 from suanli.backends.types import BackendEvent, ProcessHandle, RunSpec, run_spec_from
 from suanli.errors import SuanliError
 
@@ -57,11 +63,15 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, root_dir: str | Path, *, grace_s: float = 10.0,
+                 isolation: str = "sandbox",
                  inherit_env: Iterable[str] = _proc.INHERITED_ENV) -> None:
+        """`isolation`: "sandbox" (refuses to start without a working bubblewrap) or "none"
+        (single-user mode; `inherit_env` names the service variables a job inherits)."""
+        self.isolation: Isolation = make_isolation(isolation, inherit_env)
         self.root_dir = Path(root_dir).resolve()  # the wrapper's argv names paths under it
-        self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.root_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root_dir.chmod(0o700)  # other users' processes never see jobs' logs and files
         self.grace_s = grace_s
-        self.inherit_env = tuple(inherit_env)
         self._running: dict[str, _Attempt] = {}
         self._stopping: list[_Attempt] = []  # stopped, not yet reaped
         self._pending: list[BackendEvent] = []  # failures found at start/adopt time
@@ -108,10 +118,11 @@ class LocalBackend:
                 raise SuanliError(f"job {spec.job_id} is already running on this backend",
                                   field="job_id", value=spec.job_id)
         dirs = _proc.JobDirs.of(self.root_dir, spec.job_id)
-        dirs.root.mkdir(parents=True, exist_ok=True)
+        dirs.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         checkpoint = Path(spec.checkpoint_dir) if spec.checkpoint_dir else dirs.checkpoint
         log_path = Path(spec.log_path) if spec.log_path else dirs.default_log
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log_path.touch(mode=0o600)
         attempt = dirs.next_attempt()
         run = _proc.command_for(spec)
         _proc.append_log(log_path, f"attempt {attempt} job={spec.job_id} pool={spec.pool_id} "
@@ -126,10 +137,10 @@ class LocalBackend:
                                        f"{spec.duration_s:g} s")
         try:
             dirs.prepare(checkpoint)
-            env = _proc.job_env(spec, checkpoint, self.inherit_env)
-            popen = _proc.spawn(setup=spec.setup, run=run, cwd=dirs.work, env=env,
-                                log_path=log_path, exit_file=dirs.exit_file)
-        except OSError as exc:
+            conf = self.isolation.confine(spec, dirs.work, checkpoint)
+            popen = _proc.spawn(setup=spec.setup, run=run, cwd=dirs.work, env=conf.wrapper_env,
+                                log_path=log_path, exit_file=dirs.exit_file, prefix=conf.prefix)
+        except (OSError, SuanliError) as exc:
             detail = f"could not start: {exc}"
             _proc.append_log(log_path, f"attempt {attempt} failed: {detail}")
             self._queue(BackendEvent(spec.job_id, "failed", now_s, detail))
