@@ -1,4 +1,6 @@
-"""The local backend runs real process groups; these tests drive whole job lifecycles."""
+"""The local backend runs real process groups; these tests drive whole job lifecycles, in the
+sandbox (the default) and in single-user mode. What the sandbox keeps out is in
+test_isolation.py."""
 
 from __future__ import annotations
 
@@ -51,11 +53,16 @@ def live_members(pgid: int) -> list[int]:
     return out
 
 
-@pytest.fixture
-def backend(tmp_path: Path):
-    b = LocalBackend(tmp_path / "jobs", grace_s=0.5)
+@pytest.fixture(params=["sandbox", "none"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path):
+    b = LocalBackend(tmp_path / "jobs", grace_s=0.5, isolation=request.param)
     yield b
     b.shutdown(stop_jobs=True)
+
+
+def seen_by_job(backend: LocalBackend, host_path: Path, in_sandbox: str) -> str:
+    """A job directory as the job sees it: /job/... in the sandbox, the host path otherwise."""
+    return in_sandbox if backend.isolation.name == "sandbox" else str(host_path)
 
 
 def spec(job_id: str = "job-1", run: str | None = "true", **kw) -> RunSpec:
@@ -71,10 +78,10 @@ def test_command_sees_placement_and_job_env_and_output_reaches_log(backend: Loca
     [event] = wait_events(backend)
     assert (event.job_id, event.kind) == ("job-1", "succeeded")
     log = (backend.root_dir / "job-1" / "job.log").read_text()
-    ckpt = backend.root_dir / "job-1" / "checkpoint"
+    ckpt = seen_by_job(backend, backend.root_dir / "job-1" / "checkpoint", "/job/checkpoint")
     assert f"id=job-1 center=c1 acc=H20 count=8 pool=c1/h20 ckpt={ckpt} foo=bar" in log
     assert "oops" in log and "setting-up" in log
-    assert f"cwd={backend.root_dir / 'job-1' / 'work'}" in log
+    assert f"cwd={seen_by_job(backend, backend.root_dir / 'job-1' / 'work', '/job/work')}" in log
     assert log.startswith("=== suanli ") and "attempt 1 job=job-1" in log
 
 
@@ -114,34 +121,32 @@ def test_starting_a_running_job_twice_is_an_error(backend: LocalBackend):
 
 
 def test_cancel_kills_the_whole_process_group(backend: LocalBackend):
-    backend.launch(spec(run="sleep 300 & echo $! > child.pid; wait"), 0.0)
-    pid_file = backend.root_dir / "job-1" / "work" / "child.pid"
-    wait_until(pid_file.exists)
-    child = int(pid_file.read_text())
-    leader = backend.handle("job-1").pid
-    assert pid_alive(child)
+    backend.launch(spec(run="sleep 300 & echo up > started; wait"), 0.0)
+    wait_until((backend.root_dir / "job-1" / "work" / "started").exists)
+    leader = backend.handle("job-1")
+    assert len(live_members(leader.pgid)) >= 3  # wrapper, job shell, its background sleep
     backend.stop("job-1", 1.0, "cancel")
-    wait_until(lambda: not pid_alive(child) and not pid_alive(leader))
+    wait_until(lambda: not live_members(leader.pgid) and not pid_alive(leader.pid))
     assert backend.poll(2.0) == []  # the engine asked for the stop: no event comes back
     assert backend.running() == []
     assert "stopped: cancel" in (backend.root_dir / "job-1" / "job.log").read_text()
 
 
 def test_stop_escalates_to_sigkill_when_the_job_ignores_sigterm(backend: LocalBackend):
-    backend.launch(spec(run="trap '' TERM; sleep 300 & echo $! > child.pid; wait"), 0.0)
-    pid_file = backend.root_dir / "job-1" / "work" / "child.pid"
-    wait_until(pid_file.exists)
-    child = int(pid_file.read_text())
+    backend.launch(spec(run="trap '' TERM; sleep 300 & echo up > started; wait"), 0.0)
+    wait_until((backend.root_dir / "job-1" / "work" / "started").exists)
+    pgid = backend.handle("job-1").pgid
     backend.stop("job-1", 1.0, "preempt")
-    wait_until(lambda: not pid_alive(child))
+    wait_until(lambda: not live_members(pgid))
 
 
 def test_leftover_background_processes_end_with_the_job(backend: LocalBackend):
-    backend.launch(spec(run="sleep 300 & echo $! > child.pid"), 0.0)
+    backend.launch(spec(run="sleep 300 & echo up > started"), 0.0)
+    pgid = backend.handle("job-1").pgid
     [event] = wait_events(backend)
     assert event.kind == "succeeded"
-    child = int((backend.root_dir / "job-1" / "work" / "child.pid").read_text())
-    wait_until(lambda: not pid_alive(child))
+    assert (backend.root_dir / "job-1" / "work" / "started").exists()
+    wait_until(lambda: not live_members(pgid))
 
 
 def test_checkpoint_dir_persists_across_attempts_and_log_keeps_history(backend: LocalBackend):

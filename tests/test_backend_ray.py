@@ -67,7 +67,10 @@ def cluster(network_file):
 
 @pytest.fixture(scope="module")
 def backend(cluster, tmp_path_factory):
-    b = RayBackend(tmp_path_factory.mktemp("ray-jobs"), cluster.address, grace_s=1.0)
+    # single-user: these tests pin placement and process plumbing (a job's host pid); the
+    # sandbox on Ray is pinned by test_a_sandboxed_ray_job_gets_only_its_own_environment
+    b = RayBackend(tmp_path_factory.mktemp("ray-jobs"), cluster.address, grace_s=1.0,
+                   isolation="none")
     yield b
     b.shutdown(stop_jobs=True)
 
@@ -169,6 +172,21 @@ def test_cancel_kills_the_jobs_process_group_on_its_node(backend):
     assert "stop requested: cancel" in log_of(backend, "long")
 
 
+def test_a_sandboxed_ray_job_gets_only_its_own_environment(cluster, backend, tmp_path: Path):
+    """Nothing of the service's or the Ray worker's environment travels with a job, and it
+    cannot read the worker's (or any other) process environment."""
+    sandboxed = RayBackend(tmp_path, cluster.address, isolation="sandbox")  # reuses the driver
+    run = ('env | cut -d= -f1 | sort | tr "\\n" " "; echo; '
+           'cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" | grep -c RAY_ || true')
+    sandboxed.launch(spec("env-probe", "c1", "A100", run=run, env={"MINE": "1"}), 0.0)
+    assert wait_events(sandboxed, 1)["env-probe"].kind == "succeeded"
+    keys_line, ray_vars = log_of(sandboxed, "env-probe").splitlines()[1:3]
+    extra = set(keys_line.split()) - {"HOME", "LANG", "PATH", "TMPDIR", "PWD", "SHLVL", "_",
+                                      "MINE"}
+    assert "MINE" in keys_line and all(k.startswith("SUANLI_") for k in extra), keys_line
+    assert ray_vars == "0"
+
+
 def _alive(pid: int) -> bool:
     fields = _proc._stat_fields(pid)
     return bool(fields) and fields[0] not in ("Z", "X")
@@ -193,7 +211,7 @@ def test_service_jobs_run_on_the_ray_node_of_the_center_the_scheduler_chose(
     # `backend` keeps the module's driver connected, so the service's backend reuses it and
     # its shutdown does not disconnect the other tests.
     server = start_service(db_url, backend="ray", ray_address=cluster.address,
-                           network=str(network_file))
+                           network=str(network_file), isolation="none")
     token = http(server).post("/v1/tenants", json={"name": "alice", "credits": "100.00"})
     alice = http(server, token.json()["token"])
     wanted = {"A100": "c1", "910B": "c2", "H800": "c3"}

@@ -10,10 +10,16 @@ task the engine believes is running). With `request_pool_chips=True` a task also
 `num_gpus_per_chip` it asks for real GPUs. The task itself takes no CPU (`num_cpus_per_job`):
 it only supervises the job's process.
 
-Inside the task the job runs exactly as in the local backend (same wrapper, env variables,
-job directory, appended log with a header per attempt; `SUANLI_RAY_NODE_ID` is added), and
+Inside the task the job runs exactly as in the local backend (same wrapper, isolation, env
+variables, job directory, appended log with a header per attempt; `SUANLI_RAY_NODE_ID` is added),
+and
 the task returns the exit code, node id, hostname and the resources it was granted
-(`result(job_id)`). The job directory root must be reachable at the same path from every
+(`result(job_id)`). Nothing of the service's or the Ray worker's environment travels with a
+job: the task's payload holds the job's own spec, and its environment is a minimal
+PATH/LANG/TMPDIR, its `env:` and its SUANLI_* variables (`inherit_env` is empty unless the
+operator names variables). By default (`isolation="sandbox"`) it runs in the same bubblewrap
+sandbox as a local job, so it cannot read the Ray worker's /proc either; a node without
+bubblewrap fails the job with an error naming the fix. The job directory root must be reachable at the same path from every
 node (a shared filesystem, or one machine as in `start_local_ray_cluster`).
 
 `poll` is `ray.wait(timeout=0)`. `stop` is `ray.cancel(force=True)`, which kills the task's
@@ -27,6 +33,7 @@ job resumes from SUANLI_CHECKPOINT_DIR.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from suanli.backends import _proc
+from suanli.backends.sandbox import Isolation, make_isolation
 from suanli.backends.types import BackendEvent, RunSpec, run_spec_from
 from suanli.errors import SuanliError
 
@@ -78,6 +86,12 @@ def placement_resources(spec: RunSpec, request_pool_chips: bool = False) -> dict
     return res
 
 
+@functools.cache
+def _isolation_on_this_node(name: str, inherit_env: tuple[str, ...]) -> Isolation:
+    """Built (and self-checked) once per worker process."""
+    return make_isolation(name, inherit_env)
+
+
 def _run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     """Body of the Ray task: run one attempt on this node, return how it ended and where."""
     import ray
@@ -88,10 +102,10 @@ def _run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     resources = ctx.get_assigned_resources()
     spec = RunSpec(**payload["spec"])
     dirs = _proc.JobDirs.of(payload["root_dir"], spec.job_id)
-    dirs.root.mkdir(parents=True, exist_ok=True)
+    dirs.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     checkpoint = Path(spec.checkpoint_dir) if spec.checkpoint_dir else dirs.checkpoint
     log_path = Path(spec.log_path) if spec.log_path else dirs.default_log
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     dirs.prepare(checkpoint)
     attempt = dirs.next_attempt()
     _proc.append_log(log_path, f"attempt {attempt} job={spec.job_id} pool={spec.pool_id} "
@@ -101,11 +115,11 @@ def _run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     if not spec.run:
         _proc.append_log(log_path, f"no `run` command: sleeping the estimated "
                                    f"{spec.duration_s:g} s")
-    env = _proc.job_env(spec, checkpoint, payload["inherit_env"],
-                        extra={"SUANLI_RAY_NODE_ID": node_id})
-    popen = _proc.spawn(setup=spec.setup, run=run, cwd=dirs.work, env=env, log_path=log_path,
-                        exit_file=dirs.exit_file, owner_pid=os.getpid(),
-                        grace_s=payload["grace_s"])
+    isolation = _isolation_on_this_node(payload["isolation"], tuple(payload["inherit_env"]))
+    conf = isolation.confine(spec, dirs.work, checkpoint, {"SUANLI_RAY_NODE_ID": node_id})
+    popen = _proc.spawn(setup=spec.setup, run=run, cwd=dirs.work, env=conf.wrapper_env,
+                        log_path=log_path, exit_file=dirs.exit_file, owner_pid=os.getpid(),
+                        grace_s=payload["grace_s"], prefix=conf.prefix)
     code = popen.wait()
     kind = "succeeded" if code == 0 else "failed"
     _proc.append_log(log_path, f"attempt {attempt} {kind}: {_proc.describe_exit(code)}")
@@ -121,7 +135,7 @@ class RayBackend:
     def __init__(self, root_dir: str | Path, address: str | None = None, *,
                  grace_s: float = 10.0, request_pool_chips: bool = False,
                  num_gpus_per_chip: float = 0.0, num_cpus_per_job: float = 0.0,
-                 inherit_env: Iterable[str] = _proc.INHERITED_ENV,
+                 isolation: str = "sandbox", inherit_env: Iterable[str] = (),
                  init_kwargs: Mapping[str, Any] | None = None) -> None:
         """`address`: None starts a local single-node Ray, "auto" or "host:port" joins one
         (a loopback address keeps the driver on 127.0.0.1, see `use_loopback`); a process
@@ -131,11 +145,12 @@ class RayBackend:
         ray = import_ray()
         self._ray = ray
         self.root_dir = Path(root_dir).resolve()
-        self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.root_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.grace_s = grace_s
         self.request_pool_chips = request_pool_chips
         self.num_gpus_per_chip = num_gpus_per_chip
         self.num_cpus_per_job = num_cpus_per_job
+        self.isolation = isolation
         self.inherit_env = tuple(inherit_env)
         self._owns_ray = False
         if not ray.is_initialized():
@@ -214,7 +229,7 @@ class RayBackend:
             return
         payload = {"spec": {**asdict(spec), "env": dict(spec.env)}, "run": run,
                    "root_dir": str(self.root_dir), "grace_s": self.grace_s,
-                   "inherit_env": list(self.inherit_env)}
+                   "isolation": self.isolation, "inherit_env": list(self.inherit_env)}
         ref = self._task.options(
             num_cpus=self.num_cpus_per_job, num_gpus=self.num_gpus_per_chip * spec.count,
             resources=resources, max_retries=0, retry_exceptions=False,

@@ -77,14 +77,15 @@ class Isolation(Protocol):
 
 @dataclass(frozen=True)
 class SingleUser:
-    """`none`: the job runs as the service's user; an allow-list of the service's environment."""
+    """`none`: the job runs as the service's user, with an allow-list of the service's
+    environment over MINIMAL_ENV."""
 
     inherit_env: tuple[str, ...] = _proc.INHERITED_ENV
     name: str = "none"
 
     def confine(self, spec: RunSpec, work: Path, checkpoint: Path,
                 extra_env: Mapping[str, str] | None = None) -> Confinement:
-        env = _proc.job_env(spec, checkpoint, self.inherit_env, extra_env)
+        env = {**MINIMAL_ENV, **_proc.job_env(spec, checkpoint, self.inherit_env, extra_env)}
         return Confinement((), env, str(checkpoint))
 
 

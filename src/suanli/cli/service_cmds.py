@@ -69,6 +69,9 @@ def register(app: typer.Typer) -> None:
            policy: str = typer.Option("fifo", help="scheduling policy"),
            round_s: float = typer.Option(2.0, help="scheduling round in seconds"),
            ray_address: str = typer.Option(None, help="Ray cluster address (backend ray)"),
+           single_user: bool = typer.Option(
+               False, "--single-user",
+               help="run jobs unsandboxed as this user (only for one user on their own machine)"),
            as_json: bool = JSON) -> None:
         """Start the service: API, database, scheduler and backend."""
         from suanli.service.server import serve_forever
@@ -81,7 +84,8 @@ def register(app: typer.Typer) -> None:
 
         policy = canonical_name(policy)  # an unknown name fails here, in one line
         settings = Settings(network=network, db_url=db, backend=backend, host=host, port=port,
-                            policy=policy, round_s=round_s, ray_address=ray_address)
+                            policy=policy, round_s=round_s, ray_address=ray_address,
+                            isolation="none" if single_user else "sandbox")
         if as_json:
             print_json({"url": f"http://{host}:{port}", "db": settings.resolved_db_url(),
                         "backend": backend, "policy": policy})

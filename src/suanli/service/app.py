@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
                                 tick_s=settings.tick_s, data_dir=svc.data_dir,
                                 ray_address=settings.ray_address,
                                 stop_jobs_on_shutdown=settings.stop_jobs_on_shutdown,
-                                realloc_interval_s=settings.realloc_interval_s)
+                                realloc_interval_s=settings.realloc_interval_s,
+                                isolation=settings.isolation)
             svc.runner.start()
         try:
             yield

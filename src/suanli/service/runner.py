@@ -84,7 +84,7 @@ class Runner:
                  policy: str = "fifo", round_s: float = 2.0, tick_s: float = 0.25,
                  data_dir: Path, ray_address: str | None = None,
                  stop_jobs_on_shutdown: bool = False,
-                 realloc_interval_s: float | None = None) -> None:
+                 realloc_interval_s: float | None = None, isolation: str = "sandbox") -> None:
         from suanli.backends import make_backend
         from suanli.engine import Cluster, Engine, WallClock
         from suanli.policies.registry import get_policy
@@ -96,7 +96,7 @@ class Runner:
         self._network = network
         self.cluster = Cluster.from_network(network)
         self.clock = WallClock()
-        kwargs: dict[str, Any] = {"root_dir": self.data_dir}
+        kwargs: dict[str, Any] = {"root_dir": self.data_dir, "isolation": isolation}
         if backend == "ray" and ray_address:
             kwargs["address"] = ray_address
         self.backend = make_backend(backend, **kwargs)

@@ -33,6 +33,8 @@ class Settings:
     stop_jobs_on_shutdown: bool = False  # False: jobs run on, adopted by the next start
     ray_address: str | None = None
     print_admin_token: bool = True
+    # "sandbox": tenants' jobs run confined (backends/sandbox.py); "none": single-user mode
+    isolation: str = "sandbox"
 
     def resolved_db_url(self) -> str:
         return self.db_url or default_sqlite_url(suanli_home() / "suanli.db")
