@@ -77,13 +77,14 @@ def test_restart_mid_run_loses_nothing(db_url, start_service, http, alice_token,
                                       request):
     """Stop the service while one job sleeps on the only L20 chip and another waits for it;
     a new service on the same database adopts the running one, then runs the queued one."""
-    marker = tmp_path / "release"
-    request.addfinalizer(marker.touch)  # a failed assertion must not leave the job running
     first = start_service(db_url, backend="local")
     token = alice_token(first)
     alice = http(first, token)
-    run = f"echo started; while [ ! -e {marker} ]; do sleep 0.1; done; echo finished"
+    # The job sees only its own directories: the test releases it through its work dir.
+    run = "echo started; while [ ! -e release ]; do sleep 0.1; done; echo finished"
     a = alice.post("/v1/jobs", json=_job("survivor", run)).json()
+    marker = tmp_path / "runs" / str(a["id"]) / "work" / "release"
+    request.addfinalizer(lambda: marker.parent.is_dir() and marker.touch())
     b = alice.post("/v1/jobs", json=_job("waiter", "echo second")).json()
     running = wait_for_state(alice, a["id"], {"running"})
     # b reaches the scheduler a tick after admission (pending) and then waits for a's chip.
@@ -112,9 +113,11 @@ def test_a_job_whose_process_died_while_down_is_retried(db_url, start_service, h
     first = start_service(db_url, backend="local")
     token = alice_token(first)
     alice = http(first, token)
-    attempts = tmp_path / "attempts"
-    run = f"echo x >> {attempts}; if [ $(wc -l < {attempts}) -lt 2 ]; then sleep 60; fi"
+    # counted in the checkpoint directory, which is kept across attempts
+    run = ('echo x >> "$SUANLI_CHECKPOINT_DIR/attempts"; '
+           'if [ $(wc -l < "$SUANLI_CHECKPOINT_DIR/attempts") -lt 2 ]; then sleep 60; fi')
     job = alice.post("/v1/jobs", json=_job("phoenix", run)).json()
+    attempts = tmp_path / "runs" / str(job["id"]) / "checkpoint" / "attempts"
     wait_for_state(alice, job["id"], {"running"})
     deadline = time.monotonic() + 10
     while True:  # the process identity is stored just after the process starts

@@ -19,8 +19,9 @@ job: the task's payload holds the job's own spec, and its environment is a minim
 PATH/LANG/TMPDIR, its `env:` and its SUANLI_* variables (`inherit_env` is empty unless the
 operator names variables). By default (`isolation="sandbox"`) it runs in the same bubblewrap
 sandbox as a local job, so it cannot read the Ray worker's /proc either; a node without
-bubblewrap fails the job with an error naming the fix. The job directory root must be reachable at the same path from every
-node (a shared filesystem, or one machine as in `start_local_ray_cluster`).
+bubblewrap fails the job with an error naming the fix. The job directory root must be
+reachable at the same path from every node (a shared filesystem, or one machine as in
+`start_local_ray_cluster`).
 
 `poll` is `ray.wait(timeout=0)`. `stop` is `ray.cancel(force=True)`, which kills the task's
 worker; the wrapper watches its owner (the worker) and SIGTERMs the job's process group when

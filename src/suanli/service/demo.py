@@ -3,7 +3,9 @@
 Starts the service on the built-in network with a temporary SQLite database and the local
 backend (uvicorn in a thread on a free loopback port), creates a tenant with a city's compute
 voucher, submits the example jobs (copies given short `run:` commands) and a few small ones,
-and shows them placed, running and settled in a live table.
+and shows them placed, running and settled in a live table. The jobs run in the sandbox when
+this machine has one (bubblewrap); otherwise the demo, one user on their own machine, runs them
+in single-user mode and says so in one line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
+from suanli.backends.sandbox import find_sandbox
 from suanli.cli.common import console
 from suanli.service.client import Client
 from suanli.service.server import serve_in_thread
@@ -60,15 +63,27 @@ def example_jobs(examples_dir: Path | None = None) -> list[dict[str, Any]]:
     return jobs
 
 
+def demo_isolation() -> tuple[str, str | None]:
+    """("sandbox", None) where this machine can sandbox jobs, else ("none", why not)."""
+    found = find_sandbox()
+    if isinstance(found, str):
+        return "none", (f"no job sandbox here ({found}): the demo runs its jobs as you, in "
+                        f"single-user mode (apt-get install bubblewrap to sandbox them)")
+    return "sandbox", None
+
+
 def run_demo(timeout_s: float = 90.0, live: bool = True) -> dict[str, Any]:
     from suanli.cli.service_cmds import jobs_table
 
+    isolation, why = demo_isolation()
+    if why and live:
+        console.print(f"[yellow]{why}[/]")
     tmp = Path(tempfile.mkdtemp(prefix="suanli-demo-"))
     admin_token = "sl_" + secrets.token_urlsafe(24)
     settings = Settings(network="east-west", db_url=f"sqlite:///{tmp / 'suanli.db'}",
                         backend="local", round_s=0.5, tick_s=0.2, admin_token=admin_token,
                         data_dir=tmp / "runs", print_admin_token=False,
-                        stop_jobs_on_shutdown=True)
+                        stop_jobs_on_shutdown=True, isolation=isolation)
     server = serve_in_thread(settings)
     try:
         with Client(server.url, admin_token) as admin:
@@ -112,7 +127,7 @@ def run_demo(timeout_s: float = 90.0, live: bool = True) -> dict[str, Any]:
             done = sum(j["state"] == "succeeded" for j in rows)
             console.print(f"{done} of {len(rows)} jobs succeeded; database and logs in {tmp}")
         return {"url": server.url, "jobs": rows, "rejected": rejected, "usage": usage,
-                "logs": logs, "data_dir": str(tmp)}
+                "logs": logs, "data_dir": str(tmp), "isolation": isolation}
     finally:
         server.stop()
 
