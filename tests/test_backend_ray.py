@@ -162,7 +162,7 @@ def test_pool_chips_can_be_requested_as_a_resource(cluster, backend, tmp_path: P
 def test_cancel_kills_the_jobs_process_group_on_its_node(backend):
     backend.launch(spec("long", "c3", "H800", run="sleep 300 & echo $! > child.pid; wait"), 0.0)
     pid_file = backend.root_dir / "long" / "work" / "child.pid"
-    wait_until(pid_file.exists)
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
     child = int(pid_file.read_text())
     assert backend.running() == ["long"]
     backend.stop("long", 1.0, "cancel")
@@ -177,7 +177,7 @@ def test_a_sandboxed_ray_job_gets_only_its_own_environment(cluster, backend, tmp
     cannot read the worker's (or any other) process environment."""
     sandboxed = RayBackend(tmp_path, cluster.address, isolation="sandbox")  # reuses the driver
     run = ('env | cut -d= -f1 | sort | tr "\\n" " "; echo; '
-           'cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" | grep -c RAY_ || true')
+           'cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n" | grep -c "^RAY_" || true')
     sandboxed.launch(spec("env-probe", "c1", "A100", run=run, env={"MINE": "1"}), 0.0)
     assert wait_events(sandboxed, 1)["env-probe"].kind == "succeeded"
     keys_line, ray_vars = log_of(sandboxed, "env-probe").splitlines()[1:3]

@@ -37,7 +37,9 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                db_file = Path(parsed.database).expanduser()
+                db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                db_file.touch(mode=0o600)  # no other user reads it (README: Threat model)
             self.engine: Engine = create_engine(
                 url, connect_args={"check_same_thread": False, "timeout": 30},
                 pool_size=8, max_overflow=16,
