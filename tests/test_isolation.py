@@ -250,9 +250,10 @@ def test_an_unknown_isolation_is_refused_by_name(tmp_path):
     assert (err.value.field, err.value.value) == ("isolation", "chroot")
 
 
-def test_a_tenant_cannot_choose_its_uid_or_escape_through_its_env(tmp_path):
-    """SUANLI_TENANT_ID comes from the runner; BASH_ENV / LD_PRELOAD in `env:` reach only the
-    job inside the sandbox, never the wrapper or bwrap running outside it."""
+def test_the_job_uid_follows_its_tenant_and_its_env_never_reaches_the_wrapper(tmp_path):
+    """The uid comes from SUANLI_TENANT_ID (the runner sets it over the job's `env:`); a
+    BASH_ENV in `env:` reaches only the job inside the sandbox, never the wrapper running
+    outside it as the service's user."""
     b = LocalBackend(tmp_path / "jobs", grace_s=0.5)
     evil = tmp_path / "evil.sh"
     evil.write_text(f"touch {tmp_path / 'pwned'}\n")

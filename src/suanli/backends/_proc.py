@@ -43,8 +43,9 @@ if [ -n "$watcher" ]; then kill -KILL "$watcher" 2>/dev/null; fi
 exit "$code"
 """
 
-# Variables a job inherits from the service's environment by default; the rest (database
-# passwords, API tokens) stay out of jobs. A job adds its own through `env:`.
+# Variables a job inherits from the service's environment in single-user mode (a sandboxed
+# job inherits none); the rest (database passwords, API tokens) stay out of jobs. A job adds
+# its own through `env:`.
 INHERITED_ENV = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
     "TERM", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "CUDA_HOME",

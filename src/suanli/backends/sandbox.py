@@ -113,7 +113,7 @@ class Sandbox:
         else:
             for d in (work, checkpoint):
                 d.chmod(0o700)
-        prefix = [*self._bwrap_args(work, checkpoint), *drop, "/usr/bin/env", "-i",
+        prefix = [*self._bwrap_args(work, checkpoint), *drop, "/usr/bin/env", "-i", "--",
                   *(f"{k}={v}" for k, v in env.items())]
         return Confinement(tuple(prefix), dict(MINIMAL_ENV), in_ckpt)
 
