@@ -235,6 +235,20 @@ def test_without_a_sandbox_the_local_backend_refuses_and_names_the_fix(tmp_path,
     assert single.isolation.name == "none"
 
 
+def test_suanli_up_without_a_sandbox_refuses_in_one_line_before_serving(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from suanli.cli.main import app
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("SUANLI_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["up", "--port", str(_free_port())])
+    out = " ".join(result.output.split())  # the console may wrap the line
+    assert result.exit_code != 0
+    assert "apt-get install bubblewrap" in out and "--single-user" in out
+    assert "Traceback" not in out
+
+
 def test_the_demo_falls_back_to_single_user_mode_without_a_sandbox(tmp_path, monkeypatch):
     from suanli.service.demo import demo_isolation
 

@@ -86,6 +86,10 @@ def register(app: typer.Typer) -> None:
         settings = Settings(network=network, db_url=db, backend=backend, host=host, port=port,
                             policy=policy, round_s=round_s, ray_address=ray_address,
                             isolation="none" if single_user else "sandbox")
+        if backend == "local" and not single_user:
+            from suanli.backends.sandbox import make_isolation
+
+            make_isolation("sandbox")  # no sandbox: refuse now, in one line, naming the fix
         if as_json:
             print_json({"url": f"http://{host}:{port}", "db": settings.resolved_db_url(),
                         "backend": backend, "policy": policy})
