@@ -57,13 +57,14 @@ def ceil_cent(amount: Decimal) -> Decimal:
 
 
 def hold_for(price_per_chip_hour: Decimal | None, chips: int | None,
-             run_s: float | None) -> Decimal:
-    """What a job must hold to run `run_s` seconds (at least MIN_HOLD_S) at this price.
+             run_s: float | None, spent: Decimal = Decimal(0)) -> Decimal:
+    """What a job that has spent `spent` must hold to run `run_s` more seconds (at least
+    MIN_HOLD_S) at this price.
 
     The estimate is taken to the millisecond first, so a float's last bit never costs a fen."""
     run = max(float(run_s or 0.0), MIN_HOLD_S)
     run = float(Decimal(repr(run)).quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN))
-    return ceil_cent(spend(price_per_chip_hour, chips, run))
+    return ceil_cent(Decimal(spent) + spend(price_per_chip_hour, chips, run))
 
 
 def admission_hold(estimate_cost: Decimal, price_per_chip_hour: Decimal | None,
@@ -131,11 +132,12 @@ def stored_price(conn: Connection, job: dict[str, Any]) -> Decimal | None:
 
 def hold_at_placement(conn: Connection, job: dict[str, Any], price_per_chip_hour: Decimal,
                       chips: int, remaining_s: float | None, where: str) -> Decimal:
-    """Raise a job's hold to what its remaining run costs where it is placed; returns the hold.
+    """Raise a job's hold to what it has spent plus what its remaining run costs where it is
+    placed; returns the hold.
 
     Raises InsufficientCredits (nothing written) when the tenant's available balance cannot
     cover the difference: the job must not start."""
-    hold = hold_for(price_per_chip_hour, chips, remaining_s)
+    hold = hold_for(price_per_chip_hour, chips, remaining_s, job["spent"] or Decimal(0))
     reserved = Decimal(job["reserved"])
     if hold <= reserved:
         return reserved
