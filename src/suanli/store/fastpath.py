@@ -57,10 +57,6 @@ SQL = {
                         "placement) VALUES (?, ?, ?, ?, ?, ?)",
 }
 _PG_SQL = {k: v.replace("?", "%s") for k, v in SQL.items()}
-# PostgreSQL: admissions of one tenant take turns on its row, so two concurrent submissions
-# never both count the same free quota or credit. (SQLite: BEGIN IMMEDIATE already serialises
-# every writer of the database.)
-_PG_SQL["tenant"] += " FOR UPDATE"
 
 
 
@@ -99,14 +95,22 @@ class FastPath:
 
     def admit(self, conn: Connection, tenant_id: int, adm: Admission,
               key: str | None) -> dict[str, Any]:
-        """Credit and quota checks (the tenant's row locked first), job insert, credit hold,
-        ledger row and first event; the new job."""
+        """Credit hold (which locks the tenant's row), quota check, job insert, ledger row and
+        first event; the new job.
+
+        PostgreSQL: the hold's UPDATE holds the tenant's row lock until commit, so two
+        concurrent submissions of one tenant never both count the same free quota or credit.
+        SQLite: BEGIN IMMEDIATE already serialises every writer of the database."""
         cur = self._cursor(conn)
         cost = money(adm.estimate_cost)
         hold = money(adm.hold) if adm.hold is not None else cost
-        cur.execute(self.sql["tenant"], (tenant_id,))
-        bal, res = (self._from_m(v) for v in cur.fetchone())
-        if bal < hold:
+        m = self._m(hold)
+        # Take the hold first: the UPDATE checks the balance and locks the tenant's row (on
+        # PostgreSQL) until commit, so this tenant's admissions count quota one at a time.
+        cur.execute(self.sql["reserve"], (m, m, tenant_id, m))
+        if cur.fetchone() is None:
+            cur.execute(self.sql["tenant"], (tenant_id,))
+            bal, res = (self._from_m(v) for v in cur.fetchone())
             raise InsufficientCredits(bal, res, hold)
         if adm.est_accelerator is not None:
             cur.execute(self.sql["quota"], (tenant_id, adm.est_accelerator))
@@ -117,16 +121,11 @@ class FastPath:
                 if in_use + adm.est_count > q[0]:
                     raise QuotaExceeded(adm.est_accelerator, int(q[0]), in_use, adm.est_count)
         now = time.time()
-        m = self._m(hold)
         cur.execute(self.sql["insert_job"], (
             tenant_id, adm.name, adm.spec_json, key, adm.request_hash, now, now,
             adm.est_accelerator, adm.est_count, adm.est_run_s, self._m(cost), m,
             adm.max_retries, adm.reason, False))
         job_id = int(cur.fetchone()[0])
-        if hold > 0:
-            cur.execute(self.sql["reserve"], (m, m, tenant_id, m))
-            if cur.fetchone() is None:  # unreachable while the row is locked; kept as a guard
-                raise InsufficientCredits(bal, res, hold)
         cur.execute(self.sql["ledger"], (tenant_id, job_id, self._m(-hold), now))
         cur.execute(self.sql["event"], (job_id, now, adm.reason))
         return self._new_job(job_id, tenant_id, adm, key, cost, hold, now)
