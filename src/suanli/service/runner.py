@@ -414,7 +414,7 @@ class Runner:
         now = self.clock.now()
         with self.db.read() as conn:
             running = billing.running_jobs(conn)
-        running = [j for j in running if _state(self.engine.jobs.get(str(j["id"]))) == "running"]
+        running = [j for j in running if _state(self.engine.jobs.get(str(j["id"]))) in ON_CHIPS]
         if not billing.short_of_hold(running, now):
             return
         with self.db.write() as conn:

@@ -9,8 +9,8 @@ the hold (`enforce_holds`), and released exactly once when it ends, less its cha
 the hold, so the charge never exceeds the hold and a balance never goes below zero.
 
 Spend accrues per run segment at the price of the segment's placement (`jobs.spent`, to the
-micro-yuan); only time in `running` is billed. Charges round up to the fen and are never zero
-for a job that ran on a priced pool.
+micro-yuan); a segment is the time on chips (`starting`, `running`, `checkpointing`).
+Charges round up to the fen and are never zero for a job that ran on a priced pool.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ CHECK_S = 1.0  # how often the runner compares each running job's spend with its
 LOOKAHEAD_S = 3.0  # a hold must cover this much more running, or it is extended now
 EXTEND_FRACTION = Decimal("0.5")  # an extension adds half the hold (at least MIN_HOLD_S)
 CURRENCY = "CNY"
+ON_CHIPS = ("starting", "running", "checkpointing")  # billed: the job holds its chips
 
 
 def seconds(run_s: float) -> Decimal:
@@ -95,18 +96,20 @@ class RunClock:
 
 def clock_values(clock: RunClock, new: str, at: float) -> dict[str, Any]:
     """The job columns a state change sets: a run segment ends (its seconds and its spend at
-    the segment's price are added) when the job leaves `running`, and one begins on entering it."""
+    the segment's price are added) when the job leaves its chips, and one begins when it is
+    placed on them (`starting`: restoring a checkpoint holds the chips too, as the engine
+    counts it; and a restart that finds the job still `starting` keeps billing it)."""
     values: dict[str, Any] = {}
-    if clock.running_since is not None and new != "running":
+    if clock.running_since is not None and new not in ON_CHIPS:
         seg = max(0.0, at - clock.running_since)
         values["run_s"] = (clock.run_s or 0.0) + seg
         values["running_since"] = None
         values["spent"] = Decimal(clock.spent or 0) + spend(clock.price_per_chip_hour,
                                                             clock.count, seg)
-    if new == "running" and clock.running_since is None:
+    if new in ON_CHIPS and clock.running_since is None:
         values["running_since"] = at
-        if clock.started_at is None:
-            values["started_at"] = at
+    if new == "running" and clock.started_at is None:
+        values["started_at"] = at
     return values
 
 
@@ -176,7 +179,7 @@ class Exhausted:
 def running_jobs(conn: Connection) -> list[dict[str, Any]]:
     cols = (J.c.id, J.c.tenant_id, J.c.count, J.c.price_per_chip_hour, J.c.spent, J.c.reserved,
             J.c.running_since, J.c.center, J.c.pool)
-    rows = conn.execute(select(*cols).where(J.c.state == "running")).mappings()
+    rows = conn.execute(select(*cols).where(J.c.state.in_(ON_CHIPS))).mappings()
     return [dict(r) for r in rows]
 
 
