@@ -407,7 +407,7 @@ class Runner:
         and stop (cancel, with the numbers) those whose tenant has no credit left to extend
         it, before their spend passes the hold."""
         now_m = time.monotonic()
-        if now_m < self._next_hold_check:
+        if now_m < self._next_hold_check or not any(self.engine.used_chips.values()):
             return
         self._next_hold_check = now_m + billing.CHECK_S
         self._write_held()  # the database first: it must know what the engine just did
