@@ -25,6 +25,15 @@ def upgrade() -> None:
                                    nullable=True))
         batch.add_column(sa.Column("spent", suanli.store.types.Money(precision=18, scale=6),
                                    server_default="0", nullable=False))
+    # A database written before this revision may hold a job refunded twice (the bug this
+    # index prevents): keep those rows (the balance is their sum) but detach the extra ones
+    # from the job, saying so.
+    op.execute(
+        "UPDATE ledger SET note = note || ' [second refund of job ' || job_id || "
+        "', detached by migration 0002]', job_id = NULL "
+        "WHERE kind = 'refund' AND job_id IS NOT NULL AND id NOT IN "
+        "(SELECT MIN(id) FROM ledger WHERE kind = 'refund' AND job_id IS NOT NULL "
+        "GROUP BY job_id)")
     op.create_index("uq_ledger_job_refund", "ledger", ["job_id"], unique=True,
                     sqlite_where=sa.text("kind = 'refund'"),
                     postgresql_where=sa.text("kind = 'refund'"))
