@@ -69,6 +69,28 @@ def test_an_overrunning_job_is_stopped_when_the_credits_run_out(db_url, start_se
     assert body["field"] == "credits" and "needs 0.10" in body["error"]
 
 
+def test_an_overrunning_job_is_still_stopped_after_a_restart(db_url, start_service, http):
+    """The hold lives in the database: a new service adopts the run and goes on checking it;
+    the time the service was down is billed (the process ran on)."""
+    first = start_service(db_url, backend="local")
+    token = _tenant(http(first), "alice", credits="0.15")
+    job = http(first, token).post("/v1/jobs", json=_job("overrun", "sleep 30", ["A800"],
+                                                        1.0)).json()
+    started = wait_for_state(http(first, token), job["id"], {"running"})
+    first.stop()  # the process runs on; nobody checks its spend
+    second = start_service(db_url, backend="local")
+    alice = http(second, token)
+    done = wait_for_state(alice, job["id"], TERMINAL, timeout_s=40)
+    assert done["state"] == "cancelled" and done["reason"].startswith("credits exhausted")
+    assert done["started_at"] == started["started_at"]  # the same run, adopted
+    assert Decimal(done["charged"]) <= Decimal(done["reserved"]) == Decimal("0.15")
+    usage = alice.get("/v1/usage").json()
+    assert usage["reserved"] == "0.00" and usage["ledger_balance"] == usage["balance"]
+    assert Decimal(usage["balance"]) == Decimal("0.15") - Decimal(done["charged"]) >= 0
+    kinds = [e["kind"] for e in alice.get("/v1/ledger").json()["entries"]]
+    assert kinds.count("refund") == 1 and kinds.count("settle") == 1
+
+
 def test_a_job_placed_on_a_dearer_pool_is_repriced_before_it_starts(db_url, start_service,
                                                                      http):
     server = start_service(db_url, backend="local")
