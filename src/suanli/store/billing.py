@@ -138,7 +138,7 @@ def hold_at_placement(conn: Connection, job: dict[str, Any], price_per_chip_hour
     """Raise a job's hold to what it has spent plus what its remaining run costs where it is
     placed; returns the hold.
 
-    Raises InsufficientCredits (nothing written) when the tenant's available balance cannot
+    Raises PlacementRefused (nothing written) when the tenant's available balance cannot
     cover the difference: the job must not start."""
     hold = hold_for(price_per_chip_hour, chips, remaining_s, job["spent"] or Decimal(0))
     reserved = Decimal(job["reserved"])
@@ -177,10 +177,15 @@ class Exhausted:
 
 
 def running_jobs(conn: Connection) -> list[dict[str, Any]]:
+    """The jobs on chips, with what their spend and hold are computed from."""
     cols = (J.c.id, J.c.tenant_id, J.c.count, J.c.price_per_chip_hour, J.c.spent, J.c.reserved,
             J.c.running_since, J.c.center, J.c.pool)
-    rows = conn.execute(select(*cols).where(J.c.state.in_(ON_CHIPS))).mappings()
-    return [dict(r) for r in rows]
+    jobs = [dict(r) for r in conn.execute(select(*cols).where(J.c.state.in_(ON_CHIPS)))
+            .mappings()]
+    for job in jobs:
+        if job["price_per_chip_hour"] is None:  # placed before prices were stored
+            job["price_per_chip_hour"] = stored_price(conn, job)
+    return jobs
 
 
 def short_of_hold(jobs: list[dict[str, Any]], at: float,
