@@ -397,7 +397,10 @@ class Runner:
 
     def _price_of(self, job_id: str, placement: dict[str, Any]) -> Decimal:
         """The chip-hour price of a placement, spot if the job asked for it and it is offered."""
-        price, spot = self._prices.get((placement["center"], placement["pool"]), (Decimal(0), None))
+        key = (placement["center"], placement["pool"])
+        if key not in self._prices:  # a pool added since the prices were read
+            self._refresh_prices()
+        price, spot = self._prices.get(key, (Decimal(0), None))
         if self._spot.get(job_id) and spot is not None:
             return spot
         return price
