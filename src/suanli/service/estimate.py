@@ -36,6 +36,7 @@ class Estimate:
     center: str | None = None
     pool: str | None = None
     source: str = "plan"
+    price_per_chip_hour: Decimal | None = None  # of the pool priced (spot where allowed)
 
 
 class NotPlaceable(SuanliError):
@@ -108,7 +109,8 @@ def estimate_job(spec: JobSpec, network: Network) -> Estimate:
                            value=list(spec.resources.accelerators))
     return Estimate(cost=money(repr(float(chosen.cost))), accelerator=chosen.accelerator,
                     count=int(chosen.count), run_s=float(chosen.run_s), center=chosen.center,
-                    pool=chosen.pool, source="plan")
+                    pool=chosen.pool, source="plan",
+                    price_per_chip_hour=money(repr(float(chosen.price_per_chip_hour)), 4))
 
 
 def _reference_estimate(spec: JobSpec, network: Network) -> Estimate:
@@ -118,20 +120,21 @@ def _reference_estimate(spec: JobSpec, network: Network) -> Estimate:
                            field="kind", value=spec.kind)
     allowed = set(spec.resources.accelerators) or {spec.work.reference_accelerator}
     count = max(spec.min_count, spec.work.reference_count)
-    best: tuple[Decimal, str, str, str] | None = None
+    best: tuple[Decimal, str, str, str, Decimal] | None = None
     for c, p in network.pools():
         if p.accelerator not in allowed and p.accelerator.lower() not in {
                 a.lower() for a in allowed}:
             continue
         if p.chips < count:
             continue
-        cost = money(Decimal(count) * money(repr(p.price(spec.resources.spot)), 4)
+        price = money(repr(p.price(spec.resources.spot)), 4)
+        cost = money(Decimal(count) * price
                      * Decimal(repr(spec.work.reference_duration_s)) / Decimal(3600))
         if best is None or cost < best[0]:
-            best = (cost, p.accelerator, c.id, p.id)
+            best = (cost, p.accelerator, c.id, p.id, price)
     if best is None:
         raise NotPlaceable(f"no pool offers {', '.join(sorted(allowed))} x {count}",
                            field="resources.accelerators", value=sorted(allowed))
     return Estimate(cost=best[0], accelerator=best[1], count=count,
                     run_s=spec.work.reference_duration_s, center=best[2], pool=best[3],
-                    source="reference")
+                    source="reference", price_per_chip_hour=best[4])

@@ -19,6 +19,7 @@ from suanli.service.errors import ApiError
 from suanli.service.estimate import shape_key
 from suanli.service.state import ServiceState
 from suanli.service.views import job_view
+from suanli.store import billing
 from suanli.store import jobs as store_jobs
 from suanli.store.jobs import Admission
 from suanli.store.models import JOB_STATES, TERMINAL_STATES
@@ -134,6 +135,7 @@ async def submit_job(request: Request) -> JSONResponse:
         name=spec.name, spec_json=spec.model_dump_json(exclude_defaults=True),
         request_hash=rhash, estimate_cost=est.cost, est_accelerator=est.accelerator,
         est_count=est.count, est_run_s=est.run_s, max_retries=spec.max_retries,
+        hold=billing.admission_hold(est.cost, est.price_per_chip_hour, est.count),
     )
     if svc.db.is_sqlite:
         return _admit(svc, who, adm, key)

@@ -25,6 +25,7 @@ from typing import Any
 
 from suanli.jobs.spec import JobSpec
 from suanli.network import Network
+from suanli.store import billing
 from suanli.store import jobs as store_jobs
 from suanli.store import network as store_network
 from suanli.store.db import Database
@@ -112,6 +113,8 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._prices: dict[tuple[str, str], tuple[Decimal, Decimal | None]] = {}
         self._spot: dict[str, bool] = {}  # job id -> may run on spot price
+        self._stop_reasons: dict[str, str] = {}  # job id -> why the runner ends it (credits)
+        self._next_hold_check = 0.0  # monotonic time of the next overrun check
         self._handles_known: set[str] = set()
         self._recovering = False
         self._next_sweep = time.monotonic() + SWEEP_S
@@ -167,6 +170,7 @@ class Runner:
             self._drained_at = time.time()
             self._drain()
             self.engine.step()
+            self._check_holds()
         finally:
             try:
                 self._write_held()
@@ -318,9 +322,12 @@ class Runner:
         if self._recovering and not self._recovery_writes(tr.job_id, new):
             return
         placement = placement_dict(tr.placement)
-        price = None
+        hold = None
+        if new == "starting" and placement and placement.get("count"):
+            hold = self._placement_hold(tr.job_id, tr.placement, placement)
+        reason = tr.reason or ""
         if new in TERMINAL_STATES:
-            price = self._price_of(tr.job_id, placement)
+            reason = self._stop_reasons.pop(tr.job_id, reason)
         extra: dict[str, Any] = {}
         rec = self.engine.jobs.get(tr.job_id)
         if rec is not None:
@@ -330,13 +337,30 @@ class Runner:
             self._handles_known.discard(tr.job_id)
             if new in WAITING or new in TERMINAL_STATES:
                 extra["handle"] = None
-        item = {"job_id": int(tr.job_id), "old": old, "new": new, "reason": tr.reason or "",
-                "placement": placement, "at": tr.at_s, "price": price, "extra": extra}
+        item = {"job_id": int(tr.job_id), "old": old, "new": new, "reason": reason,
+                "placement": placement, "at": tr.at_s, "hold": hold, "extra": extra}
         if self._held is not None and not self._recovering:
             self._held.append(item)  # written before the backend acts (see _WriteFirst)
-            return
-        with self.db.write() as conn:
-            self._write(conn, item)
+            if hold is not None:
+                self._write_held()  # the re-priced hold is taken (or refused) now
+        else:
+            with self.db.write() as conn:
+                self._write(conn, item)
+        refused = item.get("refused")
+        if refused is not None:  # the tenant cannot pay for this pool: it must not start
+            self._stop_reasons[tr.job_id] = refused.reason
+            self.engine.cancel(tr.job_id)
+
+    def _placement_hold(self, job_id: str, engine_placement: Any,
+                        placement: dict[str, Any]) -> store_jobs.PlacementHold:
+        """What the job must hold where it is placed: the pool's price x chips x the engine's
+        estimate of its run there (at least billing.MIN_HOLD_S)."""
+        thr = float(getattr(engine_placement, "throughput", 0.0) or 0.0)
+        work = float(getattr(engine_placement, "work_remaining", 0.0) or 0.0)
+        remaining = work / thr if thr > 0 and math.isfinite(work / thr) else None
+        return store_jobs.PlacementHold(self._price_of(job_id, placement),
+                                        int(placement["count"]), remaining,
+                                        placement.get("pool_id") or str(placement["pool"]))
 
     def _write_held(self) -> None:
         """Commit the held transitions in one transaction, in the order they happened."""
@@ -349,15 +373,18 @@ class Runner:
         held.clear()
 
     def _write(self, conn: Any, item: dict[str, Any]) -> None:
-        if item["new"] not in TERMINAL_STATES:  # no credits settle: the plain-SQL path
+        if item["new"] not in TERMINAL_STATES and item.get("hold") is None:
+            # No money moves: the plain-SQL path.
             self._fast.record_transition(conn, item["job_id"], item["old"], item["new"],
                                          item["reason"], item["placement"], item["at"],
                                          item["extra"] or None)
             return
-        store_jobs.record_transition(conn, item["job_id"], item["old"], item["new"],
-                                     item["reason"], item["placement"], at=item["at"],
-                                     price_per_chip_hour=item["price"],
-                                     extra=item["extra"] or None)
+        try:
+            store_jobs.record_transition(conn, item["job_id"], item["old"], item["new"],
+                                         item["reason"], item["placement"], at=item["at"],
+                                         extra=item["extra"] or None, hold=item.get("hold"))
+        except billing.PlacementRefused as exc:  # nothing was written for this item
+            item["refused"] = exc
 
     def _recovery_writes(self, job_id: str, new: str) -> bool:
         """While rebuilding the engine, the database is the truth: replaying a job into the
@@ -368,26 +395,39 @@ class Runner:
             stored = store_jobs.get_job(conn, int(job_id))["state"]
         return stored == "pending" and new == "queued"
 
-    def _price_of(self, job_id: str, placement: dict[str, Any] | None) -> Decimal:
-        """The chip-hour price of where the job ran (its last placement), spot if it asked."""
-        if placement is None or not placement.get("center"):
-            placement = self._held_placement(job_id)
-        if placement is None:
-            with self.db.read() as conn:
-                row = store_jobs.get_job(conn, int(job_id))
-            placement = {"center": row["center"], "pool": row["pool"]}
-        price, spot = self._prices.get((placement["center"], placement["pool"]), (Decimal(0), None))
+    def _price_of(self, job_id: str, placement: dict[str, Any]) -> Decimal:
+        """The chip-hour price of a placement, spot if the job asked for it and it is offered."""
+        key = (placement["center"], placement["pool"])
+        if key not in self._prices:  # a pool added since the prices were read
+            self._refresh_prices()
+        price, spot = self._prices.get(key, (Decimal(0), None))
         if self._spot.get(job_id) and spot is not None:
             return spot
         return price
 
-    def _held_placement(self, job_id: str) -> dict[str, Any] | None:
-        """The job's latest placement among the transitions not yet written, if any."""
-        for item in reversed(self._held or ()):
-            p = item["placement"]
-            if item["job_id"] == int(job_id) and p and p.get("center"):
-                return p
-        return None
+    def _check_holds(self) -> None:
+        """Every billing.CHECK_S: extend the hold of each running job whose spend nears it,
+        and stop (cancel, with the numbers) those whose tenant has no credit left to extend
+        it, before their spend passes the hold."""
+        now_m = time.monotonic()
+        if now_m < self._next_hold_check or not any(self.engine.used_chips.values()):
+            return
+        self._next_hold_check = now_m + billing.CHECK_S
+        self._write_held()  # the database first: it must know what the engine just did
+        now = self.clock.now()
+        with self.db.read() as conn:
+            running = billing.running_jobs(conn)
+        running = [j for j in running if _state(self.engine.jobs.get(str(j["id"]))) in ON_CHIPS]
+        if not billing.short_of_hold(running, now):
+            return
+        with self.db.write() as conn:
+            stops = billing.enforce_holds(conn, running, now)
+        for stop in stops:
+            jid = str(stop.job_id)
+            log.info("job %s: %s", jid, stop.reason)
+            self._stop_reasons[jid] = stop.reason
+            if not self.engine.cancel(jid):
+                self._stop_reasons.pop(jid, None)
 
     # -- process handles and recovery --------------------------------------------------------
 

@@ -40,9 +40,10 @@ class InsufficientCredits(StoreError):
     def __init__(self, balance: Decimal, reserved: Decimal, required: Decimal,
                  currency: str = "CNY") -> None:
         super().__init__(
-            f"insufficient credits: balance {balance} {currency} (with {reserved} reserved by "
-            f"active jobs), this job needs {required}",
+            f"insufficient credits: available {balance} {currency} (with {reserved} reserved "
+            f"by active jobs), this job needs {required}",
             field="credits", value=str(required),
         )
         self.extra = {"balance": str(balance), "reserved": str(reserved),
-                      "required": str(required), "currency": currency}
+                      "required": str(required), "currency": currency,
+                      "available": str(balance), "needed": str(required)}

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from suanli.store import tenants
+from suanli.store import billing, tenants
 from suanli.store.errors import NotFound, QuotaExceeded
 from suanli.store.models import TERMINAL_STATES, Job, JobEvent
 from suanli.store.types import money
@@ -35,6 +35,7 @@ class Admission:
     est_run_s: float | None
     max_retries: int
     reason: str = "submitted"
+    hold: Decimal | None = None  # held at admission (billing.admission_hold); None: the estimate
 
 
 def find_by_key(conn: Connection, tenant_id: int, key: str) -> dict | None:
@@ -45,7 +46,10 @@ def find_by_key(conn: Connection, tenant_id: int, key: str) -> dict | None:
 
 
 def check_quota(conn: Connection, tenant_id: int, accelerator: str | None, count: int) -> None:
-    """Refuse a job whose chips, added to the tenant's active jobs on that chip, pass the limit."""
+    """Refuse a job whose chips, added to the tenant's active jobs on that chip, pass the limit.
+
+    The tenant's row is locked first, so concurrent admissions count one after another."""
+    tenants.balance_of(conn, tenant_id, for_update=True)  # one admission per tenant at a time
     if accelerator is None:
         return
     quotas = tenants.quotas_of(conn, tenant_id)
@@ -67,17 +71,19 @@ def insert_job(conn: Connection, tenant_id: int, adm: Admission, key: str | None
     """Insert a pending job, its first event and its credit hold (one transaction: the caller's)."""
     now = time.time()
     cost = money(adm.estimate_cost)
+    hold = money(adm.hold) if adm.hold is not None else cost
+    tenants.balance_of(conn, tenant_id, for_update=True)
     job_id = conn.execute(
         insert(J).values(
             tenant_id=tenant_id, name=adm.name, state="pending", spec=adm.spec_json,
             idempotency_key=key, request_hash=adm.request_hash, submitted_at=now, updated_at=now,
             est_accelerator=adm.est_accelerator, est_count=adm.est_count, est_run_s=adm.est_run_s,
-            estimate_cost=cost, reserved=cost, run_s=0.0, retries=0,
+            estimate_cost=cost, reserved=hold, run_s=0.0, retries=0,
             max_retries=adm.max_retries, done_work=0.0, reason=adm.reason,
             cancel_requested=False,
         ).returning(J.c.id)
     ).scalar_one()
-    tenants.reserve(conn, tenant_id, job_id, cost)
+    tenants.reserve(conn, tenant_id, job_id, hold)
     conn.execute(insert(E).values(job_id=job_id, at=now, old_state=None, new_state="pending",
                                   reason=adm.reason))
     return job_id
@@ -131,49 +137,60 @@ def counts_by_state(conn: Connection, tenant_id: int | None = None) -> dict[str,
 
 def record_transition(conn: Connection, job_id: int, old: str | None, new: str, reason: str,
                       placement: Mapping[str, Any] | None, at: float | None = None,
-                      price_per_chip_hour: Decimal | None = None,
-                      extra: Mapping[str, Any] | None = None) -> dict:
+                      extra: Mapping[str, Any] | None = None,
+                      hold: PlacementHold | None = None) -> dict:
     """Write one state change; on a terminal state settle the job's credits. Returns the job.
 
-    `extra`: further job columns (retries, done_work, handle) set in the same UPDATE."""
+    `extra`: further job columns (retries, done_work, handle) set in the same UPDATE.
+    `hold`: the job is being placed: its hold is re-priced at the placement's price first
+    (raises billing.PlacementRefused, with nothing written, when the tenant cannot cover it).
+    A job already settled is left as it is (its hold is released exactly once)."""
     now = at if at is not None else time.time()
     job = get_job(conn, job_id)
+    if job["charged"] is not None:
+        return job
     values: dict[str, Any] = {**(extra or {}), "state": new, "updated_at": now,
                               "reason": reason}
+    values.update(billing.clock_values(_run_clock(conn, job), new, now))
     if placement:
         for k in ("center", "pool", "accelerator", "count"):
             if placement.get(k) is not None:
                 values[k] = placement[k]
-    run_s = job["run_s"] or 0.0
-    if job["running_since"] is not None and new != "running":
-        run_s += max(0.0, now - job["running_since"])
-        values["run_s"] = run_s
-        values["running_since"] = None
-    if new == "running" and job["running_since"] is None:
-        values["running_since"] = now
-        if job["started_at"] is None:
-            values["started_at"] = now
-    if new in TERMINAL_STATES and job["state"] not in TERMINAL_STATES:
+    if hold is not None:
+        values["reserved"] = billing.hold_at_placement(
+            conn, job, hold.price_per_chip_hour, hold.chips, hold.remaining_s, hold.where)
+        values["price_per_chip_hour"] = hold.price_per_chip_hour
+    if new in TERMINAL_STATES:
         values["finished_at"] = now
-        count = values.get("count", job["count"]) or 0
-        price = price_per_chip_hour if price_per_chip_hour is not None else Decimal(0)
-        charge = job_charge(run_s, count, price)
-        values["charged"] = charge
-        tenants.settle(conn, job["tenant_id"], job_id, job["reserved"], charge,
-                       note=f"{count} chips x {run_s:.3f} s x {price}/chip-hour")
-    conn.execute(update(J).where(J.c.id == job_id).values(**values))
+        if not billing.settle_once(conn, job, values):
+            return get_job(conn, job_id)
+    else:
+        conn.execute(update(J).where(J.c.id == job_id).values(**values))
     conn.execute(insert(E).values(
-        job_id=job_id, at=now, old_state=old, new_state=new, reason=reason,
+        job_id=job_id, at=now, old_state=job["state"] if old is not None else None,
+        new_state=new, reason=reason,
         placement=json.dumps(dict(placement)) if placement else None,
     ))
     job.update(values)
     return job
 
 
-def job_charge(run_s: float, count: int, price_per_chip_hour: Decimal) -> Decimal:
-    """chips x hours x price, computed in Decimal from the measured seconds (to the ms)."""
-    seconds = Decimal(repr(round(run_s, 3)))
-    return money(Decimal(count) * seconds * money(price_per_chip_hour, 4) / Decimal(3600))
+@dataclass(frozen=True, slots=True)
+class PlacementHold:
+    """Where a job is being placed, for re-pricing its hold before it starts."""
+
+    price_per_chip_hour: Decimal
+    chips: int
+    remaining_s: float | None  # the engine's estimate of its run there
+    where: str  # the pool, for the ledger note and the refusal
+
+
+def _run_clock(conn: Connection, job: dict[str, Any]) -> billing.RunClock:
+    price = job["price_per_chip_hour"]
+    if price is None and job["running_since"] is not None:
+        price = billing.stored_price(conn, job)
+    return billing.RunClock(job["running_since"], job["run_s"] or 0.0, job["started_at"],
+                            job["spent"], price, job["count"])
 
 
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:

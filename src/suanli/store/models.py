@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -160,6 +161,11 @@ class Job(Base):
     handle: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Billing (store.billing): the price of the current placement (spot if the job may use
+    # it), and the spend of its finished run segments, each at its own placement's price.
+    price_per_chip_hour: Mapped[Decimal | None] = mapped_column(Money(scale=4), nullable=True)
+    spent: Mapped[Decimal] = mapped_column(Money(scale=6), default=Decimal("0"),
+                                           server_default="0")
 
 
 class JobEvent(Base):
@@ -173,3 +179,8 @@ class JobEvent(Base):
     new_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     placement: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# A job's hold is released once: at most one refund row per job, whoever settles it.
+Index("uq_ledger_job_refund", LedgerEntry.__table__.c.job_id, unique=True,
+      sqlite_where=text("kind = 'refund'"), postgresql_where=text("kind = 'refund'"))

@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from suanli.store.errors import Conflict, InsufficientCredits, NotFound, StoreError
-from suanli.store.models import ApiToken, LedgerEntry, Quota, Tenant
+from suanli.store.models import ApiToken, Job, LedgerEntry, Quota, Tenant
 from suanli.store.types import money
 
 TOKEN_PREFIX = "sl_"
@@ -19,6 +19,7 @@ T = Tenant.__table__
 TOK = ApiToken.__table__
 Q = Quota.__table__
 L = LedgerEntry.__table__
+J = Job.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,23 @@ def reserve(conn: Connection, tenant_id: int, job_id: int, amount: Decimal) -> N
     _ledger(conn, tenant_id, job_id, "reserve", -amount, "estimated cost held")
 
 
+def hold_more(conn: Connection, tenant_id: int, job_id: int, amount: Decimal,
+              note: str) -> bool:
+    """Move `amount` more of the available balance into a job's hold (a `reserve` row);
+    False (nothing written) when the balance cannot cover it."""
+    amount = money(amount)
+    row = conn.execute(
+        update(T).where(T.c.id == tenant_id, T.c.balance >= amount)
+        .values(balance=T.c.balance - amount, reserved=T.c.reserved + amount)
+        .returning(T.c.id)
+    ).first()
+    if row is None:
+        return False
+    conn.execute(update(J).where(J.c.id == job_id).values(reserved=J.c.reserved + amount))
+    _ledger(conn, tenant_id, job_id, "reserve", -amount, note)
+    return True
+
+
 def settle(conn: Connection, tenant_id: int, job_id: int, reserved: Decimal,
            charge: Decimal, note: str = "") -> None:
     """Release a job's hold (refund +reserved) and charge its actual cost (settle -charge)."""
@@ -136,8 +154,15 @@ def _ledger(conn: Connection, tenant_id: int, job_id: int | None, kind: str,
                                   created_at=time.time(), note=note))
 
 
-def balance_of(conn: Connection, tenant_id: int) -> tuple[Decimal, Decimal]:
-    row = conn.execute(select(T.c.balance, T.c.reserved).where(T.c.id == tenant_id)).first()
+def balance_of(conn: Connection, tenant_id: int,
+               for_update: bool = False) -> tuple[Decimal, Decimal]:
+    """(available balance, reserved). `for_update`: lock the tenant's row until the
+    transaction ends (PostgreSQL; SQLite's writer already holds the database), so decisions
+    on a tenant's credit and quota are taken one at a time."""
+    stmt = select(T.c.balance, T.c.reserved).where(T.c.id == tenant_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
     if row is None:
         raise NotFound("no such tenant", field="tenant", value=tenant_id)
     return row.balance, row.reserved
