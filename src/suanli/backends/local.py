@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from suanli.backends import _proc
-from suanli.backends.types import BackendEvent, ProcessHandle, RunSpec, run_spec_from
+from suanli.backends.types import (
+    BackendCapabilities,
+    BackendEvent,
+    ProcessHandle,
+    RunSpec,
+    run_spec_from,
+)
 from suanli.errors import SuanliError
 
 
@@ -55,6 +61,7 @@ class LocalBackend:
     """Runs jobs as local process groups; implements the engine's Backend protocol."""
 
     name = "local"
+    capabilities = BackendCapabilities(adopt=True)
 
     def __init__(self, root_dir: str | Path, *, grace_s: float = 10.0,
                  inherit_env: Iterable[str] = _proc.INHERITED_ENV) -> None:

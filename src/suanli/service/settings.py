@@ -33,6 +33,12 @@ class Settings:
     stop_jobs_on_shutdown: bool = False  # False: jobs run on, adopted by the next start
     ray_address: str | None = None
     print_admin_token: bool = True
+    # Replicas (PostgreSQL): this process's name in the leader lease (default host:pid:port
+    # and a random suffix), the lease's length and how often the leader sweeps the database
+    # for jobs and cancels that reached another replica (None: 1 s on PostgreSQL, else 5 s).
+    replica_id: str | None = None
+    lease_s: float = 4.0
+    sweep_s: float | None = None
 
     def resolved_db_url(self) -> str:
         return self.db_url or default_sqlite_url(suanli_home() / "suanli.db")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -173,3 +174,17 @@ class JobEvent(Base):
     new_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     placement: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class LeaderLease(Base):
+    """The scheduler's lease: one row (id 1). The replica named in `holder` leads until
+    `expires_at` (the database's clock, epoch seconds); `token` grows by one at each new
+    leadership and fences every write the scheduler makes."""
+
+    __tablename__ = "leader"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    acquired_at: Mapped[float] = mapped_column(Float, default=0.0)
+    renewed_at: Mapped[float] = mapped_column(Float, default=0.0)
