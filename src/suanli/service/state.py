@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from suanli.errors import SuanliError
@@ -86,6 +87,8 @@ def open_state(settings: Settings) -> ServiceState:
     db = Database(settings.resolved_db_url())
     db.migrate()
     with db.write() as conn:
+        if db.dialect == "postgresql":  # replicas starting together seed one at a time
+            conn.execute(text("SELECT pg_advisory_xact_lock(860061)"))
         if store_network.get_meta(conn, "network") is None:
             store_network.seed(conn, load_network(settings.network))
         net = store_network.load(conn)

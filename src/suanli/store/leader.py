@@ -25,6 +25,18 @@ L = LeaderLease.__table__
 M = Meta.__table__
 
 
+IDLE_IN_TXN_TIMEOUT = "3s"
+
+
+def _short(conn: Connection) -> None:
+    """A transaction that touches the lease row must not hold its lock through a stall: on
+    PostgreSQL the server ends it after a few idle seconds (a frozen leader that held the
+    row would otherwise keep every other replica from taking over until it wakes)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = "
+                          f"'{IDLE_IN_TXN_TIMEOUT}'"))
+
+
 def db_now(conn: Connection) -> float:
     """The database's clock in epoch seconds (SQLite: this process's clock)."""
     if conn.dialect.name == "postgresql":
@@ -34,6 +46,7 @@ def db_now(conn: Connection) -> float:
 
 def acquire(conn: Connection, holder: str, lease_s: float) -> int | None:
     """Take the lease if it is free or expired; the new fencing token, or None if held."""
+    _short(conn)
     now = db_now(conn)
     row = conn.execute(
         update(L).where(L.c.id == 1, L.c.expires_at < now)
@@ -45,6 +58,7 @@ def acquire(conn: Connection, holder: str, lease_s: float) -> int | None:
 
 def renew(conn: Connection, holder: str, token: int, lease_s: float) -> bool:
     """Extend a lease still held and unexpired; False: it is lost (step down)."""
+    _short(conn)
     now = db_now(conn)
     done = conn.execute(
         update(L).where(L.c.id == 1, L.c.token == token, L.c.holder == holder,
@@ -55,6 +69,7 @@ def renew(conn: Connection, holder: str, token: int, lease_s: float) -> bool:
 
 def release(conn: Connection, holder: str, token: int) -> None:
     """Give the lease up (graceful shutdown): the next replica may take it at once."""
+    _short(conn)
     conn.execute(update(L).where(L.c.id == 1, L.c.token == token, L.c.holder == holder)
                  .values(expires_at=0.0))
 
@@ -64,6 +79,7 @@ def fence(conn: Connection, token: int) -> bool:
     until this transaction ends, so no takeover commits in between."""
     stmt = select(L.c.token).where(L.c.id == 1, L.c.token == token)
     if conn.dialect.name == "postgresql":
+        _short(conn)
         stmt = stmt.with_for_update(read=True)
     return conn.execute(stmt).first() is not None
 
