@@ -193,9 +193,9 @@ def _check_events_fit(client: httpx.Client, ids: list[int]) -> None:
         events = client.get(f"/v1/jobs/{i}/events").json()["events"]
         start = None
         for e in events:
-            if e["new_state"] == "starting" and start is None:
+            if e["new"] == "starting" and start is None:
                 start = e["at"]
-            elif e["new_state"] in TERMINAL | {"queued", "preempted"} and start is not None:
+            elif e["new"] in TERMINAL | {"queued", "preempted"} and start is not None:
                 edges += [(start, 1), (e["at"], -1)]
                 start = None
     busy = peak = 0
@@ -341,3 +341,28 @@ def test_a_second_service_on_one_sqlite_file_is_refused(tmp_path):
         assert first.http.get("/healthz").json()["leader"]["leading"]
     finally:
         first.stop()
+
+
+def test_an_admin_edit_through_a_follower_reaches_the_leader(replicas, tmp_path):
+    leader, follower = _leader_of(replicas)
+    token = _tenant(leader)
+    marker = tmp_path / "marker"
+    alice = httpx.Client(base_url=follower.url, headers={"Authorization": f"Bearer {token}"})
+    ids = [_submit([alice], _job(f"e{k}", marker, 600), 0) for k in range(2)]
+    deadline = time.monotonic() + 30
+    while {alice.get(f"/v1/jobs/{i}").json()["state"] for i in ids} != {"running"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    r = follower.http.patch("/v1/centers/alpha/pools/a800", json={"reserved_chips": 7})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 15
+    while sorted(alice.get(f"/v1/jobs/{i}").json()["state"] for i in ids) != \
+            ["preempted", "running"] and sorted(alice.get(f"/v1/jobs/{i}").json()["state"]
+                                                for i in ids) != ["queued", "running"]:
+        assert time.monotonic() < deadline, "the leader did not obey the follower's edit"
+        time.sleep(0.2)
+    for i in ids:
+        alice.post(f"/v1/jobs/{i}/cancel")
+    _wait_all(alice, ids, timeout_s=30)
+    _check_ledger(alice, ids)
+    alice.close()
