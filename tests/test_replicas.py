@@ -41,6 +41,7 @@ class Replica:
     """One `suanli up` process on a loopback port."""
 
     def __init__(self, db: str, home: Path, name: str) -> None:
+        self.db = db
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / f"{name}.log"
@@ -366,3 +367,45 @@ def test_an_admin_edit_through_a_follower_reaches_the_leader(replicas, tmp_path)
     _wait_all(alice, ids, timeout_s=30)
     _check_ledger(alice, ids)
     alice.close()
+
+
+def test_graceful_shutdowns_leave_jobs_running_and_hand_the_lease_over(replicas, tmp_path):
+    """A follower that stops touches no job; a leader that stops (jobs left running) hands
+    the lease back at once, and the next leader adopts its jobs, which finish once."""
+    leader, follower = _leader_of(replicas)
+    token = _tenant(leader)
+    marker = tmp_path / "marker"
+    clients = [httpx.Client(base_url=r.url, headers={"Authorization": f"Bearer {token}"})
+               for r in (leader, follower)]
+    ids = [_submit(clients, _job(f"g{k}", marker, 20), k) for k in range(4)]
+    deadline = time.monotonic() + 30
+    while {clients[0].get(f"/v1/jobs/{i}").json()["state"] for i in ids} != {"running"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    third = Replica(leader.db, leader.log.parent, "c")
+    try:
+        third.wait_ready()
+        assert not third.leader()["leading"]
+        third.stop()  # a follower's graceful shutdown
+        states = {clients[0].get(f"/v1/jobs/{i}").json()["state"] for i in ids}
+        assert states == {"running"}, states
+
+        leader.proc.terminate()  # the leader's graceful shutdown
+        t0 = time.monotonic()
+        # uvicorn shuts down gracefully, then re-raises the signal it caught
+        assert leader.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        while not follower.leader()["leading"]:
+            assert time.monotonic() - t0 < 3.0, "the lease was not handed over"
+            time.sleep(0.05)
+        jobs = _wait_all(clients[1], ids, timeout_s=60)
+        assert {j["state"] for j in jobs.values()} == {"succeeded"}, jobs
+        _check_ran_once_and_fit(marker, ids)
+        _check_ledger(clients[1], ids)
+        reasons = " ".join(e["reason"] for i in ids
+                           for e in clients[1].get(f"/v1/jobs/{i}/events").json()["events"])
+        assert "adopted" in reasons
+    finally:
+        third.stop()
+        for c in clients:
+            c.close()
