@@ -120,3 +120,13 @@ def test_a_leader_whose_lease_was_taken_over_writes_nothing_and_starts_nothing(d
     runner.stop()
     with db.read() as conn:
         assert store_leader.current(conn)["holder"] == "new"  # stop released nothing of theirs
+
+
+def test_the_only_process_on_a_database_takes_a_crashed_holders_lease_at_once(db):
+    crashed = Lease(db, "crashed", lease_s=30.0)
+    assert crashed.try_acquire()
+    crashed.step_down()  # it died: the lease stays held for 30 s
+    assert not Lease(db, "replica", lease_s=30.0).try_acquire()
+    alone = Lease(db, "restarted", lease_s=30.0, exclusive=True)  # e.g. holds the SQLite lock
+    assert alone.try_acquire() and alone.token == 2
+    alone.release()

@@ -58,7 +58,7 @@ def make_runner(settings: Settings, svc: ServiceState) -> Any:
     from suanli.service.runner import SWEEP_S, Runner
 
     lease = Lease(svc.db, settings.replica_id or replica_id(settings.port),
-                  lease_s=settings.lease_s)
+                  lease_s=settings.lease_s, exclusive=svc.lock_file is not None)
     sweep_s = settings.sweep_s or (1.0 if svc.db.dialect == "postgresql" else SWEEP_S)
     return Runner(svc.db, svc.network, backend=settings.backend, policy=settings.policy,
                   round_s=settings.round_s, tick_s=settings.tick_s, data_dir=svc.data_dir,

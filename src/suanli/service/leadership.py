@@ -42,8 +42,12 @@ class Lease:
     """The lease as this replica holds it: token, local validity, the renewing thread."""
 
     def __init__(self, db: Database, holder: str, *, lease_s: float = LEASE_S,
-                 renew_s: float = RENEW_S, margin_s: float = MARGIN_S) -> None:
+                 renew_s: float = RENEW_S, margin_s: float = MARGIN_S,
+                 exclusive: bool = False) -> None:
         self.db = db
+        # The only process that can schedule on this database (SQLite, file locked): a lease
+        # left by a crashed predecessor is taken at once instead of after it expires.
+        self.exclusive = exclusive
         self.holder = holder
         self.lease_s = lease_s
         self.renew_s = renew_s
@@ -74,7 +78,8 @@ class Lease:
         started = time.monotonic()
         try:
             with self.db.write() as conn:
-                token = store_leader.acquire(conn, self.holder, self.lease_s)
+                token = store_leader.acquire(conn, self.holder, self.lease_s,
+                                             force=self.exclusive)
         except Exception:  # noqa: BLE001 - a database blip: try again next time
             log.exception("could not try the scheduler lease")
             return False

@@ -375,10 +375,14 @@ class Runner:
                 # Older than the last drain by a margin: its inbox item, if any, was read
                 # (a long step must not make the jobs admitted during it look lost).
                 J.c.submitted_at < self._drained_at - 2.0)).all()
-        for job_id, state, cancel in rows:
-            known = str(job_id) in self.engine.jobs
-            if state == "pending" and not known:
-                self._inbox.put(("submit", job_id))
+        unseen = [job_id for job_id, state, _c in rows
+                  if state == "pending" and str(job_id) not in self.engine.jobs]
+        if unseen:  # admitted through another replica (or an inbox item lost): one read
+            with self.db.read() as conn:
+                found = conn.execute(select(J).where(J.c.id.in_(unseen)).order_by(J.c.id))
+                for row in found.mappings():
+                    self._inbox.put(("submit", (int(row["id"]), dict(row))))
+        for job_id, _state, cancel in rows:
             if cancel:
                 self._inbox.put(("cancel", job_id))
 

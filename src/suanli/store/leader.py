@@ -44,12 +44,15 @@ def db_now(conn: Connection) -> float:
     return time.time()
 
 
-def acquire(conn: Connection, holder: str, lease_s: float) -> int | None:
-    """Take the lease if it is free or expired; the new fencing token, or None if held."""
+def acquire(conn: Connection, holder: str, lease_s: float, *,
+            force: bool = False) -> int | None:
+    """Take the lease if it is free or expired (or `force`: this process is known to be the
+    only one, e.g. it holds the SQLite file's lock); the new fencing token, or None."""
     _short(conn)
     now = db_now(conn)
+    free = L.c.expires_at < now if not force else L.c.id == 1
     row = conn.execute(
-        update(L).where(L.c.id == 1, L.c.expires_at < now)
+        update(L).where(L.c.id == 1, free)
         .values(holder=holder, token=L.c.token + 1, expires_at=now + lease_s,
                 acquired_at=now, renewed_at=now)
         .returning(L.c.token)).first()
