@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, cast, select, text, update
+from sqlalchemy import Connection, Integer, String, cast, insert, select, text, update
 
 from suanli.store.models import LeaderLease, Meta
 
@@ -56,6 +56,10 @@ def acquire(conn: Connection, holder: str, lease_s: float, *,
         .values(holder=holder, token=L.c.token + 1, expires_at=now + lease_s,
                 acquired_at=now, renewed_at=now)
         .returning(L.c.token)).first()
+    if row is None and conn.execute(select(L.c.id).where(L.c.id == 1)).first() is None:
+        conn.execute(insert(L).values(id=1, holder="", token=0, expires_at=0.0,
+                                      acquired_at=0.0, renewed_at=0.0))  # (migration's row)
+        return acquire(conn, holder, lease_s, force=force)
     return int(row[0]) if row is not None else None
 
 
@@ -109,5 +113,7 @@ def network_version(conn: Connection) -> int:
 def bump_network_version(conn: Connection) -> None:
     """An admin edit changed centers or pools: one atomic increment, in the edit's
     transaction (two replicas editing at once each add their own)."""
-    conn.execute(update(M).where(M.c.key == "network_version")
-                 .values(value=cast(cast(M.c.value, Integer) + 1, String)))
+    done = conn.execute(update(M).where(M.c.key == "network_version")
+                        .values(value=cast(cast(M.c.value, Integer) + 1, String)))
+    if done.rowcount == 0:
+        conn.execute(insert(M).values(key="network_version", value="1"))
