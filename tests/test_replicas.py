@@ -206,6 +206,13 @@ def _check_events_fit(client: httpx.Client, ids: list[int]) -> None:
     assert peak <= A800_CHIPS, peak
 
 
+def _restored(client: httpx.Client, ids: list[int]) -> str:
+    """The restart notes the new leader wrote (adoptions of runs the old one started)."""
+    return " ".join(e["reason"] for i in ids
+                    for e in client.get(f"/v1/jobs/{i}/events").json()["events"]
+                    if "restart" in e["reason"])
+
+
 def _check_ledger(client: httpx.Client, ids: list[int]) -> None:
     """Balance == sum of the ledger, nothing held, and each job refunded and settled once."""
     usage = client.get("/v1/usage").json()
@@ -260,6 +267,9 @@ def test_leader_killed_mid_burst_every_job_runs_exactly_once(replicas, tmp_path)
     _check_ran_once_and_fit(marker, ids)
     _check_events_fit(clients[1], ids)
     _check_ledger(clients[1], ids)
+    # It died with jobs on chips: the new leader re-attached to their processes (adopted, or
+    # found ended with their exit codes: the jobs are short next to the lease).
+    assert "restored after restart: process" in _restored(clients[1], ids)
     for c in clients:
         c.close()
 
@@ -287,6 +297,7 @@ def test_a_frozen_leader_wakes_up_a_follower_and_acts_on_nothing(replicas, tmp_p
     _check_ran_once_and_fit(marker, ids)
     _check_events_fit(clients[1], ids)
     _check_ledger(clients[1], ids)
+    assert "restored after restart: process" in _restored(clients[1], ids)  # froze mid-run
     assert "stepping down" in leader.log.read_text()
     for c in clients:
         c.close()
