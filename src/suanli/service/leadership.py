@@ -8,6 +8,10 @@ clock: another replica can take over only `lease_s` after that renewal by the da
 clock, which is later. So a leader that stalled (SIGSTOP, a long GC pause, a frozen VM)
 knows, on waking, before it does anything, that it may no longer act (`valid()`), and
 every write it makes is fenced by its token in the database as well (`Runner._fenced_write`).
+
+What is left: a stall that falls between the last check and the backend's own action (the
+fork of a job's process, microseconds later) is not caught; closing that too would need the
+backend's resources to check the token themselves.
 """
 
 from __future__ import annotations
