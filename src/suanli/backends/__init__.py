@@ -10,16 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 from suanli.backends.local import LocalBackend
-from suanli.backends.types import BackendEvent, ProcessHandle, RunSpec, run_spec_from
+from suanli.backends.types import (
+    AdoptingBackend,
+    BackendCapabilities,
+    BackendEvent,
+    ProcessHandle,
+    RunSpec,
+    ServiceBackend,
+    run_spec_from,
+)
 from suanli.errors import UnknownNameError
 
 BACKENDS = ("local", "ray")
 
-__all__ = ["BACKENDS", "BackendEvent", "LocalBackend", "ProcessHandle", "RunSpec",
-           "make_backend", "run_spec_from"]
+__all__ = ["BACKENDS", "AdoptingBackend", "BackendCapabilities", "BackendEvent", "LocalBackend",
+           "ProcessHandle", "RunSpec", "ServiceBackend", "make_backend", "run_spec_from"]
 
 
-def make_backend(name: str, **kwargs: Any) -> Any:
+def make_backend(name: str, **kwargs: Any) -> ServiceBackend:
     """Build a backend by name: `local` (root_dir=...) or `ray` (address=..., root_dir=...)."""
     if name == "local":
         return LocalBackend(**kwargs)

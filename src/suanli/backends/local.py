@@ -41,7 +41,13 @@ from typing import Any
 
 from suanli.backends import _proc
 from suanli.backends.sandbox import Isolation, make_isolation
-from suanli.backends.types import BackendEvent, ProcessHandle, RunSpec, run_spec_from
+from suanli.backends.types import (
+    BackendCapabilities,
+    BackendEvent,
+    ProcessHandle,
+    RunSpec,
+    run_spec_from,
+)
 from suanli.errors import SuanliError
 
 
@@ -61,6 +67,7 @@ class LocalBackend:
     """Runs jobs as local process groups; implements the engine's Backend protocol."""
 
     name = "local"
+    capabilities = BackendCapabilities(adopt=True)
 
     def __init__(self, root_dir: str | Path, *, grace_s: float = 10.0,
                  isolation: str = "sandbox",

@@ -46,7 +46,7 @@ from typing import Any
 
 from suanli.backends import _proc
 from suanli.backends.sandbox import Isolation, make_isolation
-from suanli.backends.types import BackendEvent, RunSpec, run_spec_from
+from suanli.backends.types import BackendCapabilities, BackendEvent, RunSpec, run_spec_from
 from suanli.errors import SuanliError
 
 MARKER = 0.001  # of a center / accelerator marker resource: a constraint, not a share
@@ -132,6 +132,7 @@ class RayBackend:
     """Runs jobs as Ray tasks pinned to their placement's center; the engine's Backend."""
 
     name = "ray"
+    capabilities = BackendCapabilities(adopt=False)  # tasks die with their driver
 
     def __init__(self, root_dir: str | Path, address: str | None = None, *,
                  grace_s: float = 10.0, request_pool_chips: bool = False,

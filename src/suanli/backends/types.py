@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
 
 from suanli.engine.types import BackendEvent  # the engine's record; backends may import it
 from suanli.errors import SuanliError
 
-__all__ = ["BackendEvent", "ProcessHandle", "RunSpec", "StopReason", "run_spec_from"]
+__all__ = ["AdoptingBackend", "BackendCapabilities", "BackendEvent", "ProcessHandle", "RunSpec",
+           "ServiceBackend", "StopReason", "run_spec_from"]
 
 StopReason = Literal["preempt", "cancel", "failure"]
 
@@ -95,3 +97,58 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
         checkpoint_dir=meta.get("checkpoint_dir"),
         duration_s=float(duration) if duration is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend can do beyond the engine's protocol; the service reads this instead of
+    probing for methods.
+
+    `adopt`: a new instance can re-attach to a run an earlier instance (or another replica on
+    the same machine) started, by the process identity the service stored; the backend then
+    implements `AdoptingBackend`. Without it a run found after a restart is run again.
+    """
+
+    adopt: bool = False
+
+
+class ServiceBackend(Protocol):
+    """What the live service needs of every real backend: the engine's Backend protocol
+    (start, stop, poll, next_event_s) plus the service's own calls."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[BackendCapabilities]
+
+    def start(self, job: Any, placement: Any, now_s: float) -> None: ...
+
+    def stop(self, job_id: str, now_s: float, reason: str = "cancel") -> None: ...
+
+    def poll(self, now_s: float) -> list[BackendEvent]: ...
+
+    def next_event_s(self) -> float | None: ...
+
+    def running(self) -> list[str]:
+        """Jobs this instance runs now."""
+        ...
+
+    def report_lost(self, job_id: str, now_s: float, detail: str = "process gone") -> None:
+        """Queue a failure for a job the service knows ran here but cannot re-attach to."""
+        ...
+
+    def shutdown(self, stop_jobs: bool = False) -> None:
+        """Forget every job; with stop_jobs, terminate them (else they run on)."""
+        ...
+
+
+class AdoptingBackend(ServiceBackend, Protocol):
+    """A backend with `capabilities.adopt`: it names each run's process and re-attaches."""
+
+    def handle(self, job_id: str) -> ProcessHandle:
+        """The running attempt's process identity (KeyError if it does not run here)."""
+        ...
+
+    def adopt(self, job_id: str, pid: int, pgid: int, log_path: str | Path | None = None,
+              started_at_ticks: int | None = None, *, boot_id: str = "",
+              spec: RunSpec | None = None, now_s: float = 0.0) -> bool:
+        """Re-attach to a run by its stored identity; False if it ended meanwhile."""
+        ...

@@ -211,6 +211,28 @@ def register(app: typer.Typer) -> None:
                 f"{a} {u['chips_in_use'].get(a, 0)}/{n}" for a, n in u["quotas"].items()))
         console.print("jobs: " + (", ".join(f"{s} {n}" for s, n in u["jobs"].items()) or "none"))
 
+    @app.command("status")
+    @user_errors
+    def status(url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Whether the service answers, and which replica leads the scheduler."""
+        with _client(url, token) as c:
+            h = c.get("/healthz")
+        if as_json:
+            print_json(h)
+            return
+        console.print(f"service at {c.url}: ok, database {h['database']}, "
+                      f"network {h['network']}")
+        lead = h.get("leader")
+        if lead is None:
+            console.print("scheduler: none (API only)")
+            return
+        who = lead.get("holder") or "nobody"
+        state = "expired" if lead.get("expired") else "held"
+        console.print(f"leader: [bold]{who}[/] (fencing token {lead.get('token')}, lease "
+                      f"{state}, renewed {lead.get('lease_age_s')} s ago)")
+        role = "leader" if lead.get("leading") else "follower"
+        console.print(f"this replica: {lead.get('replica')} ({role})")
+
     admin_app = typer.Typer(help="Administer the network: tenants, credits, quotas, pools.",
                             no_args_is_help=True)
     tenant_app = typer.Typer(help="Tenants, their credits and quotas.", no_args_is_help=True)

@@ -49,6 +49,7 @@ from suanli.engine.failures import FailureScope, FailuresMixin, parse_failure
 from suanli.engine.policy_lookup import AGNOSTIC_POLICIES, policy_name, resolve_policy
 from suanli.engine.priority import PriorityMixin
 from suanli.engine.records import RecordsMixin
+from suanli.engine.reshape import ReshapeMixin
 from suanli.engine.restore import RestoreMixin
 from suanli.engine.rounds import DEFAULT_REALLOC_INTERVAL_S, RoundsMixin
 from suanli.engine.runs import RunsMixin
@@ -69,14 +70,15 @@ __all__ = ["DEFAULT_REALLOC_INTERVAL_S", "Engine", "policy_name", "resolve_polic
 
 class Engine(
     EventsMixin, RoundsMixin, PriorityMixin, RunsMixin, FailuresMixin, RestoreMixin,
-    RecordsMixin,
+    RecordsMixin, ReshapeMixin,
 ):
     """Drives jobs through their lifecycle against a clock and a backend.
 
     This class is the facade: construction, the public API and the step loop. The mechanism
     lives in one module per job: records (job columns, state changes), events (timers,
     backend reports), runs (chips, progress, accounting), rounds (allocation and applying
-    it), priority (Gavel's placement rule), failures (outages) and restore.
+    it), priority (Gavel's placement rule), failures (outages), restore and reshape (a
+    network change: `set_cluster`).
     """
 
     def __init__(
@@ -122,40 +124,7 @@ class Engine(
         self._pool_rng = random.Random(seed + 5)  # Gavel's worker-type shuffler seed
         self._half_round = self.round_s / 2.0
 
-        # Pools.
-        P = len(cluster)
-        self._P = P
-        self._pool_ids = cluster.pool_ids
-        self._pool_acc = [p.accelerator for p in cluster.pools]
-        self._price = np.array([p.price_per_chip_hour for p in cluster.pools], dtype=float)
-        self._watts = np.array([p.tdp_w * p.pue for p in cluster.pools], dtype=float)
-        self._static_cap = np.array([p.capacity for p in cluster.pools], dtype=np.int64)
-        regions = sorted({p.region for p in cluster.pools})
-        self._region_index = {r: i for i, r in enumerate(regions)}
-        self._pool_region = np.array(
-            [self._region_index[p.region] for p in cluster.pools], dtype=np.int64
-        )
-        # Pools of the same chip are interchangeable for the priority rule (see _assign).
-        class_of: dict[str, int] = {}
-        self._pool_class = np.array(
-            [class_of.setdefault(p.accelerator, len(class_of)) for p in cluster.pools],
-            dtype=np.int64,
-        )
-        self._class_members = [
-            [k for k in range(P) if self._pool_class[k] == c] for c in range(len(class_of))
-        ]
-        self._class_onehot = np.zeros((P, len(class_of)))
-        self._class_onehot[np.arange(P), self._pool_class] = 1.0
-        self._node_chips = [
-            np.array([p.node_chips(n) for n in range(p.nodes)], dtype=np.int64)
-            for p in cluster.pools
-        ]
-        self._node_down = [np.zeros(p.nodes, dtype=np.int64) for p in cluster.pools]
-        self._node_free = [c.copy() for c in self._node_chips]
-        self._cap_up = self._static_cap.copy()  # chips on nodes that are up
-        self._used = np.zeros(P, dtype=np.int64)
-        self._pool_time = np.zeros(P)  # Gavel's worker_time_so_far
-        self._busy_chip_s = np.zeros(P)
+        self._init_pools(cluster)
         self._down_links: dict[frozenset[str], int] = {}
 
         # Jobs: records plus NumPy columns indexed by an internal job index.
@@ -193,6 +162,44 @@ class Engine(
         self.timeline_waiting: list[int] = []
         self.active_t: list[float] = []
         self.active_n: list[int] = []
+
+
+    def _init_pools(self, cluster: Cluster) -> None:
+        """The per-pool columns: capacity, price, power, regions, chip classes and nodes."""
+        self.cluster = cluster
+        P = len(cluster)
+        self._P = P
+        self._pool_ids = cluster.pool_ids
+        self._pool_acc = [p.accelerator for p in cluster.pools]
+        self._price = np.array([p.price_per_chip_hour for p in cluster.pools], dtype=float)
+        self._watts = np.array([p.tdp_w * p.pue for p in cluster.pools], dtype=float)
+        self._static_cap = np.array([p.capacity for p in cluster.pools], dtype=np.int64)
+        regions = sorted({p.region for p in cluster.pools})
+        self._region_index = {r: i for i, r in enumerate(regions)}
+        self._pool_region = np.array(
+            [self._region_index[p.region] for p in cluster.pools], dtype=np.int64
+        )
+        # Pools of the same chip are interchangeable for the priority rule (see _assign).
+        class_of: dict[str, int] = {}
+        self._pool_class = np.array(
+            [class_of.setdefault(p.accelerator, len(class_of)) for p in cluster.pools],
+            dtype=np.int64,
+        )
+        self._class_members = [
+            [k for k in range(P) if self._pool_class[k] == c] for c in range(len(class_of))
+        ]
+        self._class_onehot = np.zeros((P, len(class_of)))
+        self._class_onehot[np.arange(P), self._pool_class] = 1.0
+        self._node_chips = [
+            np.array([p.node_chips(n) for n in range(p.nodes)], dtype=np.int64)
+            for p in cluster.pools
+        ]
+        self._node_down = [np.zeros(p.nodes, dtype=np.int64) for p in cluster.pools]
+        self._node_free = [c.copy() for c in self._node_chips]
+        self._cap_up = self._static_cap.copy()  # chips on nodes that are up
+        self._used = np.zeros(P, dtype=np.int64)
+        self._pool_time = np.zeros(P)  # Gavel's worker_time_so_far
+        self._busy_chip_s = np.zeros(P)
 
     # ------------------------------------------------------------------ public API
 

@@ -25,15 +25,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.backend != "none" and svc.runner is None:
-            from suanli.service.runner import Runner
-
-            svc.runner = Runner(svc.db, svc.network, backend=settings.backend,
-                                policy=settings.policy, round_s=settings.round_s,
-                                tick_s=settings.tick_s, data_dir=svc.data_dir,
-                                ray_address=settings.ray_address,
-                                stop_jobs_on_shutdown=settings.stop_jobs_on_shutdown,
-                                realloc_interval_s=settings.realloc_interval_s,
-                                isolation=settings.isolation)
+            svc.runner = make_runner(settings, svc)
             svc.runner.start()
         try:
             yield
@@ -41,7 +33,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
             if svc.runner is not None:
                 svc.runner.stop()
                 svc.runner = None
-            svc.db.dispose()
+            svc.close()
 
     app = FastAPI(
         title="suanli",
@@ -58,6 +50,23 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.add_middleware(LatencyMiddleware, metrics=svc.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def make_runner(settings: Settings, svc: ServiceState) -> Any:
+    """The scheduler of this replica: it leads only while it holds the database lease."""
+    from suanli.service.leadership import Lease, replica_id
+    from suanli.service.runner import SWEEP_S, Runner
+
+    lease = Lease(svc.db, settings.replica_id or replica_id(settings.port),
+                  lease_s=settings.lease_s, exclusive=svc.lock_file is not None)
+    sweep_s = settings.sweep_s or (1.0 if svc.db.dialect == "postgresql" else SWEEP_S)
+    return Runner(svc.db, svc.network, backend=settings.backend, policy=settings.policy,
+                  round_s=settings.round_s, tick_s=settings.tick_s, data_dir=svc.data_dir,
+                  ray_address=settings.ray_address,
+                  stop_jobs_on_shutdown=settings.stop_jobs_on_shutdown,
+                  realloc_interval_s=settings.realloc_interval_s, lease=lease,
+                  sweep_s=sweep_s, on_network=svc.use_network,
+                  isolation=settings.isolation)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

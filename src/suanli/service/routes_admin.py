@@ -17,6 +17,7 @@ from suanli.service.routes_jobs import _ERRORS, svc_of
 from suanli.service.state import ServiceState
 from suanli.service.views import center_view, pool_view, tenant_view
 from suanli.store import jobs as store_jobs
+from suanli.store import leader as store_leader
 from suanli.store import network as store_network
 from suanli.store import tenants
 from suanli.store.models import Job
@@ -158,6 +159,7 @@ def add_center(request: Request, body: CenterIn,
         store_network.add_center(conn, body.model_dump(exclude={"pools"}))
         for p in pools:
             store_network.add_pool(conn, body.id, p)
+        store_leader.bump_network_version(conn)  # every replica's scheduler sees it
     svc.reload_network()
     return JSONResponse(get_center(request, body.id, _who), status_code=201)
 
@@ -168,6 +170,7 @@ def patch_center(request: Request, body: CenterPatch, center_id: str = Path(max_
     svc = svc_of(request)
     with svc.db.write() as conn:
         store_network.update_center(conn, center_id, body.model_dump(exclude_none=True))
+        store_leader.bump_network_version(conn)
     svc.reload_network()
     return get_center(request, center_id, _who)
 
@@ -180,6 +183,7 @@ def delete_center(request: Request, center_id: str = Path(max_length=64),
     _no_active_jobs_on(svc, center_id)
     with svc.db.write() as conn:
         store_network.delete_center(conn, center_id)
+        store_leader.bump_network_version(conn)
         remaining = store_network.centers(conn)
         if not any(c["pools"] for c in remaining):
             raise ApiError(409, "cannot remove the last pool of the network", field="center",
@@ -196,6 +200,7 @@ def add_pool(request: Request, body: PoolIn, center_id: str = Path(max_length=64
     values = _pool_values(body, "<body>")
     with svc.db.write() as conn:
         store_network.add_pool(conn, center_id, values)
+        store_leader.bump_network_version(conn)
     svc.reload_network()
     return JSONResponse(get_center(request, center_id, _who), status_code=201)
 
@@ -211,6 +216,7 @@ def patch_pool(request: Request, body: PoolPatch, center_id: str = Path(max_leng
         raise ApiError(422, "price_per_chip_hour cannot be null", field="price_per_chip_hour")
     with svc.db.write() as conn:
         store_network.update_pool(conn, center_id, pool_id, values)
+        store_leader.bump_network_version(conn)
     svc.reload_network()
     return get_center(request, center_id, _who)
 
@@ -224,6 +230,7 @@ def delete_pool(request: Request, center_id: str = Path(max_length=64),
     _no_active_jobs_on(svc, center_id, pool_id)
     with svc.db.write() as conn:
         store_network.delete_pool(conn, center_id, pool_id)
+        store_leader.bump_network_version(conn)
         if not any(c["pools"] for c in store_network.centers(conn)):
             raise ApiError(409, "cannot remove the last pool of the network", field="pool",
                            value=pool_id)

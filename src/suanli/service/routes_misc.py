@@ -109,4 +109,5 @@ def healthz(request: Request) -> dict[str, Any]:
     runner = svc.runner
     return {"ok": True, "database": svc.db.dialect, "network": svc.network.name,
             "scheduler": None if runner is None else {"steps": runner.steps,
-                                                      "last_error": runner.last_error}}
+                                                      "last_error": runner.last_error},
+            "leader": None if runner is None else runner.leader_info()}

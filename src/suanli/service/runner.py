@@ -8,10 +8,20 @@ so. Within one tick the changes are held and written together, in one transactio
 of the tick or, sooner, before the engine calls the backend at all (`_WriteFirst`). A killed
 service therefore loses nothing: `recover()` at start-up resubmits waiting jobs and re-attaches
 (adopts) running ones by the process identity stored with them.
+
+Replicas: with a `Lease` (`service/leadership.py`), only the replica holding the database
+lease runs the loop; the others serve the API and try to take the lease over when it expires,
+then build a fresh engine and `recover()`. Every write the loop makes goes through
+`_fenced_write` (the lease's token checked in the same transaction) and every backend action
+is preceded by a check that the lease is still valid, so a leader that stalled and lost its
+lease steps down (`LostLeadership`) without writing or touching a process. Admin edits made
+through any replica bump `meta.network_version`; the loop polls it and hands the new pools to
+the engine (`Engine.set_cluster`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,14 +29,19 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from suanli.backends.types import AdoptingBackend, BackendEvent, ServiceBackend
+from suanli.engine.types import EngineJob, JobRecord, Placement
 from suanli.jobs.spec import JobSpec
 from suanli.network import Network
+from suanli.service.leadership import Lease, LostLeadership
 from suanli.store import billing
 from suanli.store import jobs as store_jobs
+from suanli.store import leader as store_leader
 from suanli.store import network as store_network
 from suanli.store.db import Database
 from suanli.store.fastpath import FastPath
@@ -36,43 +51,53 @@ log = logging.getLogger("suanli.service.runner")
 
 ON_CHIPS = ("starting", "running", "checkpointing")
 SWEEP_S = 5.0
+FOLLOW_S = 0.5  # how often a follower tries the lease
+NETWORK_POLL_S = 1.0  # how often the network version is read
 WAITING = ("pending", "queued", "preempted")
 
 
-def placement_dict(placement: Any) -> dict[str, Any] | None:
+def placement_dict(placement: Placement | None) -> dict[str, Any] | None:
     """The engine's Placement as the database stores it: center, pool, accelerator, count."""
     if placement is None:
         return None
-    pool_id = str(getattr(placement, "pool_id", "") or "")
+    pool_id = placement.pool_id
     center, _, pool = pool_id.partition("/")
     return {
-        "center": getattr(placement, "center", "") or center,
+        "center": placement.center or center,
         "pool": pool or pool_id,
         "pool_id": pool_id,
-        "accelerator": getattr(placement, "accelerator", "") or None,
-        "count": int(getattr(placement, "num_chips", 0) or 0) or None,
-        "nodes": [list(n) for n in getattr(placement, "nodes", ()) or ()],
+        "accelerator": placement.accelerator or None,
+        "count": int(placement.num_chips) or None,
+        "nodes": [list(n) for n in placement.nodes],
     }
 
 
 class _WriteFirst:
-    """The backend as the engine sees it: every call first commits the transitions held."""
+    """The backend as the engine sees it: before it starts or stops anything, the transitions
+    held are committed and the lease is checked (`before_act`), so the database says so first
+    and a replica that lost its lease acts on nothing."""
 
-    def __init__(self, backend: Any, flush: Any) -> None:
+    def __init__(self, backend: Any, flush: Callable[[], None],
+                 before_act: Callable[[], None] | None = None) -> None:
         self._backend = backend
         self._flush = flush
+        self._before_act = before_act or (lambda: None)
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._backend, name)
-        if not callable(attr):
-            return attr
-        flush = self._flush
+    def start(self, job: EngineJob, placement: Placement, now_s: float) -> None:
+        self._flush()
+        self._before_act()
+        self._backend.start(job, placement, now_s)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            flush()
-            return attr(*args, **kwargs)
+    def stop(self, job_id: str, now_s: float, reason: str) -> None:
+        self._flush()
+        self._before_act()
+        self._backend.stop(job_id, now_s, reason)
 
-        return call
+    def poll(self, now_s: float) -> list[BackendEvent]:
+        return self._backend.poll(now_s)
+
+    def next_event_s(self) -> float | None:
+        return self._backend.next_event_s()
 
 
 TEMPLATES_MAX = 1024
@@ -85,29 +110,33 @@ class Runner:
                  policy: str = "fifo", round_s: float = 2.0, tick_s: float = 0.25,
                  data_dir: Path, ray_address: str | None = None,
                  stop_jobs_on_shutdown: bool = False,
-                 realloc_interval_s: float | None = None, isolation: str = "sandbox") -> None:
-        from suanli.backends import make_backend
-        from suanli.engine import Cluster, Engine, WallClock
-        from suanli.policies.registry import get_policy
+                 realloc_interval_s: float | None = None, lease: Lease | None = None,
+                 sweep_s: float = SWEEP_S,
+                 on_network: Callable[[Network], None] | None = None,
+                 isolation: str = "sandbox") -> None:
+        from suanli.engine import WallClock
 
         self.db = db
         self.data_dir = Path(data_dir)
         self.tick_s = tick_s
         self.stop_jobs_on_shutdown = stop_jobs_on_shutdown
+        self.lease = lease  # None: this process alone schedules (no replicas)
+        self.sweep_s = sweep_s
+        self.on_network = on_network  # told of a network edited through any replica
         self._network = network
-        self.cluster = Cluster.from_network(network)
         self.clock = WallClock()
-        kwargs: dict[str, Any] = {"root_dir": self.data_dir, "isolation": isolation}
-        if backend == "ray" and ray_address:
-            kwargs["address"] = ray_address
-        self.backend = make_backend(backend, **kwargs)
+        self._backend_name, self._ray_address = backend, ray_address
+        self._isolation = isolation
+        self._policy, self._round_s, self._realloc_s = policy, round_s, realloc_interval_s
         self._fast = FastPath(db.dialect)
         self._held: list[dict[str, Any]] | None = None  # transitions not yet written
         self._templates: dict[tuple[str, int | None], Any] = {}  # spec shape -> EngineJob
-        self.engine = Engine(self.cluster, get_policy(policy), self.clock,
-                             _WriteFirst(self.backend, self._write_held),
-                             round_s=round_s, listener=self._on_transition,
-                             realloc_interval_s=realloc_interval_s)
+        self._build()
+        self.is_leader = lease is None
+        with db.read() as conn:
+            self._network_version = store_leader.network_version(conn)
+        self._network_nudged = False
+        self._next_network_check = time.monotonic() + NETWORK_POLL_S
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,54 +146,163 @@ class Runner:
         self._next_hold_check = 0.0  # monotonic time of the next overrun check
         self._handles_known: set[str] = set()
         self._recovering = False
-        self._next_sweep = time.monotonic() + SWEEP_S
+        self._next_sweep = time.monotonic() + sweep_s
         self._drained_at = time.time()  # when the inbox was last read
         self.utilisation: dict[str, tuple[int, int]] = {}  # pool id -> (chips used, capacity)
         self.steps = 0
         self.last_error: str | None = None
         self._refresh_prices()
 
+    def _build(self) -> None:
+        """A fresh backend and engine (at start, and at each new leadership)."""
+        from suanli.backends import make_backend
+        from suanli.engine import Cluster, Engine
+        from suanli.policies.registry import get_policy
+
+        self.cluster = Cluster.from_network(self._network)
+        kwargs: dict[str, Any] = {"root_dir": self.data_dir, "isolation": self._isolation}
+        if self._backend_name == "ray" and self._ray_address:
+            kwargs["address"] = self._ray_address
+        self.backend: ServiceBackend = make_backend(self._backend_name, **kwargs)
+        self.engine = Engine(self.cluster, get_policy(self._policy), self.clock,
+                             _WriteFirst(self.backend, self._write_held, self._check_lease),
+                             round_s=self._round_s, listener=self._on_transition,
+                             realloc_interval_s=self._realloc_s)
+
     # -- called from HTTP handlers (any thread) ----------------------------------------------
 
     def submit(self, job_id: int, row: dict[str, Any] | None = None) -> None:
-        """Schedule a pending job; `row`: the job as just committed (saves reading it back)."""
-        self._inbox.put(("submit", job_id if row is None else (job_id, row)))
+        """Schedule a pending job; `row`: the job as just committed (saves reading it back).
+        A follower ignores it: the leader's sweep finds the job in the database."""
+        if self.is_leader:
+            self._inbox.put(("submit", job_id if row is None else (job_id, row)))
 
     def cancel(self, job_id: int) -> None:
-        self._inbox.put(("cancel", job_id))
+        """Act on a cancel (its flag is in the database: a follower leaves it to the leader)."""
+        if self.is_leader:
+            self._inbox.put(("cancel", job_id))
 
-    def network_changed(self, network: Network) -> None:
-        self._inbox.put(("network", network))
+    def network_changed(self, network: Network | None = None) -> None:
+        """The network was edited: given, use it now; else read it from the database soon."""
+        if network is not None:
+            self._inbox.put(("network", network))
+        self._network_nudged = True
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.recover()
+        """Recover and loop; with a lease, only once this replica has taken it."""
+        if self.lease is None:
+            self.recover()
+        else:
+            try:
+                self._lead()
+            except LostLeadership as exc:
+                self._step_down(str(exc))
         self._thread = threading.Thread(target=self._loop, name="suanli-runner", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the loop. The leader stops its jobs only if told to, and hands the lease
+        back; a follower touches no job."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        shutdown = getattr(self.backend, "shutdown", None)
-        if shutdown is not None:
-            shutdown(stop_jobs=self.stop_jobs_on_shutdown)
+        if self.is_leader:
+            self.backend.shutdown(stop_jobs=self.stop_jobs_on_shutdown)
+        else:
+            self.backend.shutdown(stop_jobs=False)  # a follower's backend ran nothing
+        self.is_leader = self.lease is None
+        if self.lease is not None:
+            self.lease.release()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            wait = self.tick_s
             try:
-                self.tick()
+                if self._lead():
+                    self.tick()
+                else:
+                    wait = FOLLOW_S
+                    self._poll_network()
+            except LostLeadership as exc:
+                self._step_down(str(exc))
             except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad step
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("scheduler step failed")
-            self._stop.wait(self.tick_s)
+            self._stop.wait(wait)
+
+    # -- leadership --------------------------------------------------------------------------
+
+    def _lead(self) -> bool:
+        """Whether this replica schedules now; takes the lease over when it is free."""
+        if self.is_leader:
+            return True
+        assert self.lease is not None
+        if not self.lease.try_acquire():
+            return False
+        self._become_leader()
+        return True
+
+    def _become_leader(self) -> None:
+        """A fresh engine and backend, rebuilt from the database (adopting what runs)."""
+        self._poll_network(force=True)
+        self._build()
+        self._templates.clear()
+        self._handles_known.clear()
+        self._spot.clear()
+        self._inbox = queue.SimpleQueue()
+        self.is_leader = True
+        self._drained_at = time.time()
+        counts = self.recover()
+        log.warning("scheduler recovered: %s", counts)
+
+    def _step_down(self, reason: str) -> None:
+        """The lease is lost: stop scheduling, forget every job, and touch no process (the
+        new leader adopts them)."""
+        log.warning("stepping down: %s", reason)
+        self.last_error = f"stepped down: {reason}"
+        self.is_leader = False
+        self._held = None
+        self._recovering = False
+        self.utilisation = {}
+        if self.lease is not None:
+            self.lease.step_down()
+        self.backend.shutdown(stop_jobs=False)
+
+    def _check_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.check()
+
+    @contextlib.contextmanager
+    def _fenced_write(self) -> Iterator[Any]:
+        """`db.write()`, but only while this replica leads: the lease's token is checked in
+        the same transaction (and the transaction rolled back if another replica took it)."""
+        with self.db.write() as conn:
+            if self.lease is not None:
+                token = self.lease.check()
+                if not store_leader.fence(conn, token):
+                    self.lease.step_down()
+                    raise LostLeadership(f"fencing token {token} is no longer current")
+            yield conn
+
+    def leader_info(self) -> dict[str, Any]:
+        """Which replica leads, for /healthz and `suanli status`."""
+        with self.db.read() as conn:
+            info = store_leader.current(conn)
+        me = self.lease.holder if self.lease is not None else None
+        return {**info, "replica": me, "leading": self.is_leader,
+                "token_held": self.lease.token if self.lease is not None else None}
+
+    # -- the loop ----------------------------------------------------------------------------
 
     def tick(self) -> None:
         """Drain the inbox, step the engine once, remember new process handles.
 
         The transitions of the drain and the step are written in one transaction (sooner if
         the engine calls the backend meanwhile)."""
+        self._check_lease()
+        self._poll_network()
         self._held = []
         try:
             self._drained_at = time.time()
@@ -173,15 +311,40 @@ class Runner:
             self._check_holds()
         finally:
             try:
-                self._write_held()
+                if self._held:
+                    self._write_held()
             finally:
                 self._held = None
         self.steps += 1
         if time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + SWEEP_S
+            self._next_sweep = time.monotonic() + self.sweep_s
             self._sweep()
         self._store_handles()
         self._measure()
+
+    def _poll_network(self, force: bool = False) -> None:
+        """Read the network version (about once a second, or at once after a local edit);
+        when an admin edit through any replica changed it, load the network and use it."""
+        now = time.monotonic()
+        if not (force or self._network_nudged or now >= self._next_network_check):
+            return
+        self._network_nudged = False
+        self._next_network_check = now + NETWORK_POLL_S
+        from suanli.network.load import parse_network
+
+        with self.db.read() as conn:
+            version = store_leader.network_version(conn)
+            if version == self._network_version:
+                return
+            net = store_network.load(conn)
+        net = parse_network(net.model_dump(mode="json"), "database")
+        self._network_version = version
+        if self.on_network is not None:
+            self.on_network(net)
+        if self.is_leader:
+            self._set_network(net)
+        else:
+            self._network = net
 
     # -- inbox -------------------------------------------------------------------------------
 
@@ -218,10 +381,14 @@ class Runner:
                 # Older than the last drain by a margin: its inbox item, if any, was read
                 # (a long step must not make the jobs admitted during it look lost).
                 J.c.submitted_at < self._drained_at - 2.0)).all()
-        for job_id, state, cancel in rows:
-            known = str(job_id) in self.engine.jobs
-            if state == "pending" and not known:
-                self._inbox.put(("submit", job_id))
+        unseen = [job_id for job_id, state, _c in rows
+                  if state == "pending" and str(job_id) not in self.engine.jobs]
+        if unseen:  # admitted through another replica (or an inbox item lost): one read
+            with self.db.read() as conn:
+                found = conn.execute(select(J).where(J.c.id.in_(unseen)).order_by(J.c.id))
+                for row in found.mappings():
+                    self._inbox.put(("submit", (int(row["id"]), dict(row))))
+        for job_id, _state, cancel in rows:
             if cancel:
                 self._inbox.put(("cancel", job_id))
 
@@ -249,7 +416,7 @@ class Runner:
             self._finish_outside_engine(row["id"], row["state"], "failed",
                                         f"cannot be scheduled: {exc}")
             return None
-        meta = dict(getattr(ej, "meta", {}) or {})
+        meta = dict(ej.meta)
         meta.update(self._job_meta(row, spec))
         return dataclasses.replace(ej, meta=meta, max_retries=row["max_retries"],
                                    tenant=str(row["tenant_id"]))
@@ -297,19 +464,22 @@ class Runner:
             self._finish_outside_engine(job_id, row["state"], "cancelled", "cancelled by tenant")
 
     def _finish_outside_engine(self, job_id: int, old: str, new: str, reason: str) -> None:
-        with self.db.write() as conn:
+        with self._fenced_write() as conn:
             store_jobs.record_transition(conn, job_id, old, new, reason, None,
                                          at=self.clock.now())
 
     def _set_network(self, network: Network) -> None:
+        """Hand the engine the new pools: runs on removed capacity are checkpointed and
+        requeued, the next round places on what there is now."""
+        from suanli.engine import Cluster
+
         self._network = network
         self._templates.clear()
         self._refresh_prices()
-        update = getattr(self.engine, "set_cluster", None)
-        if update is not None:
-            from suanli.engine import Cluster
-
-            update(Cluster.from_network(network))
+        self.cluster = Cluster.from_network(network)
+        stopped = self.engine.set_cluster(self.cluster, self.clock.now())
+        if stopped:
+            log.warning("network change: jobs %s checkpointed and requeued", stopped)
 
     def _refresh_prices(self) -> None:
         with self.db.read() as conn:
@@ -344,19 +514,19 @@ class Runner:
             if hold is not None:
                 self._write_held()  # the re-priced hold is taken (or refused) now
         else:
-            with self.db.write() as conn:
+            with self._fenced_write() as conn:
                 self._write(conn, item)
         refused = item.get("refused")
         if refused is not None:  # the tenant cannot pay for this pool: it must not start
             self._stop_reasons[tr.job_id] = refused.reason
             self.engine.cancel(tr.job_id)
 
-    def _placement_hold(self, job_id: str, engine_placement: Any,
+    def _placement_hold(self, job_id: str, engine_placement: Placement,
                         placement: dict[str, Any]) -> store_jobs.PlacementHold:
         """What the job must hold where it is placed: the pool's price x chips x the engine's
         estimate of its run there (at least billing.MIN_HOLD_S)."""
-        thr = float(getattr(engine_placement, "throughput", 0.0) or 0.0)
-        work = float(getattr(engine_placement, "work_remaining", 0.0) or 0.0)
+        thr = float(engine_placement.throughput)
+        work = float(engine_placement.work_remaining)
         remaining = work / thr if thr > 0 and math.isfinite(work / thr) else None
         return store_jobs.PlacementHold(self._price_of(job_id, placement),
                                         int(placement["count"]), remaining,
@@ -367,7 +537,7 @@ class Runner:
         held = self._held
         if not held:
             return
-        with self.db.write() as conn:
+        with self._fenced_write() as conn:
             for item in held:
                 self._write(conn, item)
         held.clear()
@@ -420,7 +590,7 @@ class Runner:
         running = [j for j in running if _state(self.engine.jobs.get(str(j["id"]))) in ON_CHIPS]
         if not billing.short_of_hold(running, now):
             return
-        with self.db.write() as conn:
+        with self._fenced_write() as conn:
             stops = billing.enforce_holds(conn, running, now)
         for stop in stops:
             jid = str(stop.job_id)
@@ -431,21 +601,25 @@ class Runner:
 
     # -- process handles and recovery --------------------------------------------------------
 
+    def _adopting(self) -> AdoptingBackend | None:
+        """The backend as one that names and re-attaches to processes, if it declares so."""
+        if self.backend.capabilities.adopt:
+            return cast(AdoptingBackend, self.backend)
+        return None
+
     def _store_handles(self) -> None:
-        get = getattr(self.backend, "handle", None)
-        if get is None:
+        backend = self._adopting()
+        if backend is None:
             return
-        running = getattr(self.backend, "running", lambda: [])()
-        for jid in running:
+        for jid in backend.running():
             if jid in self._handles_known:
                 continue
             try:
-                h = get(jid)
+                h = backend.handle(jid)
             except KeyError:
                 continue
-            data = h.to_dict() if hasattr(h, "to_dict") else dict(h)
-            with self.db.write() as conn:
-                store_jobs.update_job(conn, int(jid), handle=json.dumps(data))
+            with self._fenced_write() as conn:
+                store_jobs.update_job(conn, int(jid), handle=json.dumps(h.to_dict()))
             self._handles_known.add(jid)
 
     def recover(self) -> dict[str, int]:
@@ -473,7 +647,7 @@ class Runner:
             self._retries(self.engine.submit(ej), row)
             counts["requeued"] += 1
             return
-        if state in ON_CHIPS and not hasattr(self.backend, "adopt"):
+        if state in ON_CHIPS and self._adopting() is None:
             # This backend cannot re-attach to a run (e.g. ray): run the job again.
             rec = self.engine.restore(ej, JobState.QUEUED, None, row["done_work"] or 0.0)
             self._retries(rec, row)
@@ -491,6 +665,14 @@ class Runner:
                               num_chips=int(row["count"] or ej.num_chips),
                               accelerator=row["accelerator"] or "", center=row["center"])
         handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
+        if handle is None and state == "starting":
+            # Written as starting, but no process was ever launched (the leader died in
+            # between): it never ran, so it queues again without using up a retry.
+            rec = self.engine.restore(ej, JobState.QUEUED, None, row["done_work"] or 0.0)
+            self._retries(rec, row)
+            self._note(row, "queued", "requeued after restart: it had not started")
+            counts["requeued"] += 1
+            return
         if not self._room_for(placement):
             # The pool shrank or vanished while we were down: end the orphan run, queue again.
             self._stop_orphan(row, handle, ej, placement, now)
@@ -503,7 +685,7 @@ class Runner:
         # that ended while we were down shows up as a backend event on the next step.
         rec = self.engine.restore(ej, JobState.RUNNING, placement, row["done_work"] or 0.0)
         self._retries(rec, row)
-        if handle and hasattr(self.backend, "adopt"):
+        if handle:
             alive = self._adopt(row, handle, ej, placement, now)
             counts["adopted" if alive else "lost"] += 1
             if alive:
@@ -526,8 +708,8 @@ class Runner:
     def _stop_orphan(self, row: dict[str, Any], handle: dict[str, Any] | None, ej: Any,
                      placement: Any, now: float) -> None:
         """Adopt a still-running process only to stop it: its placement is gone."""
-        if handle and hasattr(self.backend, "adopt") and self._adopt(row, handle, ej,
-                                                                      placement, now):
+        if handle and self._adopt(row, handle, ej, placement, now):
+            self._check_lease()
             self.backend.stop(str(row["id"]), now, "failure")
 
     def _adopt(self, row: dict[str, Any], handle: dict[str, Any], ej: Any, placement: Any,
@@ -535,16 +717,18 @@ class Runner:
         """Re-attach the backend to a run's process by its stored identity."""
         from suanli.backends.types import run_spec_from
 
-        return self.backend.adopt(
+        backend = self._adopting()
+        if backend is None:
+            return False
+        return backend.adopt(
             str(row["id"]), int(handle["pid"]), int(handle["pgid"]), ej.meta.get("log_path"),
             int(handle.get("started_at_ticks") or 0) or None,
             boot_id=str(handle.get("boot_id", "")), spec=run_spec_from(ej, placement), now_s=now)
 
     @staticmethod
-    def _retries(rec: Any, row: dict[str, Any]) -> None:
+    def _retries(rec: JobRecord, row: dict[str, Any]) -> None:
         """Retries survive a restart: the engine counts from the stored number."""
-        if hasattr(rec, "retries"):
-            rec.retries = max(int(rec.retries), int(row["retries"] or 0))
+        rec.retries = max(int(rec.retries), int(row["retries"] or 0))
 
     def _note(self, row: dict[str, Any], state: str, reason: str) -> None:
         """An event that records a restart without changing the stored state's meaning."""
@@ -552,7 +736,7 @@ class Runner:
 
         from suanli.store.models import JobEvent
 
-        with self.db.write() as conn:
+        with self._fenced_write() as conn:
             conn.execute(insert(JobEvent.__table__).values(
                 job_id=row["id"], at=self.clock.now(), old_state=row["state"],
                 new_state=state if state in ON_CHIPS or state in WAITING else row["state"],
@@ -570,11 +754,7 @@ class Runner:
 
     def _report_lost(self, job_id: str, now: float) -> None:
         """A job that was on chips with no process to adopt: the backend failed it."""
-        queue_event = getattr(self.backend, "_queue", None)
-        if queue_event is not None:
-            from suanli.backends.types import BackendEvent
-
-            queue_event(BackendEvent(job_id, "failed", now, "process gone (never recorded)"))
+        self.backend.report_lost(job_id, now, "process gone (never recorded)")
 
     # -- metrics -----------------------------------------------------------------------------
 
@@ -584,5 +764,5 @@ class Runner:
                             for p in self.cluster.pools}
 
 
-def _state(rec: Any) -> str:
-    return str(getattr(rec, "state", ""))
+def _state(rec: JobRecord) -> str:
+    return str(rec.state)

@@ -35,6 +35,12 @@ class Settings:
     print_admin_token: bool = True
     # "sandbox": tenants' jobs run confined (backends/sandbox.py); "none": single-user mode
     isolation: str = "sandbox"
+    # Replicas (PostgreSQL): this process's name in the leader lease (default host:pid:port
+    # and a random suffix), the lease's length and how often the leader sweeps the database
+    # for jobs and cancels that reached another replica (None: 1 s on PostgreSQL, else 5 s).
+    replica_id: str | None = None
+    lease_s: float = 4.0
+    sweep_s: float | None = None
 
     def resolved_db_url(self) -> str:
         return self.db_url or default_sqlite_url(suanli_home() / "suanli.db")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from suanli.errors import SuanliError
 from suanli.network import Network, load_network
 from suanli.network.load import parse_network
 from suanli.service.auth import TokenCache
@@ -35,6 +40,7 @@ class ServiceState:
     fast: FastPath = None  # type: ignore[assignment]
     runner: Any = None  # service.runner.Runner when a backend runs jobs
     bootstrap_token: str | None = None
+    lock_file: IO[str] | None = None  # SQLite: held for the process lifetime (one service)
     _network_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -49,23 +55,40 @@ class ServiceState:
             self.data_dir / str(job["id"]) / "job.log")
 
     def reload_network(self) -> Network:
-        """Rebuild the network from the tables after an admin edit; tell planner and engine."""
+        """Rebuild the network from the tables after an admin edit; tell the planner, and the
+        scheduler (which reads it from the database, as edits through other replicas)."""
         with self._network_lock:
             with self.db.read() as conn:
                 net = store_network.load(conn)
             net = parse_network(net.model_dump(mode="json"), "database")
             self.network = net
             self.estimator.set_network(net)
-            if self.runner is not None:
-                self.runner.network_changed(net)
-            return net
+        if self.runner is not None:
+            self.runner.network_changed()
+        return net
+
+    def use_network(self, net: Network) -> None:
+        """A network edited through another replica (the runner read it from the database)."""
+        with self._network_lock:
+            self.network = net
+            self.estimator.set_network(net)
+
+    def close(self) -> None:
+        """Disconnect, and let another service open this SQLite file."""
+        self.db.dispose()
+        if self.lock_file is not None:
+            self.lock_file.close()  # closing the file drops the flock
+            self.lock_file = None
 
 
 def open_state(settings: Settings) -> ServiceState:
     """Connect, migrate, seed the network on first start, make sure an admin exists."""
+    lock_file = lock_sqlite(settings.resolved_db_url())
     db = Database(settings.resolved_db_url())
     db.migrate()
     with db.write() as conn:
+        if db.dialect == "postgresql":  # replicas starting together seed one at a time
+            conn.execute(text("SELECT pg_advisory_xact_lock(860061)"))
         if store_network.get_meta(conn, "network") is None:
             store_network.seed(conn, load_network(settings.network))
         net = store_network.load(conn)
@@ -75,7 +98,7 @@ def open_state(settings: Settings) -> ServiceState:
     data_dir.mkdir(parents=True, exist_ok=True)
     state = ServiceState(settings=settings, db=db, network=net, estimator=Estimator(net),
                          tokens=TokenCache(db), metrics=Metrics(), data_dir=data_dir,
-                         bootstrap_token=bootstrap)
+                         bootstrap_token=bootstrap, lock_file=lock_file)
     if bootstrap and settings.print_admin_token:
         sys.stderr.write(f"suanli: admin token (shown once): {bootstrap}\n")
     return state
@@ -96,3 +119,24 @@ def _ensure_admin(conn: Any, settings: Settings) -> str | None:
         return None
     _id, token = tenants.create_tenant(conn, "admin", is_admin=True)
     return token
+
+
+def lock_sqlite(url: str) -> IO[str] | None:
+    """SQLite serves one service process: hold an exclusive lock on `<db>.lock` for this
+    process's lifetime, and refuse to start if another process holds it. (Replicas need
+    PostgreSQL: SQLite's writers queue on a lock inside one process.)"""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open for the process lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise SuanliError(
+            f"another suanli service already uses the SQLite database {path}; SQLite allows "
+            f"one service process (run replicas on PostgreSQL)", field="db", value=url) from None
+    lock.write("")
+    return lock

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -184,3 +185,17 @@ class JobEvent(Base):
 # A job's hold is released once: at most one refund row per job, whoever settles it.
 Index("uq_ledger_job_refund", LedgerEntry.__table__.c.job_id, unique=True,
       sqlite_where=text("kind = 'refund'"), postgresql_where=text("kind = 'refund'"))
+
+
+class LeaderLease(Base):
+    """The scheduler's lease: one row (id 1). The replica named in `holder` leads until
+    `expires_at` (the database's clock, epoch seconds); `token` grows by one at each new
+    leadership and fences every write the scheduler makes."""
+
+    __tablename__ = "leader"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    acquired_at: Mapped[float] = mapped_column(Float, default=0.0)
+    renewed_at: Mapped[float] = mapped_column(Float, default=0.0)
