@@ -33,6 +33,7 @@ class Settings:
     stop_jobs_on_shutdown: bool = False  # False: jobs run on, adopted by the next start
     ray_address: str | None = None
     print_admin_token: bool = True
+    max_body_bytes: int = 1 << 20  # a request body past this is refused (413) as it streams
 
     def resolved_db_url(self) -> str:
         return self.db_url or default_sqlite_url(suanli_home() / "suanli.db")
