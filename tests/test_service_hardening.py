@@ -337,3 +337,98 @@ def test_what_is_stored_at_admission_loads_again(api):
     assert r.status_code == 201, r.text
     spec = admin.get(f"/v1/jobs/{r.json()['id']}").json()["spec"]
     assert JobSpec.model_validate_json(json.dumps(spec)).env == {"UNICODE": "算力 ok"}
+
+
+# -- tokens: listed, created, revoked at once on every replica --------------------------------
+
+def test_a_token_revoked_through_one_replica_is_refused_at_once_by_another(
+        start_service, http, db_url):
+    if db_url.startswith("sqlite"):
+        pytest.skip("replicas share one PostgreSQL; SQLite is one process")
+    one, two = start_service(db_url), start_service(db_url)
+    lab_token = _tenant(http(one), "lab")
+    lab_one, lab_two = http(one, lab_token), http(two, lab_token)
+    assert lab_two.get("/v1/jobs").status_code == 200  # known to replica two
+    listing = lab_one.get("/v1/tokens").json()["tokens"]
+    assert [t["prefix"] for t in listing] == [lab_token[:10]]
+    r = lab_one.delete(f"/v1/tokens/{listing[0]['id']}")
+    assert r.status_code == 200 and r.json()["revoked"] is True
+    _refused(lab_two.get("/v1/jobs"), 401, "Authorization")
+    _refused(lab_one.get("/v1/jobs"), 401, "Authorization")
+
+
+def test_tokens_are_listed_created_and_revoked_without_showing_a_secret(api, http):
+    server, admin = api
+    lab_token = _tenant(admin, "lab")
+    lab = http(server, lab_token)
+    second = lab.post("/v1/tokens").json()
+    assert second["token"].startswith("sl_") and second["revoked"] is False
+    assert http(server, second["token"]).get("/v1/usage").json()["tenant"] == "lab"
+    by_admin = admin.post("/v1/admin/tenants/lab/tokens")
+    assert by_admin.status_code == 201, by_admin.text
+    listing = admin.get("/v1/admin/tenants/lab/tokens").json()["tokens"]
+    assert len(listing) == 3
+    assert all(set(t) == {"id", "prefix", "created_at", "revoked"} for t in listing)
+    text_of_listing = json.dumps(listing)
+    for secret in (lab_token, second["token"], by_admin.json()["token"]):
+        assert secret not in text_of_listing
+    r = admin.delete(f"/v1/admin/tenants/lab/tokens/{second['id']}")
+    assert r.status_code == 200 and r.json()["revoked"] is True
+    _refused(http(server, second["token"]).get("/v1/usage"), 401, "Authorization")
+    assert lab.get("/v1/usage").status_code == 200  # the other tokens still work
+    # A tenant cannot touch another tenant's tokens, nor the admin's listing.
+    admin_tokens = admin.get("/v1/tokens").json()["tokens"]
+    _refused(lab.delete(f"/v1/tokens/{admin_tokens[0]['id']}"), 404, "token_id")
+    _refused(lab.get("/v1/admin/tenants/lab/tokens"), 403, "Authorization")
+    assert admin.get("/v1/usage").status_code == 200
+
+
+def test_the_token_commands_list_create_and_revoke(api):
+    from typer.testing import CliRunner
+
+    from suanli.cli.main import app
+
+    server, admin = api
+    lab_token = _tenant(admin, "lab")
+
+    def run(args: list[str], token: str) -> dict | list:
+        r = CliRunner().invoke(app, [*args, "--json"], env={
+            "SUANLI_URL": server.url, "SUANLI_TOKEN": token, "SUANLI_HOME": "/nonexistent"})
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    made = run(["admin", "token", "create", "lab"], ADMIN_TOKEN)
+    assert made["tenant"] == "lab" and made["token"].startswith("sl_")
+    mine = run(["token", "create"], lab_token)
+    assert [t["id"] for t in run(["token", "list"], lab_token)] == \
+        [t["id"] for t in run(["admin", "token", "list", "lab"], ADMIN_TOKEN)]
+    assert run(["token", "revoke", str(mine["id"])], lab_token)["revoked"] is True
+    assert run(["admin", "token", "revoke", "lab", str(made["id"])], ADMIN_TOKEN)["revoked"]
+    listing = run(["token", "list"], lab_token)
+    assert [t["revoked"] for t in listing] == [False, True, True]
+    r = CliRunner().invoke(app, ["token", "list"], env={
+        "SUANLI_URL": server.url, "SUANLI_TOKEN": mine["token"], "SUANLI_HOME": "/nonexistent"})
+    assert r.exit_code == 2 and "HTTP 401" in r.output
+
+
+# -- /metrics ---------------------------------------------------------------------------------
+
+def test_metrics_need_a_token_and_name_no_tenant(api, http):
+    server, admin = api
+    tokens = {name: _tenant(admin, name) for name in ("acme-robotics", "zeta-labs")}
+    for name, token in tokens.items():
+        assert http(server, token).post("/v1/jobs", json={**JOB, "name": f"{name}-job"}) \
+            .status_code == 201
+    _refused(http(server, None).get("/metrics"), 401, "Authorization")
+    _refused(http(server, "sl_not-a-token").get("/metrics"), 401, "Authorization")
+    seen = http(server, tokens["zeta-labs"]).get("/metrics")
+    assert seen.status_code == 200 and 'suanli_jobs{state="pending"} 2' in seen.text
+    ids = [t["id"] for t in admin.get("/v1/tenants").json()["tenants"]]
+    for line in seen.text.splitlines():
+        assert 'tenant="' not in line and "acme" not in line and "zeta" not in line, line
+        labels = line.partition("{")[2].partition("}")[0]
+        assert not any(f'"{i}"' in labels for i in ids), line
+    def families(text: str) -> set[str]:
+        return {line.split("{")[0].split(" ")[0] for line in text.splitlines()}
+
+    assert families(admin.get("/metrics").text) == families(seen.text)  # admin: same view
