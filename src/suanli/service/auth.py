@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from suanli.service.errors import ApiError
 from suanli.service.limits import PRINCIPAL_KEY
-from suanli.store import tenants
+from suanli.store import tenants, tokens
 from suanli.store.db import Database
 from suanli.store.tenants import Principal
 
@@ -29,8 +29,7 @@ class TokenCache:
         self.db = db
 
     def lookup(self, token: str) -> Principal | None:
-        with self.db.read() as conn:
-            return tenants.principal_for_token(conn, token)
+        return tokens.principal_for_token_hash(self.db, tenants.hash_token(token))
 
     def authenticate(self, header: str | None) -> Principal:
         """The caller for an Authorization header value, or ApiError 401."""
