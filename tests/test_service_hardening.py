@@ -99,6 +99,19 @@ def test_nan_and_infinity_are_refused_naming_the_field(api):
     _refused(r, 422, "lat")
 
 
+def test_magnitudes_that_would_price_at_infinity_are_refused_naming_the_field(api):
+    _server, admin = api
+    train = {**JOB, "kind": "train", "model": "llama-3-8b", "work": {"tokens": 1e300},
+             "resources": {"accelerators": ["A800"], "count": 8}}
+    for path in ("/v1/jobs", "/v1/plan"):
+        _refused(admin.post(path, json=train), 422, "work.tokens")
+        _refused(admin.post(path, json={**JOB, "work": {"reference_accelerator": "A800",
+                                                        "duration_s": 1e300}}),
+                 422, "work.duration_s")
+        _refused(admin.post(path, json={**JOB, "kind": "inference", "model": "llama-3-8b",
+                                        "work": {"requests": 1e300}}), 422, "work.requests")
+
+
 def test_integers_beyond_the_columns_are_refused_naming_the_field(api):
     _server, admin = api
     for path in (f"/v1/jobs/{2**31 + 1}", f"/v1/jobs/{2**31 + 1}/events",

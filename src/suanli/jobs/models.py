@@ -18,8 +18,9 @@ class ModelArch(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str = "custom"
-    params_b: float = Field(gt=0, description="total parameters, billions")
-    active_params_b: float | None = Field(default=None, gt=0, description="MoE: per token")
+    params_b: float = Field(gt=0, le=1e6, description="total parameters, billions")
+    active_params_b: float | None = Field(default=None, gt=0, le=1e6,
+                                           description="MoE: per token")
     layers: int = Field(ge=1, le=2**31 - 1)
     hidden: int = Field(ge=1, le=2**31 - 1)
     heads: int = Field(ge=1, le=2**31 - 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import logging
 import math
 from typing import Any
@@ -86,6 +87,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DataError)
     @app.exception_handler(OverflowError)
+    @app.exception_handler(decimal.InvalidOperation)
     async def _out_of_range(_req: Request, exc: Exception) -> JSONResponse:
         # A last line: inputs are range-checked against the columns before they get here.
         log.warning("a value the database cannot hold reached it: %s", exc)
