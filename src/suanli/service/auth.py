@@ -22,8 +22,10 @@ TOKEN_MAX_CHARS = 200  # ours are 46; a longer header is refused before it is ha
 
 
 class TokenCache:
-    """Token lookups for one process. (The name stays for the service state's field; nothing
-    valid is remembered between requests, so revocation needs no invalidation.)"""
+    """Token lookups for one process. The name stays (the service state's field); nothing is
+    remembered between requests, so a revocation needs no invalidation anywhere. The price,
+    measured with benchmarks/bench_submit.py: one indexed read per request, about 0.3 ms of
+    server CPU per submission on PostgreSQL (thread hop included) and within noise on SQLite."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -37,9 +39,6 @@ class TokenCache:
         if who is None:
             raise ApiError(401, "invalid API token (unknown or revoked)", field="Authorization")
         return who
-
-    def clear(self) -> None:
-        """Nothing is cached; kept so callers that clear after a change need not know."""
 
 
 def needs_token(path: str) -> bool:
