@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import yaml
 from starlette.concurrency import run_in_threadpool
@@ -131,8 +132,6 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
 
 def _first_bad_param(scope: dict[str, Any]) -> ApiError | None:
     """A NUL byte in the path or a query parameter (decoded), named."""
-    from urllib.parse import parse_qsl
-
     if "\x00" in scope.get("path", ""):
         return ApiError(422, "the URL path contains a NUL byte", field="<path>")
     query = scope.get("query_string", b"").decode("latin-1")
