@@ -146,8 +146,9 @@ def _first_bad_param(scope: dict[str, Any]) -> ApiError | None:
 class RequestGuard:
     """Pure ASGI middleware: auth from headers, then a bounded body, then checked JSON.
 
-    `authenticate(token, path)` returns the caller (put in the scope under PRINCIPAL_KEY) or
-    raises ApiError; `needs_token(path)` says which paths it guards."""
+    `authenticate(authorization_header)` returns the caller (left in the scope under
+    PRINCIPAL_KEY) or raises ApiError; `needs_token(path)` says which paths it guards;
+    `auth_in_thread`: the lookup blocks (PostgreSQL: a round trip), so run it off the loop."""
 
     def __init__(self, app: Any, *, max_body_bytes: int,
                  authenticate: Callable[[str | None], Any],
