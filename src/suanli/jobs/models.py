@@ -18,8 +18,8 @@ class ModelArch(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str = "custom"
-    params_b: float = Field(gt=0, le=1e6, description="total parameters, billions")
-    active_params_b: float | None = Field(default=None, gt=0, le=1e6,
+    params_b: float = Field(gt=0, le=1e9, description="total parameters, billions")
+    active_params_b: float | None = Field(default=None, gt=0, le=1e9,
                                            description="MoE: per token")
     layers: int = Field(ge=1, le=2**31 - 1)
     hidden: int = Field(ge=1, le=2**31 - 1)
