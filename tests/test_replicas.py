@@ -49,7 +49,10 @@ class Replica:
                "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         cmd = [sys.executable, "-c", "from suanli.cli.main import app; app()", "up",
                "--db", db, "--network", str(TINY_NETWORK), "--port", str(self.port),
-               "--backend", "local", "--round-s", "0.5"]
+               "--backend", "local", "--round-s", "0.5",
+               # Jobs append to one marker file under tmp_path, which a sandboxed job cannot
+               # see: these tests pin leadership, not isolation (tests/test_isolation.py does).
+               "--single-user"]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)

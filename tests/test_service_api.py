@@ -220,7 +220,8 @@ def test_metrics_and_health(api, http):
     server, admin = api
     alice = http(server, _tenant(admin, "alice"))
     alice.post("/v1/jobs", json=A800_HOUR)
-    text = http(server, None).get("/metrics").text
+    assert http(server, None).get("/metrics").status_code == 401
+    text = alice.get("/metrics").text
     assert 'suanli_submissions_total{result="accepted"} 1' in text
     assert 'suanli_jobs{state="pending"} 1' in text
     assert "suanli_http_request_duration_seconds_bucket" in text

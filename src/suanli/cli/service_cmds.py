@@ -334,6 +334,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"{center}/{pool}: {p['nodes']} nodes, "
                           f"{p['price_per_chip_hour']}/chip-hour")
 
+    _register_tokens(app, admin_app)
+
     @app.command("demo")
     @user_errors
     def demo(timeout_s: float = typer.Option(90.0, help="give up after this long"),
@@ -345,3 +347,67 @@ def register(app: typer.Typer) -> None:
         result = run_demo(timeout_s=timeout_s, live=not as_json)
         if as_json:
             print_json(result)
+
+
+def _tokens_table(title: str, tokens: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("id", "prefix", "created", "revoked"):
+        table.add_column(col)
+    for t in tokens:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t["created_at"]))
+        table.add_row(str(t["id"]), t["prefix"] + "...", created,
+                      "[red]revoked[/]" if t["revoked"] else "")
+    return table
+
+
+def _register_tokens(app: typer.Typer, admin_app: typer.Typer) -> None:
+    """`suanli token list|create|revoke` (your own) and `suanli admin token ...` (any tenant's):
+    one set of commands, the tenant argument present only under admin."""
+    for parent, tenant_arg in ((app, False), (admin_app, True)):
+        group = typer.Typer(help="API tokens: list, create, revoke." if not tenant_arg else
+                            "A tenant's API tokens (admin).", no_args_is_help=True)
+        parent.add_typer(group, name="token")
+        _token_commands(group, tenant_arg)
+
+
+def _token_commands(group: typer.Typer, tenant_arg: bool) -> None:
+    who = typer.Argument(..., help="tenant name") if tenant_arg else typer.Option(
+        None, hidden=True)
+
+    @group.command("list")
+    @user_errors
+    def token_list(tenant: str = who, url: str = URL, token: str = TOKEN,
+                   as_json: bool = JSON) -> None:
+        """Tokens with id, prefix, creation time and revoked; never the secret."""
+        with _client(url, token) as c:
+            ts = c.tokens(tenant)
+        if as_json:
+            print_json(ts)
+        else:
+            console.print(_tokens_table(f"tokens of {tenant}" if tenant else "your tokens", ts))
+
+    @group.command("create")
+    @user_errors
+    def token_create(tenant: str = who, url: str = URL, token: str = TOKEN,
+                     as_json: bool = JSON) -> None:
+        """A new token; its secret is printed this once."""
+        with _client(url, token) as c:
+            t = c.create_token(tenant)
+        if as_json:
+            print_json(t)
+        else:
+            console.print(f"token {t['id']} for [bold]{t['tenant']}[/] (shown once): "
+                          f"[bold]{t['token']}[/]", highlight=False)
+
+    @group.command("revoke")
+    @user_errors
+    def token_revoke(tenant: str = who,
+                     token_id: int = typer.Argument(..., help="token id (from `token list`)"),
+                     url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+        """Revoke a token: refused by every replica from the next request on."""
+        with _client(url, token) as c:
+            t = c.revoke_token(token_id, tenant)
+        if as_json:
+            print_json(t)
+        else:
+            console.print(f"token {t['id']} ({t['prefix']}...) of {t['tenant']} revoked")

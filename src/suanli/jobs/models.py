@@ -15,14 +15,15 @@ from suanli.errors import UnknownNameError
 class ModelArch(BaseModel):
     """A transformer's shape: enough to count FLOP, bytes of weights and KV cache."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str = "custom"
-    params_b: float = Field(gt=0, description="total parameters, billions")
-    active_params_b: float | None = Field(default=None, gt=0, description="MoE: per token")
-    layers: int = Field(ge=1)
-    hidden: int = Field(ge=1)
-    heads: int = Field(ge=1)
+    params_b: float = Field(gt=0, le=1e9, description="total parameters, billions")
+    active_params_b: float | None = Field(default=None, gt=0, le=1e9,
+                                           description="MoE: per token")
+    layers: int = Field(ge=1, le=2**31 - 1)
+    hidden: int = Field(ge=1, le=2**31 - 1)
+    heads: int = Field(ge=1, le=2**31 - 1)
     kv_heads: int | None = Field(default=None, ge=1)
     ffn: int | None = Field(default=None, ge=1)
     vocab: int = Field(default=32000, ge=1)

@@ -21,17 +21,25 @@ from suanli.jobs.models import ModelArch, resolve_model
 JobKind = Literal["train", "finetune", "inference", "batch_inference", "generic"]
 Precision = Literal["bf16", "fp16", "fp8"]
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+# NaN and infinities are refused in every float field: they do not survive a JSON round trip
+# (what is stored must load again) and poison every estimate they touch.
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+INT32_MAX = 2**31 - 1  # the range of an integer column on PostgreSQL
+MAX_CHIPS = 1_000_000  # more chips than any network holds; keeps gang arithmetic in range
+# Upper bounds on the work's magnitudes, far past any real job, so that every estimate stays a
+# finite number that fits a money column (1e300 tokens would price at infinity).
+MAX_SECONDS = 1e9  # about 32 years
 
 
 class TrainWork(BaseModel):
     """Train/finetune work: tokens processed at a sequence length."""
 
     model_config = _STRICT
-    tokens: float = Field(gt=0, description="tokens processed over the whole job")
-    seq_len: int = Field(default=4096, ge=1)
-    global_batch_tokens: float | None = Field(default=None, gt=0)
-    lora_rank: int | None = Field(default=None, ge=1, description="finetune only; None = full")
+    tokens: float = Field(gt=0, le=1e18, description="tokens processed over the whole job")
+    seq_len: int = Field(default=4096, ge=1, le=INT32_MAX)
+    global_batch_tokens: float | None = Field(default=None, gt=0, le=1e12)
+    lora_rank: int | None = Field(default=None, ge=1, le=INT32_MAX,
+                                  description="finetune only; None = full")
     recompute: bool = Field(default=False, description="full activation recomputation (8ND)")
 
 
@@ -39,13 +47,14 @@ class InferenceWork(BaseModel):
     """Serving or batch inference: a count of requests (or a rate over a window)."""
 
     model_config = _STRICT
-    requests: float | None = Field(default=None, gt=0)
-    rate_per_s: float | None = Field(default=None, gt=0)
-    window_s: float | None = Field(default=None, gt=0, description="serving window for a rate")
-    input_tokens: int = Field(default=512, ge=1)
-    output_tokens: int = Field(default=256, ge=1)
+    requests: float | None = Field(default=None, gt=0, le=1e15)
+    rate_per_s: float | None = Field(default=None, gt=0, le=1e9)
+    window_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS,
+                                   description="serving window for a rate")
+    input_tokens: int = Field(default=512, ge=1, le=INT32_MAX)
+    output_tokens: int = Field(default=256, ge=1, le=INT32_MAX)
     latency_target_ms: float | None = Field(
-        default=None, gt=0, description="target time per output token (decode step)"
+        default=None, gt=0, le=1e9, description="target time per output token (decode step)"
     )
 
     @model_validator(mode="after")
@@ -69,10 +78,10 @@ class GenericWork(BaseModel):
 
     model_config = _STRICT
     reference_accelerator: str
-    reference_count: int = Field(default=1, ge=1)
-    duration_s: float | None = Field(default=None, gt=0)
-    steps: float | None = Field(default=None, gt=0)
-    steps_per_s: float | None = Field(default=None, gt=0)
+    reference_count: int = Field(default=1, ge=1, le=MAX_CHIPS)
+    duration_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    steps: float | None = Field(default=None, gt=0, le=1e18)
+    steps_per_s: float | None = Field(default=None, gt=0, le=1e12)
     bound: Literal["compute", "memory"] = "compute"
 
     @model_validator(mode="after")
@@ -91,8 +100,8 @@ class GenericWork(BaseModel):
 
 class CountRange(BaseModel):
     model_config = _STRICT
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
+    min: int = Field(ge=1, le=MAX_CHIPS)
+    max: int = Field(ge=1, le=MAX_CHIPS)
 
     @model_validator(mode="after")
     def _ordered(self) -> CountRange:
@@ -115,6 +124,8 @@ class Resources(BaseModel):
             raise ValueError("count must be a positive integer or {min, max}")
         if isinstance(v, int) and v < 1:
             raise ValueError("count must be at least 1")
+        if isinstance(v, int) and v > MAX_CHIPS:
+            raise ValueError(f"count must be at most {MAX_CHIPS}")
         return v
 
     @field_validator("accelerators", mode="before")
@@ -134,7 +145,7 @@ class Resources(BaseModel):
 class DatasetRef(BaseModel):
     model_config = _STRICT
     name: str
-    size_gb: float | None = Field(default=None, ge=0)
+    size_gb: float | None = Field(default=None, ge=0, le=1e9)
     location: str | None = Field(default=None, description="region or center id")
 
 
@@ -143,9 +154,9 @@ class Measurement(BaseModel):
 
     model_config = _STRICT
     accelerator: str
-    count: int = Field(ge=1)
-    tokens_per_s: float | None = Field(default=None, gt=0)
-    duration_s: float | None = Field(default=None, gt=0)
+    count: int = Field(ge=1, le=MAX_CHIPS)
+    tokens_per_s: float | None = Field(default=None, gt=0, le=1e15)
+    duration_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
     @model_validator(mode="after")
     def _one(self) -> Measurement:
@@ -166,7 +177,7 @@ WORK_SHAPES: dict[str, type[BaseModel]] = {
 class JobSpec(BaseModel):
     """What a user submits. The shape is a contract shared by CLI, planner and service."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     name: str = Field(min_length=1, max_length=200)
     kind: JobKind
@@ -175,14 +186,14 @@ class JobSpec(BaseModel):
     work: TrainWork | InferenceWork | GenericWork
     resources: Resources = Resources()
     dataset: DatasetRef | None = None
-    deadline_s: float | None = Field(default=None, gt=0)
-    budget: float | None = Field(default=None, gt=0)
-    priority: int = 0
+    deadline_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    budget: float | None = Field(default=None, gt=0, le=1e12)
+    priority: int = Field(default=0, ge=-INT32_MAX, le=INT32_MAX)
     tenant: str | None = None
     regions: tuple[str, ...] = Field(default=(), description="allowed regions; [] = any")
-    checkpoint_interval_s: float = Field(default=3600.0, gt=0)
-    checkpoint_restore_s: float = Field(default=60.0, ge=0)
-    max_retries: int = Field(default=3, ge=0)
+    checkpoint_interval_s: float = Field(default=3600.0, gt=0, le=MAX_SECONDS)
+    checkpoint_restore_s: float = Field(default=60.0, ge=0, le=MAX_SECONDS)
+    max_retries: int = Field(default=3, ge=0, le=1000)  # stored in an integer column
     measured: tuple[Measurement, ...] = ()
     setup: str | None = None
     run: str | None = None
@@ -242,6 +253,17 @@ def parse_job(data: Any, source: str = "job") -> JobSpec:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
         raise format_validation_error(exc, source) from None
+
+
+def stored_spec_json(spec: JobSpec) -> str:
+    """The spec as the service stores it, checked to load again: a job admitted is a job the
+    scheduler can read back, never one that fails on every restart."""
+    text = spec.model_dump_json(exclude_defaults=True)
+    try:
+        JobSpec.model_validate_json(text)
+    except ValidationError as exc:
+        raise format_validation_error(exc, "job (as it would be stored)") from None
+    return text
 
 
 def load_job(path: str | Path) -> JobSpec:

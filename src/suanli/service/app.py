@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from suanli.jobs.spec import JobSpec
-from suanli.service import errors, routes_admin, routes_jobs, routes_misc
+from suanli.service import errors, routes_admin, routes_jobs, routes_misc, routes_tokens
+from suanli.service.auth import needs_token
+from suanli.service.limits import RequestGuard
 from suanli.service.metrics import LatencyMiddleware
 from suanli.service.settings import Settings
 from suanli.service.state import ServiceState, open_state
@@ -47,6 +49,12 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.include_router(routes_jobs.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_misc.router)
+    app.include_router(routes_tokens.router)
+    # Inside the latency timer: refused requests are timed too. SQLite auths on the event loop
+    # (one short indexed read, as the SQLite submit path does); PostgreSQL in a thread.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes,
+                       authenticate=svc.tokens.authenticate, needs_token=needs_token,
+                       auth_in_thread=not svc.db.is_sqlite)
     app.add_middleware(LatencyMiddleware, metrics=svc.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -146,3 +146,18 @@ class Client:
 
     def patch_pool(self, center: str, pool: str, **values: Any) -> dict[str, Any]:
         return self.request("PATCH", f"/v1/centers/{center}/pools/{pool}", json=values).json()
+
+    def tokens(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Your tokens, or (admin) a tenant's: id, prefix, created_at, revoked."""
+        return self.get(_tokens_path(tenant))["tokens"]
+
+    def create_token(self, tenant: str | None = None) -> dict[str, Any]:
+        """A new token; its secret (`token`) is in this reply only."""
+        return self.request("POST", _tokens_path(tenant)).json()
+
+    def revoke_token(self, token_id: int, tenant: str | None = None) -> dict[str, Any]:
+        return self.request("DELETE", f"{_tokens_path(tenant)}/{token_id}").json()
+
+
+def _tokens_path(tenant: str | None) -> str:
+    return "/v1/tokens" if tenant is None else f"/v1/admin/tenants/{tenant}/tokens"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import decimal
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from suanli.errors import SpecError, SuanliError, UnknownNameError
@@ -29,7 +32,21 @@ def error_body(message: str, field: str | None = None, value: object = None,
                **extra: Any) -> dict[str, Any]:
     body = SuanliError(message, field=field, value=value).to_dict()
     body.update(extra)
-    return body
+    return {k: _printable(v) for k, v in body.items()}
+
+
+def _printable(v: object) -> object:
+    """A value an error body can always carry: the bad input echoed back may be NaN, hold a
+    lone surrogate (which UTF-8 cannot encode) or be huge; none of that may turn a 4xx into a
+    500 while the error is written."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    if isinstance(v, str):
+        v = v if len(v) <= 1000 else v[:1000] + "..."
+        return v.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(v, list):
+        return [_printable(x) for x in v[:100]]
+    return v
 
 
 def status_of(exc: SuanliError) -> int:
@@ -67,6 +84,15 @@ def install(app: FastAPI) -> None:
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(error_body(str(exc.detail), None, None), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(decimal.InvalidOperation)
+    async def _out_of_range(_req: Request, exc: Exception) -> JSONResponse:
+        # A last line: inputs are range-checked against the columns before they get here.
+        log.warning("a value the database cannot hold reached it: %s", exc)
+        return JSONResponse(error_body("a value is outside what the database can hold "
+                                       f"({type(exc).__name__})", None, None), status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:

@@ -13,10 +13,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from suanli.jobs.spec import JobSpec, parse_job
+from suanli.jobs.spec import JobSpec, parse_job, stored_spec_json
 from suanli.service.auth import principal
 from suanli.service.errors import ApiError
 from suanli.service.estimate import shape_key
+from suanli.service.limits import load_json, load_yaml
 from suanli.service.state import ServiceState
 from suanli.service.views import job_view
 from suanli.store import billing
@@ -61,9 +62,9 @@ async def read_job_body(request: Request) -> tuple[dict[str, Any], bytes]:
         raise ApiError(400, "empty body: send the job as JSON or YAML", field="<body>")
     try:
         if ctype in YAML_TYPES:
-            data = yaml.safe_load(body.decode("utf-8"))
+            data = load_yaml(body.decode("utf-8"))
         elif ctype in ("application/json", "") or ctype.endswith("+json"):
-            data = json.loads(body)
+            data = load_json(body)
         else:
             raise ApiError(415, f"unsupported content type {ctype!r}: use application/json or "
                                 "application/yaml", field="Content-Type", value=ctype)
@@ -132,7 +133,7 @@ async def submit_job(request: Request) -> JSONResponse:
         svc.metrics.count_submission("rejected")
         raise
     adm = Admission(
-        name=spec.name, spec_json=spec.model_dump_json(exclude_defaults=True),
+        name=spec.name, spec_json=stored_spec_json(spec),
         request_hash=rhash, estimate_cost=est.cost, est_accelerator=est.accelerator,
         est_count=est.count, est_run_s=est.run_s, max_retries=spec.max_retries,
         hold=billing.admission_hold(est.cost, est.price_per_chip_hour, est.count),
@@ -190,7 +191,8 @@ def _replay(svc: ServiceState, prior: dict[str, Any], rhash: str, key: str) -> J
 def list_jobs(request: Request, who: Principal = Depends(principal),
               state: list[str] = Query(default=[], description="filter by state (repeatable)"),
               limit: int = Query(100, ge=1, le=1000),
-              before: int | None = Query(None, ge=0, description="only ids below this"),
+              before: int | None = Query(None, ge=0, le=2**31 - 1,
+                                         description="only ids below this"),
               all_tenants: bool = Query(False, description="admin: every tenant's jobs"),
               ) -> dict[str, Any]:
     for s in state:
@@ -209,7 +211,7 @@ def _own_job(request: Request, who: Principal, job_id: int) -> dict[str, Any]:
 
 
 def _job_id() -> Any:
-    return Path(ge=1, le=2**62, description="the job's id")
+    return Path(ge=1, le=2**31 - 1, description="the job's id")  # the column's range
 
 
 @router.get("/jobs/{job_id}", responses=_ERRORS, summary="One of your jobs, with its spec")

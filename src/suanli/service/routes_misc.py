@@ -78,8 +78,10 @@ def ledger(request: Request, who: Principal = Depends(principal),
 
 
 @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=True,
-            summary="Prometheus metrics")
-def metrics(request: Request) -> PlainTextResponse:
+            responses=_ERRORS, summary="Prometheus metrics (any token; aggregates only)")
+def metrics(request: Request, _who: Principal = Depends(principal)) -> PlainTextResponse:
+    """Whole-network figures only, the same for every caller: no label or series names a
+    tenant, so one tenant's token shows nothing of another's."""
     svc = svc_of(request)
     with svc.db.read() as conn:
         by_state = store_jobs.counts_by_state(conn)

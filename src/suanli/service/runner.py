@@ -403,9 +403,15 @@ class Runner:
             self.engine.submit(ej)
 
     def _enter(self, row: dict[str, Any], arrival_s: float) -> Any:
-        """Build the engine's job for a stored row; a job no pool can run fails here."""
-        spec = JobSpec.model_validate_json(row["spec"])
+        """Build the engine's job for a stored row; a job no pool can run, or whose stored
+        spec no longer loads, fails here (its hold released), never retried forever."""
         jid = str(row["id"])
+        try:
+            spec = JobSpec.model_validate_json(row["spec"])
+        except Exception as exc:  # noqa: BLE001 - an unloadable spec ends the job, with why
+            self._finish_outside_engine(row["id"], row["state"], "failed",
+                                        f"stored spec does not load: {exc}")
+            return None
         self._spot[jid] = spec.resources.spot
         try:
             count = row.get("est_count")

@@ -41,6 +41,7 @@ class Settings:
     replica_id: str | None = None
     lease_s: float = 4.0
     sweep_s: float | None = None
+    max_body_bytes: int = 1 << 20  # a request body past this is refused (413) as it streams
 
     def resolved_db_url(self) -> str:
         return self.db_url or default_sqlite_url(suanli_home() / "suanli.db")
