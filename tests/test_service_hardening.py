@@ -447,3 +447,23 @@ def test_metrics_need_a_token_and_name_no_tenant(api, http):
         return {line.split("{")[0].split(" ")[0] for line in text.splitlines()}
 
     assert families(admin.get("/metrics").text) == families(seen.text)  # admin: same view
+
+
+def test_a_revoked_admin_token_is_refused_at_the_next_start_with_the_reason(db_url, tmp_path):
+    from suanli.errors import SuanliError
+    from suanli.service.settings import Settings
+    from suanli.service.state import open_state
+    from suanli.store import tenants, tokens
+
+    settings = Settings(db_url=db_url, network=str(TINY_NETWORK), backend="none",
+                        admin_token=ADMIN_TOKEN, print_admin_token=False,
+                        data_dir=tmp_path / "runs")
+    state = open_state(settings)
+    with state.db.write() as conn:
+        admin = tenants.principal_for_token(conn, ADMIN_TOKEN)
+        (listed,) = tokens.list_tokens(conn, admin.tenant_id)
+        tokens.revoke_token(conn, admin.tenant_id, listed["id"])
+    state.close()
+    with pytest.raises(SuanliError) as err:
+        open_state(settings)
+    assert err.value.field == "SUANLI_ADMIN_TOKEN" and "revoked" in str(err.value)

@@ -21,7 +21,7 @@ from suanli.service.estimate import Estimator
 from suanli.service.metrics import Metrics
 from suanli.service.settings import Settings
 from suanli.store import network as store_network
-from suanli.store import tenants
+from suanli.store import tenants, tokens
 from suanli.store.db import Database
 from suanli.store.fastpath import FastPath
 
@@ -108,6 +108,10 @@ def _ensure_admin(conn: Any, settings: Settings) -> str | None:
     """The admin tenant: with SUANLI_ADMIN_TOKEN, that token; else a new one at first start."""
     token = settings.admin_token
     if token:
+        if tokens.is_revoked(conn, token):
+            raise SuanliError("SUANLI_ADMIN_TOKEN names a revoked token: set a new one (or "
+                              "unset it to have a new admin token made at start)",
+                              field="SUANLI_ADMIN_TOKEN", value=token[:10] + "...")
         if tenants.principal_for_token(conn, token) is None:
             if tenants.has_admin(conn):
                 admin_row = next(t for t in tenants.list_tenants(conn) if t["is_admin"])

@@ -67,6 +67,12 @@ def create_token(conn: Connection, tenant_id: int) -> dict:
     return {**row, "revoked": False, "token": secret}
 
 
+def is_revoked(conn: Connection, token: str) -> bool:
+    """Whether this secret names a token that was revoked (a revoked token is never revived)."""
+    row = conn.execute(select(TOK.c.revoked).where(TOK.c.token_hash == hash_token(token))).first()
+    return row is not None and bool(row.revoked)
+
+
 def revoke_token(conn: Connection, tenant_id: int, token_id: int) -> dict:
     """Mark one of the tenant's tokens revoked (idempotent); NotFound if it is not theirs."""
     row = conn.execute(update(TOK).where(TOK.c.id == token_id, TOK.c.tenant_id == tenant_id)
