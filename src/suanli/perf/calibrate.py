@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from scipy.optimize import least_squares
 
 from suanli.catalog import Catalog, builtin_catalog
 from suanli.errors import SpecError
@@ -188,6 +187,8 @@ def calibrate(measurements: list[CalibrationPoint] | str | Path, *,
         pred = _predict(points, eff, catalog)
         err = np.log(np.maximum(pred, 1e-30) / measured)
         return np.concatenate([err, PRIOR_WEIGHT * x])
+
+    from scipy.optimize import least_squares  # imported here: scipy costs ~30 MB to load
 
     fit = least_squares(residuals, np.zeros(n_par), bounds=(lo, hi), diff_step=1e-3,
                         x_scale=1.0, max_nfev=60)

@@ -93,6 +93,7 @@ def build_estimate(job: JobSpec, sol: Solution, i: int, eff: Efficiency) -> Esti
     reason = None if fits else _reason(job, sol, i, d, memory, acc_id, eff)
     lines = _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reason)
     is_inf = isinstance(kernel, InferenceKernel)
+    used = int(sol.used[i]) if fits else 0
     return Estimate(
         accelerator=acc_id, count=count, fits=fits, duration_s=dur,
         tokens_per_s=float(sol.tokens_per_s[i]), memory=memory,
@@ -100,9 +101,16 @@ def build_estimate(job: JobSpec, sol: Solution, i: int, eff: Efficiency) -> Esti
         energy_kwh=energy, explanation=tuple(lines), reason=reason,
         ttft_s=d["ttft"] if is_inf and fits else None,
         time_per_output_token_s=d["tpot"] if is_inf and fits else None,
-        chips_used=int(sol.used[i]) if fits else 0, time_shares=shares,
+        chips_used=used, time_shares=shares,
         measured=bool(sol.measured[i]),
+        beyond_useful_range=fits and beyond_useful_range(count, used, par.tp * par.pp),
     )
+
+
+def beyond_useful_range(count: int, used: int, layout_chips: int) -> bool:
+    """More chips idle than the data-parallel ladder (steps of 1/64) and a layout of
+    `layout_chips` chips leave idle by rounding: the count is past what helps."""
+    return count - used > used // 64 + layout_chips
 
 
 def _reason(job, sol, i, d, memory, acc_id, eff) -> str:
@@ -147,6 +155,11 @@ def _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reas
         return lines
     used = int(sol.used[i])
     layout = f"Layout {par}"
+    if beyond_useful_range(count, used, par.tp * par.pp):
+        lines.append(f"Beyond the useful range: {used:,} of the {count:,} chips make it faster; "
+                     f"the other {count - used:,} would idle (the global batch and the layouts "
+                     "cannot use them), so MFU over all the chips asked for is "
+                     f"{_pct(float(sol.mfu[i]))}.")
     if used < count:
         why = ("the global batch limits data parallelism"
                if isinstance(kernel, TrainingKernel) and sol.dp[i] >= kernel.max_dp

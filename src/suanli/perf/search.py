@@ -90,6 +90,18 @@ class Solution:
     zero_stage: np.ndarray
 
 
+# The most chips the search looks at. Past a kernel's useful limit (its largest data-parallel
+# degree x its widest layout) no chip can take part; below it, 2^18 chips bound the search's
+# tables (a few MB per chip type) for any count asked, so an absurd count costs what this does.
+SEARCH_CAP_CHIPS = 1 << 18
+
+
+def search_limit(kernel) -> int:
+    """The largest chip count worth searching for `kernel` (see SEARCH_CAP_CHIPS)."""
+    widest = max(t * p for t, p in kernel.layouts())
+    return int(min(SEARCH_CAP_CHIPS, max(int(kernel.max_dp), 1) * widest))
+
+
 LADDER_EXACT = 128  # every data-parallel degree up to this is tried ...
 LADDER_MANTISSA = 64  # ... then 64 evenly spaced per octave (steps of at most 1/64)
 
@@ -472,12 +484,13 @@ def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best, arg
 
 
-def _measurements(job: JobSpec, chips: ChipArrays, catalog: Catalog, kernel):
-    """{acc index: [(count, duration_s)]} from job.measured, for chips in this solve."""
+def _measurements(job: JobSpec, chips: ChipArrays, catalog: Catalog, kernel, limit: int):
+    """{acc index: [(count, duration_s)]} from job.measured, for chips in this solve (counts
+    past the search limit are left out: no layout can use those chips)."""
     out: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for i, m in enumerate(job.measured):
         acc = catalog.get(m.accelerator, field=f"measured.{i}.accelerator")
-        if acc.id not in chips.ids:
+        if acc.id not in chips.ids or m.count > limit:
             continue
         if m.duration_s is not None:
             dur = m.duration_s
@@ -501,8 +514,10 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
                           field="count", value=int(counts.min()))
     kernel = make_kernel(job, eff, cat)
     chips = chip_arrays(accelerators, job.precision, eff)
-    meas = _measurements(job, chips, cat, kernel)
-    n_max = int(max(counts.max(), max((c for v in meas.values() for c, _ in v), default=1)))
+    limit = search_limit(kernel)
+    meas = _measurements(job, chips, cat, kernel, limit)
+    n_max = int(min(max(counts.max(), max((c for v in meas.values() for c, _ in v),
+                                          default=1)), limit))
     exact, exact_cfg, cfgs = _search(kernel, chips, n_max, prune=not meas)
     best, arg = _cummin(exact)
 
@@ -538,7 +553,7 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     a_count, n_c = len(chips), counts.size
     a_idx = np.repeat(np.arange(a_count), n_c)
     cnt = np.tile(counts, a_count)
-    col = counts - 1
+    col = np.minimum(counts, n_max) - 1  # counts past the search limit use its last column
     dur = best[:, col].reshape(-1)
     fits = np.isfinite(dur)
     used = np.where(fits, arg[:, col].reshape(-1) + 1, cnt)
@@ -559,8 +574,9 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     if not model_ok.all():
         bad = np.nonzero(~model_ok)[0]
         tp, pp, var = tp.copy(), pp.copy(), var.copy()
-        tp[bad], pp[bad], var[bad] = _fallback_layout(kernel, chips, a_idx[bad], cnt[bad], cfgs)
-    layout_chips = np.where(model_ok, used, cnt)
+        tp[bad], pp[bad], var[bad] = _fallback_layout(kernel, chips, a_idx[bad],
+                                                      np.minimum(cnt[bad], n_max), cfgs)
+    layout_chips = np.where(model_ok, used, np.minimum(cnt, n_max))
     dp = np.maximum(np.minimum(layout_chips // (tp * pp), kernel.max_dp), 1)
     # Evaluate each distinct (chip, layout, chips used) once; many counts share one.
     key = ((a_idx * 8 + np.minimum(var, 7)) * (n_max + 1) + layout_chips) * 4096 \
@@ -604,7 +620,7 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     bound = np.where(fits, bound, BOUND_CODE["memory_capacity"])
     return Solution(
         kernel=kernel, chips=chips, counts=counts, acc_index=a_idx, count=cnt, duration_s=dur,
-        model_duration_s=model_best[a_idx, cnt - 1], fits=fits, used=used, tp=tp, pp=pp,
+        model_duration_s=model_best[a_idx, np.minimum(cnt, n_max) - 1], fits=fits, used=used, tp=tp, pp=pp,
         var=var, dp=dp, detail=detail, measured=meas_flag, measured_factor=factor,
         tokens_per_s=tps, mfu=mfu, power_w=power, bound=bound.astype(np.int64),
         zero_stage=stage,
@@ -644,7 +660,7 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
                                          efficiency=eff, details=False), len(accelerators))
     kernel = make_kernel(job, eff, cat)
     chips = chip_arrays(accelerators, job.precision, eff)
-    n_max = int(counts.max())
+    n_max = int(min(counts.max(), search_limit(kernel)))
     exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
 
     # Running minimum and where it improves.
@@ -690,7 +706,7 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     if counts.size == n_max and counts[0] == 1 and bool((np.diff(counts) == 1).all()):
         dur = best
     else:
-        colx = counts - 1
+        colx = np.minimum(counts, n_max) - 1
         dur, point = best[:, colx], point[:, colx]
     fits = np.isfinite(dur)
     no_fit = ~fits

@@ -83,6 +83,10 @@ class Estimate:
     chips_used: int = 0
     time_shares: dict[str, float] = field(default_factory=dict)
     measured: bool = False
+    # More chips were asked for than make the job faster: only chips_used of count take part
+    # (the global batch and the layouts cannot use the rest); set beyond the rounding the
+    # data-parallel ladder and the layout leave idle.
+    beyond_useful_range: bool = False
 
     @property
     def memory_per_chip_gb(self) -> float:
@@ -98,6 +102,7 @@ class Estimate:
             "accelerator": self.accelerator,
             "count": self.count,
             "chips_used": self.chips_used,
+            "beyond_useful_range": self.beyond_useful_range,
             "fits": self.fits,
             "duration_s": _finite(self.duration_s),
             "tokens_per_s": self.tokens_per_s,
