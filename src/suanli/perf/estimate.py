@@ -169,7 +169,7 @@ def _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reas
     share_txt = ", ".join(f"{k.replace('_', ' ')} {_pct(v)}"
                           for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
     lines.append(f"Binding bound: {bound.replace('_', ' ')} (time shares: {share_txt}).")
-    src = "calibrated default (perf/efficiency.py)"
+    src = "calibrated default (data/efficiency.yaml)"
     if acc_id not in eff.compute:
         src = "default for chips without a published figure"
     if isinstance(kernel, GenericKernel):
