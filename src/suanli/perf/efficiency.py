@@ -87,7 +87,12 @@ class Efficiency:
     # (Sergeev & Del Balso 2018, Horovod: ~88-90% scaling efficiency at 128-512 GPUs).
     generic_loss_per_doubling_node: float = 0.01
     generic_loss_per_doubling_network: float = 0.03
-    decode_batch_cap: int = 256  # max sequences per decode micro-batch (vLLM max_num_seqs)
+    # Max sequences per decode micro-batch. vLLM's max_num_seqs defaults to 256; offline
+    # engines tuned for throughput run larger batches (TensorRT-LLM max_batch_size is set in
+    # the thousands for MLPerf offline runs): 1,024 is an assumption between the two, so KV-cache
+    # capacity, not this cap, bounds the batch of a 70B model on 80-192 GB chips.
+    decode_batch_cap: int = 1024
+    kv_block_tokens: int = 16  # paged KV cache: whole blocks of 16 tokens (vLLM block_size)
 
     def compute_for(self, accelerator_id: str) -> float:
         return self.compute.get(accelerator_id, self.compute_default)

@@ -56,7 +56,8 @@ class InferenceKernel:
             touch = keep  # fraction of experts one sequence's token touches
         else:
             p_exp, touch = 0.0, 0.0
-        ctx_peak = work.input_tokens + work.output_tokens
+        block = max(int(eff.kv_block_tokens), 1)  # paged allocation: whole blocks
+        ctx_peak = -(-(work.input_tokens + work.output_tokens) // block) * block
         ctx_mean = work.input_tokens + work.output_tokens / 2.0
         mla = m.kv_dim_per_layer is not None
         window = work.window_s if work.rate_per_s is not None else None
