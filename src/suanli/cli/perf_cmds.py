@@ -15,10 +15,10 @@ from suanli.errors import SuanliError
 from suanli.jobs import load_job
 from suanli.perf import estimate as estimate_job
 from suanli.perf import load_calibration, min_fitting_count
-from suanli.perf.search import SEARCH_CAP_CHIPS
 from suanli.perf.calibrate import calibrate as calibrate_points
 from suanli.perf.calibrate import load_measurements, write_calibration
 from suanli.perf.compare import compare as compare_chips
+from suanli.perf.search import SEARCH_CAP_CHIPS
 from suanli.perf.types import Estimate
 
 

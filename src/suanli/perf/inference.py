@@ -43,6 +43,7 @@ class InferenceKernel:
     moe_factor: float
 
     kind_label = "inference"
+    fast_path = False  # kernel.Kernel only: the search uses evaluate
 
     @classmethod
     def from_job(cls, job: JobSpec, eff: Efficiency) -> InferenceKernel:

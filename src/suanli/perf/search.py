@@ -24,6 +24,7 @@ from suanli.perf.chips import ChipArrays, chip_arrays
 from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from suanli.perf.generic import GenericKernel
 from suanli.perf.inference import DECODE_BOUND_POWER, InferenceKernel
+from suanli.perf.kernel import Kernel, power_and_bound, running_min
 from suanli.perf.training import TrainingKernel
 from suanli.perf.types import BOUND_CODE
 
@@ -32,7 +33,7 @@ _CHIP_FIELDS = ("bf16_flops", "peak_flops", "sustained_flops", "ridge_ratio", "m
                 "tdp_w", "has_fp8")
 
 
-def make_kernel(job: JobSpec, eff: Efficiency, catalog: Catalog | None = None):
+def make_kernel(job: JobSpec, eff: Efficiency, catalog: Catalog | None = None) -> Kernel:
     if job.kind in ("train", "finetune"):
         return TrainingKernel.from_job(job, eff)
     if job.kind in ("inference", "batch_inference"):
@@ -147,12 +148,11 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     cfgs, plan, n_slots, slot_tp, slot_pp, slot_dp, slot_lay = _slots(
         layouts, variants, int(kernel.max_dp), n_max)
     c = _expand(chips, 2)
-    prune = prune and nvar > 1 and hasattr(kernel, "duration_lower_bound") \
-        and kernel.lower_bound_is_safe()
+    fast = kernel.fast_path  # declared by the kernel (kernel.FastKernel), chosen once here
+    prune = prune and nvar > 1 and fast and kernel.lower_bound_is_safe()
     # best duration found so far on exactly m chips (an upper bound on exact), if pruning
     work = _Work()  # reused buffers for what stays inside this function
     primary = work.get("primary", (a_count, n_max), np.inf) if prune else None
-    fast = hasattr(kernel, "duration")
     nodes = _node_kinds(chips) if fast else None
 
     dur_all = work.get("dur", (a_count, n_slots))
@@ -272,7 +272,7 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
             fit_v = fit_of[v] = np.zeros(ai_l.size, dtype=bool)
             if sel.size == 0:
                 continue
-            if not hasattr(kernel, "memory_total"):
+            if not fast:
                 slot = slot_l[sel]
                 fit = np.broadcast_to(kernel.fits(_take(chips, ai_l[sel]), slot_tp[slot],
                                                   slot_pp[slot], np.int64(v), slot_dp[slot]),
@@ -328,7 +328,7 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
             if primary is None:
                 run(sel, ai, tp_c, pp_c, dp_c, lay_row)
                 continue
-            if hasattr(kernel, "lower_bound_rows"):  # rows per (chip, layout), looked up
+            if fast:  # rows per (chip, layout), looked up
                 rows = lb_rows.get(v & 4)  # the bound depends on the variant only via bit 2
                 if rows is None:
                     rows = lb_rows[v & 4] = tuple(
@@ -476,9 +476,7 @@ def _node_kinds(chips: ChipArrays):
 
 def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Running minimum along counts and the (earliest) count index achieving it."""
-    best = np.minimum.accumulate(exact, axis=1)
-    prev = np.concatenate([np.full((exact.shape[0], 1), np.inf), best[:, :-1]], axis=1)
-    improve = exact < prev
+    best, improve = running_min(exact)
     n = exact.shape[1]
     arg = np.maximum.accumulate(np.where(improve, np.arange(n), 0), axis=1)
     return best, arg
@@ -607,20 +605,14 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     e = eff
     busy = np.where(model_ok, detail["busy"], 1.0)
     mem_busy = np.where(model_ok, detail["mem_busy"], 0.0)
-    activity = np.clip(busy + DECODE_BOUND_POWER * mem_busy, 0.0, 1.0)
     tdp = chips.tdp_w[a_idx]
-    chip_power = tdp * (e.power_idle + (e.power_busy - e.power_idle) * activity)
+    chip_power, bound = power_and_bound(e, tdp, busy, mem_busy, detail, DECODE_BOUND_POWER)
     power = used * chip_power + (cnt - used) * tdp * e.power_idle
-    bound = np.zeros(dp.shape, dtype=np.int64)
-    top = detail["t_compute"] + detail["t_bubble"]
-    for code, key in ((1, "t_memory"), (2, "t_link"), (3, "t_network")):
-        bigger = detail[key] > top
-        bound = np.where(bigger, code, bound)
-        top = np.where(bigger, detail[key], top)
     bound = np.where(fits, bound, BOUND_CODE["memory_capacity"])
     return Solution(
         kernel=kernel, chips=chips, counts=counts, acc_index=a_idx, count=cnt, duration_s=dur,
-        model_duration_s=model_best[a_idx, np.minimum(cnt, n_max) - 1], fits=fits, used=used, tp=tp, pp=pp,
+        model_duration_s=model_best[a_idx, np.minimum(cnt, n_max) - 1], fits=fits, used=used,
+        tp=tp, pp=pp,
         var=var, dp=dp, detail=detail, measured=meas_flag, measured_factor=factor,
         tokens_per_s=tps, mfu=mfu, power_w=power, bound=bound.astype(np.int64),
         zero_stage=stage,
@@ -663,18 +655,14 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     n_max = int(min(counts.max(), search_limit(kernel)))
     exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
 
-    # Running minimum and where it improves.
-    best = np.minimum.accumulate(exact, axis=1)
-    improve = np.empty(exact.shape, dtype=bool)
-    np.less(exact[:, :1], np.inf, out=improve[:, :1])
-    np.less(exact[:, 1:], best[:, :-1], out=improve[:, 1:])
+    best, improve = running_min(exact)
 
     # The layout at each improvement point, evaluated once.
     ai, ji = np.nonzero(improve)
     cfg = exact_cfg[ai, ji]
     tp, pp, var = cfgs[cfg, 0], cfgs[cfg, 1], cfgs[cfg, 2]
     dp = np.maximum(np.minimum((ji + 1) // (tp * pp), kernel.max_dp), 1)
-    if hasattr(kernel, "lean_terms"):  # the same terms, with less work
+    if kernel.fast_path:  # the same terms, with less work
         detail = kernel.lean_terms(_take(chips, ai), tp, pp, var, dp)
     else:
         detail = kernel.evaluate(_take(chips, ai), tp, pp, var, dp, lean=True)
@@ -684,16 +672,8 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
         return np.broadcast_to(np.asarray(detail[key]), shape)
 
     e = eff
-    activity = np.minimum(np.maximum(col("busy") + DECODE_BOUND_POWER * col("mem_busy"), 0.0),
-                          1.0)
-    tdp_at = chips.tdp_w[ai]
-    power_at = tdp_at * (e.power_idle + (e.power_busy - e.power_idle) * activity)
-    bound_at = np.zeros(shape, dtype=np.int64)
-    top = col("t_compute") + col("t_bubble")
-    for code, key in ((1, "t_memory"), (2, "t_link"), (3, "t_network")):
-        bigger = col(key) > top
-        bound_at = np.where(bigger, code, bound_at)
-        top = np.where(bigger, col(key), top)
+    power_at, bound_at = power_and_bound(e, chips.tdp_w[ai], col("busy"), col("mem_busy"),
+                                         detail, DECODE_BOUND_POWER)
 
     # Each entry that fits runs at the last improvement point at or before its count: the
     # number of improvement points so far (row-major order) minus one indexes it. Entries

@@ -80,6 +80,7 @@ class TrainingKernel:
     moe_factor: float
 
     kind_label = "training"
+    fast_path = True  # implements kernel.FastKernel
 
     @classmethod
     def from_job(cls, job: JobSpec, eff: Efficiency) -> TrainingKernel:
