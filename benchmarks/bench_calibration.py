@@ -11,14 +11,11 @@ import json
 import statistics
 from importlib import resources
 
-import numpy as np
 import yaml
 
-from suanli.catalog import builtin_catalog
 from suanli.jobs import parse_job
-from suanli.perf import DEFAULT_EFFICIENCY, estimate
-from suanli.perf.chips import chip_arrays
-from suanli.perf.search import make_kernel
+from suanli.perf import estimate
+from suanli.perf.estimate import throughput_at_layout
 
 
 def load_measurements() -> list[dict]:
@@ -34,30 +31,11 @@ def job_of(entry: dict):
                       "work": work})
 
 
-def at_layout(job, chip: str, count: int, tp: int, pp: int) -> tuple[float, float]:
-    """(tokens/s, MFU) of the fastest fitting variant at the layout the source ran."""
-    eff = DEFAULT_EFFICIENCY
-    acc = builtin_catalog().get(chip)
-    kernel = make_kernel(job, eff)
-    chips = chip_arrays([acc], job.precision, eff)
-    dp = max(count // (tp * pp), 1)
-    best = float("inf")
-    for var in kernel.variants():
-        out = kernel.evaluate(chips, np.array([tp]), np.array([pp]), np.int64(var),
-                              np.array([dp]), duration_only=True)
-        if bool(np.asarray(out["fits"]).reshape(-1)[0]):
-            best = min(best, float(np.asarray(out["duration_s"]).reshape(-1)[0]))
-    if not np.isfinite(best):
-        return 0.0, 0.0
-    tps = float(kernel.tokens_per_s(best))
-    return tps, kernel.model_flops() / best / (count * float(chips.peak_flops[0]))
-
-
 def evaluate(entry: dict) -> dict:
     job, count = job_of(entry), entry["count"]
     if "layout" in entry:
-        tps, mfu = at_layout(job, entry["chip"], count, entry["layout"]["tp"],
-                             entry["layout"]["pp"])
+        tps, mfu = throughput_at_layout(job, entry["chip"], count, entry["layout"]["tp"],
+                                        entry["layout"]["pp"])
     else:
         est = estimate(job, entry["chip"], count)
         tps, mfu = (est.tokens_per_s, est.mfu) if est.fits else (0.0, 0.0)

@@ -9,10 +9,11 @@ import numpy as np
 from suanli.catalog import Accelerator, Catalog, builtin_catalog
 from suanli.errors import SuanliError
 from suanli.jobs import JobSpec
+from suanli.perf.chips import chip_arrays
 from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from suanli.perf.generic import GenericKernel
 from suanli.perf.inference import InferenceKernel
-from suanli.perf.search import Solution, solve, solve_grid
+from suanli.perf.search import Solution, make_kernel, solve, solve_grid
 from suanli.perf.training import TrainingKernel
 from suanli.perf.types import BOUNDS, Estimate, EstimateGrid, MemoryBreakdown, Parallelism
 
@@ -53,6 +54,32 @@ def estimate_grid(job: JobSpec, accelerators: Sequence[Accelerator | str], count
         tokens_per_s=sol.tokens_per_s, mfu=sol.mfu, power_w=sol.power_w, fits=sol.fits,
         bound=sol.bound, chips_used=sol.used,
     )
+
+
+def throughput_at_layout(job: JobSpec, accelerator: Accelerator | str, count: int, tp: int,
+                         pp: int, *, catalog: Catalog | None = None,
+                         efficiency: Efficiency | None = None) -> tuple[float, float]:
+    """(tokens/s, MFU) at a given tensor x pipeline layout (dp = count // (tp·pp)), the
+    fastest variant that fits; (0, 0) if none does. For comparing with a measurement taken
+    at a layout the search would not choose (calibration)."""
+    eff = efficiency or DEFAULT_EFFICIENCY
+    acc = resolve_accelerators([accelerator], catalog)[0]
+    if tp < 1 or pp < 1 or tp * pp > count:
+        raise SuanliError(f"layout tp={tp} pp={pp} does not fit in {count} chips",
+                          field="layout", value={"tp": tp, "pp": pp})
+    kernel = make_kernel(job, eff, catalog)
+    chips = chip_arrays([acc], job.precision, eff)
+    dp = np.array([min(count // (tp * pp), kernel.max_dp)])
+    best = np.inf
+    for var in kernel.variants():
+        out = kernel.evaluate(chips, np.array([tp]), np.array([pp]), np.int64(var), dp,
+                              duration_only=True)
+        if bool(np.asarray(out["fits"]).reshape(-1)[0]):
+            best = min(best, float(np.asarray(out["duration_s"]).reshape(-1)[0]))
+    if not np.isfinite(best):
+        return 0.0, 0.0
+    tokens_per_s = float(kernel.tokens_per_s(best))
+    return tokens_per_s, kernel.model_flops() / best / (count * float(chips.peak_flops[0]))
 
 
 def min_fitting_count(job: JobSpec, accelerator: Accelerator | str, limit: int = 4096, *,
