@@ -241,7 +241,10 @@ def _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reas
             f"token {d['tpot'] * 1e3:.1f} ms, time to first token {d['ttft'] * 1e3:.0f} ms.")
         lines.append(
             f"Memory per chip {memory.total_gb:.1f} of {memory.capacity_gb:.1f} GB usable: "
-            f"weights {memory.weights_gb:.1f}, KV cache {memory.kv_cache_gb:.1f}.")
+            f"weights {memory.weights_gb:.1f}, activation workspace "
+            f"{memory.activations_gb:.1f}, KV cache {memory.kv_cache_gb:.1f} (the batch is "
+            "sized from the HBM left after weights and workspace, in "
+            f"{eff.kv_block_tokens}-token pages).")
     if bool(sol.measured[i]):
         lines.append("Measured: a measurement in the job for this chip and count sets the "
                      "duration; the model gives the layout and memory.")
