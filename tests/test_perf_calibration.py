@@ -16,7 +16,7 @@ from suanli.perf.calibrate import load_measurements, parse_measurements
 from suanli.perf.estimate import throughput_at_layout
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "examples" / "calibration-measurements.yaml"
+SAMPLE = ROOT / "examples" / "calibration" / "measurements.yaml"
 
 
 def _data(name: str) -> dict:

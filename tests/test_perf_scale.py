@@ -9,11 +9,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from suanli.catalog import builtin_catalog
 from suanli.jobs import parse_job
-from suanli.perf import DEFAULT_EFFICIENCY, estimate
+from suanli.network.load import parse_network
+from suanli.perf import DEFAULT_EFFICIENCY, estimate, estimate_grid
+from suanli.plan import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,3 +140,30 @@ def test_the_model_lands_near_every_published_measurement():
     assert report["median_abs_relative_error"] < 0.10
     assert report["max_abs_relative_error"] < 0.25
     assert all(row["source"] for row in report["rows"])
+
+
+def test_the_grid_flags_the_same_counts_beyond_the_useful_range_as_estimate():
+    job = _train("llama-2-7b", 64 * 4096)
+    counts = np.array([8, 64, 512, 4096, 4200, 8192, 16384])
+    grid = estimate_grid(job, ["H100", "910B"], counts)
+    for i, chip in enumerate(grid.accelerators):
+        for j, n in enumerate(counts):
+            est = estimate(job, chip, int(n))
+            assert bool(grid.beyond_useful_range[i, j]) == est.beyond_useful_range, (chip, n)
+    assert grid.beyond_useful_range[0, -1] and not grid.beyond_useful_range[0, 0]
+
+
+def test_the_planner_buys_no_chips_past_the_useful_range():
+    net = parse_network({"name": "t", "centers": [
+        {"id": "dc", "name": "dc", "region": "r", "lat": 30, "lon": 110,
+         "electricity_price_per_kwh": 0.5, "pue": 1.2, "carbon_g_per_kwh": 500,
+         "pools": [{"id": "h", "accelerator": "H100", "nodes": 2048,
+                    "price_per_chip_hour": 10.0}]}],
+        "links": [], "datasets": [], "intra_region_gbps": 100.0}, "t")
+    job = parse_job({"name": "j", "kind": "train", "model": "llama-2-7b",
+                     "work": {"tokens": 2e9, "seq_len": 4096, "global_batch_tokens": 64 * 4096},
+                     "resources": {"count": {"min": 8, "max": 16384}}})
+    result = plan(job, net, objective="time")
+    assert result.options
+    for option in result.options:
+        assert not estimate(job, "H100", option.count).beyond_useful_range, option.count

@@ -15,7 +15,14 @@ from suanli.perf.generic import GenericKernel
 from suanli.perf.inference import InferenceKernel
 from suanli.perf.search import Solution, make_kernel, solve, solve_grid
 from suanli.perf.training import TrainingKernel
-from suanli.perf.types import BOUNDS, Estimate, EstimateGrid, MemoryBreakdown, Parallelism
+from suanli.perf.types import (
+    BOUNDS,
+    Estimate,
+    EstimateGrid,
+    MemoryBreakdown,
+    Parallelism,
+    beyond_useful_range,
+)
 
 GB = 1e9
 
@@ -52,7 +59,7 @@ def estimate_grid(job: JobSpec, accelerators: Sequence[Accelerator | str], count
     return EstimateGrid(
         accelerators=[a.id for a in accs], counts=counts, duration_s=sol.duration_s,
         tokens_per_s=sol.tokens_per_s, mfu=sol.mfu, power_w=sol.power_w, fits=sol.fits,
-        bound=sol.bound, chips_used=sol.used,
+        bound=sol.bound, chips_used=sol.used, beyond_useful_range=sol.beyond_useful_range,
     )
 
 
@@ -133,11 +140,6 @@ def build_estimate(job: JobSpec, sol: Solution, i: int, eff: Efficiency) -> Esti
         beyond_useful_range=fits and beyond_useful_range(count, used, par.tp * par.pp),
     )
 
-
-def beyond_useful_range(count: int, used: int, layout_chips: int) -> bool:
-    """More chips idle than the data-parallel ladder (steps of 1/64) and a layout of
-    `layout_chips` chips leave idle by rounding: the count is past what helps."""
-    return count - used > used // 64 + layout_chips
 
 
 def _reason(job, sol, i, d, memory, acc_id, eff) -> str:

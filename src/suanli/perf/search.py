@@ -26,7 +26,7 @@ from suanli.perf.generic import GenericKernel
 from suanli.perf.inference import DECODE_BOUND_POWER, InferenceKernel
 from suanli.perf.kernel import Kernel, power_and_bound, running_min
 from suanli.perf.training import TrainingKernel
-from suanli.perf.types import BOUND_CODE
+from suanli.perf.types import BOUND_CODE, beyond_useful_range
 
 _CHIP_FIELDS = ("bf16_flops", "peak_flops", "sustained_flops", "ridge_ratio", "mem_bw",
                 "mem_bytes", "mem_physical_gb", "up_bw", "mesh", "chips_per_node", "out_bw",
@@ -694,6 +694,7 @@ class GridSolution:
     fits: np.ndarray
     bound: np.ndarray
     used: np.ndarray
+    beyond_useful_range: np.ndarray  # bool: more chips than make the job faster
 
 
 def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
@@ -780,8 +781,10 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
         mfu /= np.multiply(cnt, chips.peak_flops[:, None], out=idle_power)
         np.copyto(mfu, 0.0, where=no_fit)
     np.nan_to_num(mfu, copy=False)
+    layout = np.append(tp * pp, 1)[point]
+    beyond = fits & beyond_useful_range(cnt, used, layout)
     return GridSolution(duration_s=dur, tokens_per_s=tps, mfu=mfu, power_w=power, fits=fits,
-                        bound=bound, used=used)
+                        bound=bound, used=used, beyond_useful_range=beyond)
 
 
 def _grid_from_solution(sol: Solution, a_count: int) -> GridSolution:
@@ -790,7 +793,9 @@ def _grid_from_solution(sol: Solution, a_count: int) -> GridSolution:
         duration_s=sol.duration_s.reshape(shape), tokens_per_s=sol.tokens_per_s.reshape(shape),
         mfu=sol.mfu.reshape(shape), power_w=sol.power_w.reshape(shape),
         fits=sol.fits.reshape(shape), bound=sol.bound.reshape(shape),
-        used=sol.used.reshape(shape))
+        used=sol.used.reshape(shape),
+        beyond_useful_range=(sol.fits & beyond_useful_range(sol.count, sol.used,
+                                                            sol.tp * sol.pp)).reshape(shape))
 
 
 def _fallback_layout(kernel, chips: ChipArrays, a_idx, cnt, cfgs):

@@ -135,6 +135,7 @@ class EstimateGrid:
     fits: np.ndarray
     bound: np.ndarray  # int codes into BOUNDS
     chips_used: np.ndarray | None = None
+    beyond_useful_range: np.ndarray | None = None  # bool: see Estimate.beyond_useful_range
 
     @property
     def energy_kwh(self) -> np.ndarray:
@@ -143,6 +144,12 @@ class EstimateGrid:
 
     def index(self, accelerator: str) -> int:
         return self.accelerators.index(accelerator)
+
+
+def beyond_useful_range(count, used, layout_chips):
+    """More chips idle than the data-parallel ladder (steps of 1/64) and a layout of
+    `layout_chips` chips leave idle by rounding: the count is past what helps. Elementwise."""
+    return count - used > used // 64 + layout_chips
 
 
 def _finite(x: float) -> float | None:
