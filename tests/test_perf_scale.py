@@ -167,3 +167,18 @@ def test_the_planner_buys_no_chips_past_the_useful_range():
     assert result.options
     for option in result.options:
         assert not estimate(job, "H100", option.count).beyond_useful_range, option.count
+
+
+def test_the_cli_answers_a_count_past_the_useful_range_with_chips_used_of_requested():
+    from typer.testing import CliRunner
+
+    from suanli.cli.main import app
+
+    result = CliRunner().invoke(app, ["estimate", str(ROOT / "examples" /
+                                                     "llama3-8b-pretrain.yaml"),
+                                      "-a", "H100", "--count", "100000"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "beyond the useful range" in result.output
+    assert "of 100,000 chips used" in result.output
+    assert "more chips do not help" in result.output
