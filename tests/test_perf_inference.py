@@ -80,8 +80,11 @@ def test_serving_window_sets_duration_when_capacity_covers_the_rate():
 def test_memory_fits_at_the_right_boundary():
     base = builtin_catalog()
     weights_gb = 6.74 * 2  # llama-2-7b BF16
-    kv_gb = 513 * 32 * 2 * 4096 * 2 / 1e9  # one request of 1 + 512 tokens
-    need = (weights_gb + kv_gb) / 0.9  # usable = 90% of physical
+    # one request of 1 + 512 tokens, in whole 16-token pages: 528 tokens of KV cache
+    kv_gb = 528 * 32 * 2 * 4096 * 2 / 1e9
+    # activation workspace: 2,048 prefill tokens x (4 x hidden + 3 x ffn) x 2 bytes
+    acts_gb = 2048 * (4 * 4096 + 3 * 11008) * 2 / 1e9
+    need = (weights_gb + acts_gb + kv_gb) / 0.9  # usable = 90% of physical
     job = _infer()
     for mem, fits in [(need * 1.001, True), (need * 0.999, False)]:
         cat = base.with_overrides([{"id": "TESTCHIP", "name": "Test", "vendor": "x",

@@ -18,6 +18,7 @@ from suanli.perf import load_calibration, min_fitting_count
 from suanli.perf.calibrate import calibrate as calibrate_points
 from suanli.perf.calibrate import load_measurements, write_calibration
 from suanli.perf.compare import compare as compare_chips
+from suanli.perf.search import SEARCH_CAP_CHIPS
 from suanli.perf.types import Estimate
 
 
@@ -62,7 +63,7 @@ def estimate(
     est = estimate_job(job, acc, count or job.min_count, catalog=cat, efficiency=eff)
     hint, least = None, None
     if not est.fits:
-        limit = max(job.max_count, est.count, 4096)
+        limit = min(max(job.max_count, est.count, 4096), SEARCH_CAP_CHIPS)
         least = min_fitting_count(job, acc, limit, catalog=cat, efficiency=eff)
         if least is None:
             raise SuanliError(f"{job.name} fits on no count of {acc.id} up to {limit:,}: "
@@ -82,7 +83,12 @@ def _print_estimate(name: str, est: Estimate) -> None:
     table.add_column(style="bold")
     table.add_column()
     status = "[green]fits[/]" if est.fits else "[red]does not fit[/]"
+    if est.beyond_useful_range:
+        status = (f"[yellow]fits, beyond the useful range: {est.chips_used:,} of "
+                  f"{est.count:,} chips used[/]")
     table.add_row("fits", status)
+    if est.fits:
+        table.add_row("chips used", f"{est.chips_used:,} of {est.count:,}")
     table.add_row("duration", _duration(est.duration_s))
     table.add_row("tokens/s", f"{est.tokens_per_s:,.0f}")
     if est.ttft_s is not None and est.time_per_output_token_s is not None:
@@ -90,7 +96,10 @@ def _print_estimate(name: str, est: Estimate) -> None:
                                  f"{est.time_per_output_token_s * 1e3:,.1f} ms/token")
     table.add_row("parallelism", f"{est.parallelism}")
     table.add_row("MFU", f"{est.mfu:.1%}")
-    table.add_row("bound", est.bound.replace("_", " "))
+    bound = est.bound.replace("_", " ")
+    if est.beyond_useful_range:
+        bound += f" (on the {est.chips_used:,} chips used; more chips do not help)"
+    table.add_row("bound", bound)
     m = est.memory
     table.add_row("memory/chip", f"{m.total_gb:,.1f} of {m.capacity_gb:,.1f} GB usable "
                                  f"(weights {m.weights_gb:,.1f}, grads {m.gradients_gb:,.1f}, "

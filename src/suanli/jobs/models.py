@@ -30,6 +30,9 @@ class ModelArch(BaseModel):
     experts: int = Field(default=1, ge=1)
     experts_per_token: int = Field(default=1, ge=1)
     kv_dim_per_layer: int | None = Field(default=None, ge=1)
+    global_batch_tokens: float | None = Field(
+        default=None, gt=0, description="tokens per training step in the model's paper"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelArch:

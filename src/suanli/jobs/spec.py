@@ -38,6 +38,10 @@ class TrainWork(BaseModel):
     tokens: float = Field(gt=0, le=1e18, description="tokens processed over the whole job")
     seq_len: int = Field(default=4096, ge=1, le=INT32_MAX)
     global_batch_tokens: float | None = Field(default=None, gt=0, le=1e12)
+    global_batch_seqs: int | None = Field(
+        default=None, ge=1, le=INT32_MAX,
+        description="sequences per step; default: the model's published batch"
+    )
     lora_rank: int | None = Field(default=None, ge=1, le=INT32_MAX,
                                   description="finetune only; None = full")
     recompute: bool = Field(default=False, description="full activation recomputation (8ND)")

@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 import yaml
-from scipy.optimize import least_squares
 
 from suanli.catalog import Catalog, builtin_catalog
 from suanli.errors import SpecError
 from suanli.jobs import JobSpec, load_job, parse_job
 from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
-from suanli.perf.estimate import estimate
+from suanli.perf.estimate import estimate, throughput_at_layout
 
 PRIOR_WEIGHT = 0.1
 GLOBAL_FACTORS = ("memory_bw", "scaleup", "scaleout")
@@ -34,6 +33,7 @@ class CalibrationPoint:
     count: int
     tokens_per_s: float
     label: str
+    layout: tuple[int, int] | None = None  # (tp, pp) as run, when the measurement gives it
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _job_from_entry(entry: dict, i: int, base_dir: Path | None) -> JobSpec:
     kind = entry.get("kind", "train")
     if kind in ("train", "finetune"):
         work = {"tokens": 1e9, "seq_len": int(entry.get("seq_len", 4096))}
-        for key in ("global_batch_tokens", "lora_rank", "recompute"):
+        for key in ("global_batch_tokens", "global_batch_seqs", "lora_rank", "recompute"):
             if key in entry:
                 work[key] = entry[key]
     else:
@@ -116,8 +116,24 @@ def parse_measurements(raw: Any, *, base_dir: Path | None = None,
             raise SpecError(f"{where}.tokens_per_s: give a positive measured tokens/s",
                             field=f"{where}.tokens_per_s", value=tps)
         label = entry.get("name") or f"{job.model.id if job.model else job.name}@{count}x{acc.id}"
-        points.append(CalibrationPoint(job, acc.id, count, tps, str(label)))
+        points.append(CalibrationPoint(job, acc.id, count, tps, str(label),
+                                       _layout(entry, where, count)))
     return points
+
+
+def _layout(entry: dict, where: str, count: int) -> tuple[int, int] | None:
+    """The optional tensor x pipeline layout the measurement ran at (`tp`, `pp`)."""
+    if "tp" not in entry and "pp" not in entry:
+        return None
+    try:
+        tp, pp = int(entry.get("tp", 1)), int(entry.get("pp", 1))
+    except (TypeError, ValueError):
+        raise SpecError(f"{where}: tp and pp must be positive integers", field=f"{where}.tp",
+                        value=entry.get("tp")) from None
+    if tp < 1 or pp < 1 or tp * pp > count:
+        raise SpecError(f"{where}: tp x pp must be between 1 and count ({count})",
+                        field=f"{where}.tp", value={"tp": tp, "pp": pp})
+    return tp, pp
 
 
 def load_measurements(path: str | Path, catalog: Catalog | None = None) -> list[CalibrationPoint]:
@@ -132,7 +148,8 @@ def load_measurements(path: str | Path, catalog: Catalog | None = None) -> list[
         rows = [{k: v for k, v in row.items() if v not in (None, "")}
                 for row in csv.DictReader(text.splitlines())]
         for row in rows:
-            for key in ("seq_len", "input_tokens", "output_tokens", "lora_rank"):
+            for key in ("seq_len", "input_tokens", "output_tokens", "lora_rank", "tp", "pp",
+                        "global_batch_seqs"):
                 if key in row:
                     row[key] = int(float(row[key]))
         raw: Any = rows
@@ -156,6 +173,10 @@ def _apply(base: Efficiency, chips: list[str], x: np.ndarray) -> tuple[Efficienc
 def _predict(points: list[CalibrationPoint], eff: Efficiency, catalog) -> np.ndarray:
     out = []
     for p in points:
+        if p.layout is not None:  # the layout it ran at, not the one the search picks
+            out.append(throughput_at_layout(p.job, p.accelerator, p.count, *p.layout,
+                                            catalog=catalog, efficiency=eff)[0])
+            continue
         e = estimate(p.job, p.accelerator, p.count, catalog=catalog, efficiency=eff)
         out.append(e.tokens_per_s if e.fits else 0.0)
     return np.array(out)
@@ -188,6 +209,8 @@ def calibrate(measurements: list[CalibrationPoint] | str | Path, *,
         pred = _predict(points, eff, catalog)
         err = np.log(np.maximum(pred, 1e-30) / measured)
         return np.concatenate([err, PRIOR_WEIGHT * x])
+
+    from scipy.optimize import least_squares  # imported here: scipy costs ~30 MB to load
 
     fit = least_squares(residuals, np.zeros(n_par), bounds=(lo, hi), diff_step=1e-3,
                         x_scale=1.0, max_nfev=60)

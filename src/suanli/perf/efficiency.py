@@ -20,31 +20,26 @@ tests check the model against (tests/test_perf_anchors.py):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from suanli.errors import SpecError
 
-# Fraction of dense peak a chip sustains on the training/prefill kernel mix (large GEMMs plus
-# attention, norms, activations) before GEMM-size, communication and pipeline losses.
-# NVIDIA Ampere: large BF16 GEMMs reach ~280 of 312 TFLOPS (cuBLAS); set so the model lands on
-# Korthikanti's 51-56% MFU. Hopper: large GEMMs reach ~700-750 of 989 TFLOPS (cuBLAS/
-# Transformer Engine benchmarks, NVIDIA NeMo performance tables); set so Llama 3 405B lands at
-# ~40% MFU. H20's low compute-to-bandwidth ratio lets it run nearer its (small) peak.
-# AMD MI300X: public training benchmarks (SemiAnalysis, "MI300X vs H100 vs H200 Benchmark",
-# Dec 2024) show a lower fraction of a higher peak. Ascend 910B/C, Cambricon: no public MFU
-# table we rely on; a conservative assumption, to be calibrated with measurements.
-COMPUTE_EFFICIENCY: dict[str, float] = {
-    "A100": 0.70, "A100-40GB": 0.70, "A800": 0.70,
-    "H100": 0.62, "H800": 0.62, "H200": 0.63, "H20": 0.70,
-    "B200": 0.58, "GB200": 0.58,
-    "MI250X": 0.45, "MI300X": 0.45, "MI325X": 0.45, "MI355X": 0.42,
-    "910B": 0.50, "910C": 0.48, "MLU370": 0.45,
-    "V100": 0.65, "P100": 0.60, "K80": 0.55, "T4": 0.55, "A10": 0.60,
-    "L20": 0.60, "L40S": 0.55, "RTX4090": 0.55,
-}
-DEFAULT_COMPUTE_EFFICIENCY = 0.50
+
+def _load_compute_table() -> tuple[dict[str, float], float]:
+    """Per-chip sustained compute fractions from data/efficiency.yaml (each with its basis:
+    fitted to data/calibration.yaml, anchored, or an assumption), and the default."""
+    text = resources.files("suanli.data").joinpath("efficiency.yaml").read_text("utf-8")
+    raw = yaml.safe_load(text)
+    return ({str(k): float(v["value"]) for k, v in raw["compute"].items()},
+            float(raw["compute_default"]))
+
+
+# Fraction of dense peak a chip sustains on the training/prefill kernel mix; the values and
+# where each comes from are in data/efficiency.yaml (fitted factors live in data, not code).
+COMPUTE_EFFICIENCY, DEFAULT_COMPUTE_EFFICIENCY = _load_compute_table()
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,12 @@ class Efficiency:
     # (Sergeev & Del Balso 2018, Horovod: ~88-90% scaling efficiency at 128-512 GPUs).
     generic_loss_per_doubling_node: float = 0.01
     generic_loss_per_doubling_network: float = 0.03
-    decode_batch_cap: int = 256  # max sequences per decode micro-batch (vLLM max_num_seqs)
+    # Max sequences per decode micro-batch. vLLM's max_num_seqs defaults to 256; offline
+    # engines tuned for throughput run larger batches (TensorRT-LLM max_batch_size is set in
+    # the thousands for MLPerf offline runs): 1,024 is an assumption between the two, so KV-cache
+    # capacity, not this cap, bounds the batch of a 70B model on 80-192 GB chips.
+    decode_batch_cap: int = 1024
+    kv_block_tokens: int = 16  # paged KV cache: whole blocks of 16 tokens (vLLM block_size)
 
     def compute_for(self, accelerator_id: str) -> float:
         return self.compute.get(accelerator_id, self.compute_default)

@@ -9,12 +9,20 @@ import numpy as np
 from suanli.catalog import Accelerator, Catalog, builtin_catalog
 from suanli.errors import SuanliError
 from suanli.jobs import JobSpec
+from suanli.perf.chips import chip_arrays
 from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from suanli.perf.generic import GenericKernel
 from suanli.perf.inference import InferenceKernel
-from suanli.perf.search import Solution, solve, solve_grid
+from suanli.perf.search import Solution, make_kernel, solve, solve_grid
 from suanli.perf.training import TrainingKernel
-from suanli.perf.types import BOUNDS, Estimate, EstimateGrid, MemoryBreakdown, Parallelism
+from suanli.perf.types import (
+    BOUNDS,
+    Estimate,
+    EstimateGrid,
+    MemoryBreakdown,
+    Parallelism,
+    beyond_useful_range,
+)
 
 GB = 1e9
 
@@ -51,8 +59,34 @@ def estimate_grid(job: JobSpec, accelerators: Sequence[Accelerator | str], count
     return EstimateGrid(
         accelerators=[a.id for a in accs], counts=counts, duration_s=sol.duration_s,
         tokens_per_s=sol.tokens_per_s, mfu=sol.mfu, power_w=sol.power_w, fits=sol.fits,
-        bound=sol.bound, chips_used=sol.used,
+        bound=sol.bound, chips_used=sol.used, beyond_useful_range=sol.beyond_useful_range,
     )
+
+
+def throughput_at_layout(job: JobSpec, accelerator: Accelerator | str, count: int, tp: int,
+                         pp: int, *, catalog: Catalog | None = None,
+                         efficiency: Efficiency | None = None) -> tuple[float, float]:
+    """(tokens/s, MFU) at a given tensor x pipeline layout (dp = count // (tp·pp)), the
+    fastest variant that fits; (0, 0) if none does. For comparing with a measurement taken
+    at a layout the search would not choose (calibration)."""
+    eff = efficiency or DEFAULT_EFFICIENCY
+    acc = resolve_accelerators([accelerator], catalog)[0]
+    if tp < 1 or pp < 1 or tp * pp > count:
+        raise SuanliError(f"layout tp={tp} pp={pp} does not fit in {count} chips",
+                          field="layout", value={"tp": tp, "pp": pp})
+    kernel = make_kernel(job, eff, catalog)
+    chips = chip_arrays([acc], job.precision, eff)
+    dp = np.array([min(count // (tp * pp), kernel.max_dp)])
+    best = np.inf
+    for var in kernel.variants():
+        out = kernel.evaluate(chips, np.array([tp]), np.array([pp]), np.int64(var), dp,
+                              duration_only=True)
+        if bool(np.asarray(out["fits"]).reshape(-1)[0]):
+            best = min(best, float(np.asarray(out["duration_s"]).reshape(-1)[0]))
+    if not np.isfinite(best):
+        return 0.0, 0.0
+    tokens_per_s = float(kernel.tokens_per_s(best))
+    return tokens_per_s, kernel.model_flops() / best / (count * float(chips.peak_flops[0]))
 
 
 def min_fitting_count(job: JobSpec, accelerator: Accelerator | str, limit: int = 4096, *,
@@ -93,6 +127,7 @@ def build_estimate(job: JobSpec, sol: Solution, i: int, eff: Efficiency) -> Esti
     reason = None if fits else _reason(job, sol, i, d, memory, acc_id, eff)
     lines = _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reason)
     is_inf = isinstance(kernel, InferenceKernel)
+    used = int(sol.used[i]) if fits else 0
     return Estimate(
         accelerator=acc_id, count=count, fits=fits, duration_s=dur,
         tokens_per_s=float(sol.tokens_per_s[i]), memory=memory,
@@ -100,9 +135,11 @@ def build_estimate(job: JobSpec, sol: Solution, i: int, eff: Efficiency) -> Esti
         energy_kwh=energy, explanation=tuple(lines), reason=reason,
         ttft_s=d["ttft"] if is_inf and fits else None,
         time_per_output_token_s=d["tpot"] if is_inf and fits else None,
-        chips_used=int(sol.used[i]) if fits else 0, time_shares=shares,
+        chips_used=used, time_shares=shares,
         measured=bool(sol.measured[i]),
+        beyond_useful_range=fits and beyond_useful_range(count, used, par.tp * par.pp),
     )
+
 
 
 def _reason(job, sol, i, d, memory, acc_id, eff) -> str:
@@ -147,6 +184,11 @@ def _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reas
         return lines
     used = int(sol.used[i])
     layout = f"Layout {par}"
+    if beyond_useful_range(count, used, par.tp * par.pp):
+        lines.append(f"Beyond the useful range: {used:,} of the {count:,} chips make it faster; "
+                     f"the other {count - used:,} would idle (the global batch and the layouts "
+                     "cannot use them), so MFU over all the chips asked for is "
+                     f"{_pct(float(sol.mfu[i]))}.")
     if used < count:
         why = ("the global batch limits data parallelism"
                if isinstance(kernel, TrainingKernel) and sol.dp[i] >= kernel.max_dp
@@ -156,7 +198,7 @@ def _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reas
     share_txt = ", ".join(f"{k.replace('_', ' ')} {_pct(v)}"
                           for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
     lines.append(f"Binding bound: {bound.replace('_', ' ')} (time shares: {share_txt}).")
-    src = "calibrated default (perf/efficiency.py)"
+    src = "calibrated default (data/efficiency.yaml)"
     if acc_id not in eff.compute:
         src = "default for chips without a published figure"
     if isinstance(kernel, GenericKernel):
@@ -201,7 +243,10 @@ def _explain(job, sol, i, d, memory, par, bound, shares, acc_id, eff, fits, reas
             f"token {d['tpot'] * 1e3:.1f} ms, time to first token {d['ttft'] * 1e3:.0f} ms.")
         lines.append(
             f"Memory per chip {memory.total_gb:.1f} of {memory.capacity_gb:.1f} GB usable: "
-            f"weights {memory.weights_gb:.1f}, KV cache {memory.kv_cache_gb:.1f}.")
+            f"weights {memory.weights_gb:.1f}, activation workspace "
+            f"{memory.activations_gb:.1f}, KV cache {memory.kv_cache_gb:.1f} (the batch is "
+            "sized from the HBM left after weights and workspace, in "
+            f"{eff.kv_block_tokens}-token pages).")
     if bool(sol.measured[i]):
         lines.append("Measured: a measurement in the job for this chip and count sets the "
                      "duration; the model gives the layout and memory.")

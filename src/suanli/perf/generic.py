@@ -43,6 +43,7 @@ class GenericKernel:
     work_units: float
 
     kind_label = "generic"
+    fast_path = False  # kernel.Kernel only: the search uses evaluate
     max_dp = 1 << 30
 
     @classmethod

@@ -18,6 +18,11 @@ from suanli.perf.efficiency import Efficiency
 TP_OPTIONS = (1, 2, 4, 8)
 PP_OPTIONS = (1, 2, 4, 8, 16)
 DECODE_BOUND_POWER = 0.6  # memory-bound decode draws less than dense compute (Patel 2024)
+# Tokens one forward pass processes at most (vLLM's chunked-prefill budget,
+# max_num_batched_tokens, 2,048 by default for serving): the engine reserves activation
+# memory for that many tokens before it sizes the KV cache.
+PREFILL_CHUNK_TOKENS = 2048
+ACT_BYTES = 2.0  # activations stay 16-bit even with FP8 weights
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,13 @@ class InferenceKernel:
     expert_touch_per_seq: float
     kv_bytes_per_request: float
     kv_read_bytes_per_seq: float
+    act_bytes_per_token: float  # live activations of one token in a layer's forward pass
     active_params: float
     gemm_dim: float
     moe_factor: float
 
     kind_label = "inference"
+    fast_path = False  # kernel.Kernel only: the search uses evaluate
 
     @classmethod
     def from_job(cls, job: JobSpec, eff: Efficiency) -> InferenceKernel:
@@ -56,7 +63,8 @@ class InferenceKernel:
             touch = keep  # fraction of experts one sequence's token touches
         else:
             p_exp, touch = 0.0, 0.0
-        ctx_peak = work.input_tokens + work.output_tokens
+        block = max(int(eff.kv_block_tokens), 1)  # paged allocation: whole blocks
+        ctx_peak = -(-(work.input_tokens + work.output_tokens) // block) * block
         ctx_mean = work.input_tokens + work.output_tokens / 2.0
         mla = m.kv_dim_per_layer is not None
         window = work.window_s if work.rate_per_s is not None else None
@@ -70,6 +78,10 @@ class InferenceKernel:
             expert_weight_bytes=p_exp * wb, expert_touch_per_seq=touch,
             kv_bytes_per_request=ctx_peak * m.kv_elements_per_token * wb,
             kv_read_bytes_per_seq=ctx_mean * m.kv_elements_per_token * wb,
+            # a layer's input, QKV, attention output (~4h) and MLP gate, up, activation
+            # (3·ffn per routed expert), before tensor parallelism splits them
+            act_bytes_per_token=ACT_BYTES * (4.0 * m.hidden + 3.0 * (m.ffn or 4 * m.hidden)
+                                             * (m.experts_per_token if m.is_moe else 1)),
             active_params=m.active_params,
             gemm_dim=float(min(m.hidden, m.ffn or 4 * m.hidden) if m.is_moe else m.hidden),
             moe_factor=eff.moe if m.is_moe else 1.0,
@@ -122,7 +134,9 @@ class InferenceKernel:
         w_chip = self.weight_bytes / shard
         kv_shard = np.minimum(tp, self.kv_shard_cap)
         kv_req_chip = self.kv_bytes_per_request / kv_shard
-        b_mem = np.floor((c.mem_bytes - w_chip) / kv_req_chip)
+        # KV-cache capacity: the HBM left after weights and the activation workspace
+        acts = PREFILL_CHUNK_TOKENS * self.act_bytes_per_token / tp
+        b_mem = np.floor((c.mem_bytes - w_chip - acts) / kv_req_chip)
         b_req = np.ceil(self.requests / (dp * pp))
         b = np.minimum(np.minimum(b_mem, float(e.decode_batch_cap)), b_req)
         if self.latency_target_s is not None:
@@ -175,8 +189,8 @@ class InferenceKernel:
             "duration_s": duration, "fits": fits, "fits_mem": fits_mem, "ep": 1 + 0 * dp,
             "stage": 0 * dp, "batch": b, "b_mem": b_mem, "b_lat": b_lat,
             "weights": w_chip + 0.0 * b, "gradients": 0.0 * b, "optimizer": 0.0 * b,
-            "activations": 0.0 * b, "kv_cache": b * kv_req_chip,
-            "total": w_chip + b * kv_req_chip,
+            "activations": acts + 0.0 * b, "kv_cache": b * kv_req_chip,
+            "total": w_chip + acts + b * kv_req_chip,
             "t_compute": t_pf_thr + dec_cmp, "t_memory": dec_mem, "t_bubble": 0.0 * b,
             "t_link": t_link * out / b, "t_network": t_net * out / b,
             "t_step": per_req, "gemm": gemm, "ttft": ttft, "tpot": tpot,

@@ -24,15 +24,16 @@ from suanli.perf.chips import ChipArrays, chip_arrays
 from suanli.perf.efficiency import DEFAULT_EFFICIENCY, Efficiency
 from suanli.perf.generic import GenericKernel
 from suanli.perf.inference import DECODE_BOUND_POWER, InferenceKernel
+from suanli.perf.kernel import Kernel, power_and_bound, running_min
 from suanli.perf.training import TrainingKernel
-from suanli.perf.types import BOUND_CODE
+from suanli.perf.types import BOUND_CODE, beyond_useful_range
 
 _CHIP_FIELDS = ("bf16_flops", "peak_flops", "sustained_flops", "ridge_ratio", "mem_bw",
                 "mem_bytes", "mem_physical_gb", "up_bw", "mesh", "chips_per_node", "out_bw",
                 "tdp_w", "has_fp8")
 
 
-def make_kernel(job: JobSpec, eff: Efficiency, catalog: Catalog | None = None):
+def make_kernel(job: JobSpec, eff: Efficiency, catalog: Catalog | None = None) -> Kernel:
     if job.kind in ("train", "finetune"):
         return TrainingKernel.from_job(job, eff)
     if job.kind in ("inference", "batch_inference"):
@@ -90,6 +91,18 @@ class Solution:
     zero_stage: np.ndarray
 
 
+# The most chips the search looks at. Past a kernel's useful limit (its largest data-parallel
+# degree x its widest layout) no chip can take part; below it, 2^18 chips bound the search's
+# tables (a few MB per chip type) for any count asked, so an absurd count costs what this does.
+SEARCH_CAP_CHIPS = 1 << 18
+
+
+def search_limit(kernel) -> int:
+    """The largest chip count worth searching for `kernel` (see SEARCH_CAP_CHIPS)."""
+    widest = max(t * p for t, p in kernel.layouts())
+    return int(min(SEARCH_CAP_CHIPS, max(int(kernel.max_dp), 1) * widest))
+
+
 LADDER_EXACT = 128  # every data-parallel degree up to this is tried ...
 LADDER_MANTISSA = 64  # ... then 64 evenly spaced per octave (steps of at most 1/64)
 
@@ -112,7 +125,53 @@ def dp_ladder(d_max: int) -> np.ndarray:
     return ladder
 
 
-def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
+@dataclass
+class _Tables:
+    """One search's tables: the (layout, dp) slots of `_slots` for these chips, the best
+    duration and variant found per slot so far, and (with pruning) the best duration per
+    exact count and the best on fewer chips, which bound what a variant can still win."""
+
+    kernel: Kernel
+    chips: ChipArrays
+    n_max: int
+    layouts: tuple
+    variants: tuple
+    cfgs: np.ndarray
+    plan: tuple
+    n_slots: int
+    slot_tp: np.ndarray
+    slot_pp: np.ndarray
+    slot_dp: np.ndarray
+    slot_lay: np.ndarray
+    work: _Work
+    dur: np.ndarray  # [A, S] best duration per slot
+    var: np.ndarray | None  # [A, S] index of its variant (several variants only)
+    primary: np.ndarray | None  # [A, n_max] best duration on exactly m chips (pruning)
+    before: np.ndarray | None  # [A, n_max] best duration on fewer than m chips (pruning)
+
+
+@dataclass
+class _Group:
+    """The layouts with one tp x pp, over their data-parallel ladder: a view of the slots."""
+
+    lay: np.ndarray
+    ladder: np.ndarray
+    off: int
+    dur: np.ndarray  # [A, K, D] view into _Tables.dur
+    m_idx: np.ndarray  # chips used - 1, per dp
+
+
+@dataclass
+class _PrimaryFit:
+    """Where the primary variant is valid and fits, per slot, and its count-independent rows
+    (fast kernels; None otherwise)."""
+
+    valid: np.ndarray
+    fits: np.ndarray
+    rows: dict[str, np.ndarray]
+
+
+def _search(kernel: Kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     """Best duration for exactly m chips [A, n_max], its config index, and the configs.
 
     The primary variant (least communication and recomputation) is evaluated everywhere; the
@@ -127,241 +186,258 @@ def _search(kernel, chips: ChipArrays, n_max: int, prune: bool = True):
     improves and the layouts there are unchanged; only `exact` and its layouts at counts the
     running minimum skips may differ, so callers that read those (measurement scaling) pass
     prune=False.
+
+    Passes: `_tables` (index tables and buffers), `_primary_pass` (the primary variant on
+    every slot), `_missed_cells` (where it does not fit), `_variant_pass` (the other variants
+    there, cheapest first), `_best_per_count` (the best layout per exact count).
     """
+    t = _tables(kernel, chips, n_max, prune)
+    groups, primary_fit = _primary_pass(t)
+    if len(t.variants) > 1 and primary_fit is not None:
+        cells = _missed_cells(t, primary_fit)
+        if cells is not None:
+            _variant_pass(t, cells)
+    exact, exact_cfg = _best_per_count(t, groups)
+    return exact, exact_cfg, t.cfgs
+
+
+def _tables(kernel: Kernel, chips: ChipArrays, n_max: int, prune: bool) -> _Tables:
+    """The slots and reused buffers of one search. Only a fast kernel may have several
+    variants (kernel.FastKernel): the variant pass uses its memory, bound and rows."""
     a_count = len(chips)
     layouts = tuple(kernel.layouts())
     variants = tuple(kernel.variants())
-    nvar = len(variants)
+    if len(variants) > 1 and not kernel.fast_path:
+        raise TypeError(f"{type(kernel).__name__}: several variants need kernel.FastKernel")
     cfgs, plan, n_slots, slot_tp, slot_pp, slot_dp, slot_lay = _slots(
         layouts, variants, int(kernel.max_dp), n_max)
-    c = _expand(chips, 2)
-    prune = prune and nvar > 1 and hasattr(kernel, "duration_lower_bound") \
-        and kernel.lower_bound_is_safe()
-    # best duration found so far on exactly m chips (an upper bound on exact), if pruning
-    work = _Work()  # reused buffers for what stays inside this function
+    prune = prune and len(variants) > 1 and kernel.lower_bound_is_safe()
+    work = _Work()  # reused buffers for what stays inside the search
     primary = work.get("primary", (a_count, n_max), np.inf) if prune else None
-    fast = hasattr(kernel, "duration")
-    nodes = _node_kinds(chips) if fast else None
+    before = work.get("before", (a_count, n_max)) if prune else None
+    var = work.get("var", (a_count, n_slots), 0, np.int8) if len(variants) > 1 else None
+    return _Tables(kernel=kernel, chips=chips, n_max=n_max, layouts=layouts,
+                   variants=variants, cfgs=cfgs, plan=plan, n_slots=n_slots, slot_tp=slot_tp,
+                   slot_pp=slot_pp, slot_dp=slot_dp, slot_lay=slot_lay, work=work,
+                   dur=work.get("dur", (a_count, n_slots)), var=var, primary=primary,
+                   before=before)
 
-    dur_all = work.get("dur", (a_count, n_slots))
 
-    # Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid. The
-    # fast kernel evaluates every slot of every group in one call (elementwise, so the values
-    # are those of one call per group, without the fixed cost of each call).
-    staged = []
-    miss_parts = []
-    if fast:
+def _primary_pass(t: _Tables) -> tuple[list[_Group], _PrimaryFit | None]:
+    """Pass 1: the primary variant of every layout, on the full (chip, layout, dp) grid. A
+    fast kernel evaluates every slot of every group in one call (elementwise, so the values
+    are those of one call per group, without the fixed cost of each call); the others are
+    evaluated per group. Records the best primary duration per exact count for pruning."""
+    kernel, chips, a_count = t.kernel, t.chips, len(t.chips)
+    v0 = np.int64(t.variants[0])
+    primary_fit = None
+    if kernel.fast_path:
+        nodes = _node_kinds(chips)
         c1 = _expand(chips, 1)
         nodes1 = (SimpleNamespace(chips_per_node=nodes[0].chips_per_node.reshape(-1, 1),
                                   mesh=nodes[0].mesh.reshape(-1, 1)), nodes[1])
-        valid_all = np.broadcast_to(kernel.valid(c1, slot_tp[None, :]), (a_count, n_slots))
-        v0 = np.int64(variants[0])
+        valid_all = np.broadcast_to(kernel.valid(c1, t.slot_tp[None, :]), (a_count, t.n_slots))
         # the terms that do not depend on dp, once per (chip, layout), gathered to the slots
-        lay_rows = kernel.duration_rows(c1, np.array([t for t, _ in layouts])[None, :],
-                                        np.array([p for _, p in layouts])[None, :], v0)
-        slot_rows = {k: np.take(np.broadcast_to(x, (a_count, len(layouts))), slot_lay, axis=1,
-                                out=work.get("row_" + k, (a_count, n_slots)), mode="clip")
+        lay_rows = kernel.duration_rows(c1, np.array([tp for tp, _ in t.layouts])[None, :],
+                                        np.array([pp for _, pp in t.layouts])[None, :], v0)
+        slot_rows = {k: np.take(np.broadcast_to(x, (a_count, len(t.layouts))), t.slot_lay,
+                                axis=1, out=t.work.get("row_" + k, (a_count, t.n_slots)),
+                                mode="clip")
                      for k, x in lay_rows.items()}
-        _, fits_all = kernel.duration(c1, slot_tp[None, :], slot_pp[None, :], v0,
-                                      slot_dp[None, :], nodes=nodes1, out=dur_all,
+        _, fits_all = kernel.duration(c1, t.slot_tp[None, :], t.slot_pp[None, :], v0,
+                                      t.slot_dp[None, :], nodes=nodes1, out=t.dur,
                                       rows=slot_rows)
-        fits_all = np.broadcast_to(fits_all, (a_count, n_slots))
-    for lay, ladder, off in plan:
-        tp_k = np.array([layouts[i][0] for i in lay], dtype=np.int64)
-        pp_k = np.array([layouts[i][1] for i in lay], dtype=np.int64)
-        tp = tp_k.reshape(1, -1, 1)
-        pp = pp_k.reshape(1, -1, 1)
-        dp = ladder.reshape(1, 1, -1)
+        fits_all = np.broadcast_to(fits_all, (a_count, t.n_slots))
+        primary_fit = _PrimaryFit(valid=valid_all, fits=fits_all, rows=slot_rows)
+    else:
+        c = _expand(chips, 2)
+    groups = []
+    for lay, ladder, off in t.plan:
+        tp_k = np.array([t.layouts[i][0] for i in lay], dtype=np.int64).reshape(1, -1, 1)
+        span = slice(off, off + lay.size * ladder.size)
         shape = (a_count, len(lay), ladder.size)
-        dur = dur_all[:, off:off + lay.size * ladder.size].reshape(shape)  # a view
-        if fast:
-            valid = valid_all[:, off:off + lay.size * ladder.size].reshape(shape)
-            if not valid.any():
-                continue
-            fits0 = fits_all[:, off:off + lay.size * ladder.size].reshape(shape)
+        dur = t.dur[:, span].reshape(shape)  # a view
+        if primary_fit is not None:
+            valid = primary_fit.valid[:, span].reshape(shape)
         else:
-            valid = kernel.valid(c, tp)
-            if not valid.any():
-                continue
-            out = kernel.evaluate(c, tp, pp, np.int64(variants[0]), dp, duration_only=True)
+            valid = kernel.valid(c, tp_k)
+        if not valid.any():
+            continue
+        if primary_fit is None:
+            pp_k = np.array([t.layouts[i][1] for i in lay], dtype=np.int64).reshape(1, -1, 1)
+            out = kernel.evaluate(c, tp_k, pp_k, v0, ladder.reshape(1, 1, -1),
+                                  duration_only=True)
             np.copyto(dur, out["duration_s"])
-            fits0 = out["fits"]
         np.copyto(dur, np.inf, where=~valid)
-        m_idx = _group_chips(layouts, lay) * ladder - 1
-        if primary is not None:
-            primary[:, m_idx] = np.minimum(primary[:, m_idx], dur.min(axis=1))
-        staged.append((lay, tp_k, pp_k, ladder, dur, m_idx, off, valid, fits0))
+        m_idx = _group_chips(t.layouts, lay) * ladder - 1
+        if t.primary is not None:
+            t.primary[:, m_idx] = np.minimum(t.primary[:, m_idx], dur.min(axis=1))
+        groups.append(_Group(lay=lay, ladder=ladder, off=off, dur=dur, m_idx=m_idx))
+    if t.before is not None:
+        _refresh_before(t)
+    return groups, primary_fit
 
-    if primary is not None:  # best primary duration on fewer chips than m
-        before = work.get("before", primary.shape)
-        before[:, 0] = np.inf
-        np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
 
-    # The cells where the primary does not fit. With pruning, those whose lower bound for
-    # the primary's recomputation (no variant has less, so no variant's bound is lower)
-    # already loses are left out: the bounds only tighten, so every variant would skip them.
-    if fast and nvar > 1:  # every slot at once; the bound's rows are the primary's rows
-        slot_m = slot_tp * slot_pp * slot_dp - 1
-        miss = valid_all & ~fits_all  # False in the groups left out (no valid layout)
-        if primary is not None:
-            lb = kernel.lower_bound_at(slot_rows["comp_row"], slot_rows["t_bubble"],
-                                       slot_dp[None, :])
-            miss = miss & ~((lb > primary[:, slot_m]) | (lb >= before[:, slot_m]))
-        ai, slot = np.divmod(np.flatnonzero(miss), n_slots)
-        if ai.size:
-            miss_parts.append((ai, slot, ai * n_max + slot_m[slot]))
-    for _, tp_k, pp_k, ladder, dur, m_idx, off, valid, fits0 in \
-            staged if nvar > 1 and not fast else ():
-        shape = dur.shape
-        miss = valid & ~fits0
-        if primary is not None:
-            lb = kernel.duration_lower_bound(c, tp_k.reshape(1, -1, 1), pp_k.reshape(1, -1, 1),
-                                             np.int64(variants[0]), ladder.reshape(1, 1, -1))
-            miss = miss & ~((lb > primary[:, None, m_idx]) | (lb >= before[:, None, m_idx]))
-        if miss.shape != shape:
-            miss = np.broadcast_to(miss, shape)
-        mi = np.flatnonzero(miss)
-        if mi.size:
-            ai, rest = np.divmod(mi, shape[1] * shape[2])
-            di = rest % shape[2]
-            miss_parts.append((ai, off + rest, ai * n_max + m_idx[di]))
+def _refresh_before(t: _Tables) -> None:
+    """The best primary duration on fewer chips than m (a running minimum shifted by one)."""
+    t.before[:, 0] = np.inf
+    np.minimum.accumulate(t.primary[:, :-1], axis=1, out=t.before[:, 1:])
 
-    # Pass 2: the other variants where the primary does not fit, cheapest first; each
-    # variant's results tighten the bounds for the next. The cells where the primary does
-    # not fit, of every group, are listed once; each variant works on the part of that list
-    # where no variant with a subset of its costs fits (a list that shrinks), with one
-    # evaluation of memory, lower bound and duration for all of them.
-    var_all = work.get("var", (a_count, n_slots), 0, np.int8) if nvar > 1 else None
-    if miss_parts:
-        ai_l, slot_l, mflat_l = (np.concatenate(x) for x in zip(*miss_parts, strict=True))
-        cell_l = ai_l * n_slots + slot_l
-        mem_l = chips.mem_bytes[ai_l]
-        # memory per chip depends on the chip only through chips_per_node
-        cpn_u, cpn_kind = np.unique(chips.chips_per_node, return_inverse=True)
+
+@dataclass
+class _Cells:
+    """The slots where the primary does not fit, as flat lists: chip, slot, exact-count
+    index (chip x n_max + m - 1) and cell (chip x S + slot)."""
+
+    ai: np.ndarray
+    slot: np.ndarray
+    mflat: np.ndarray
+    cell: np.ndarray
+
+
+def _missed_cells(t: _Tables, pf: _PrimaryFit) -> _Cells | None:
+    """The cells where the primary does not fit. With pruning, those whose lower bound for
+    the primary's recomputation (no variant has less, so no variant's bound is lower)
+    already loses are left out: the bounds only tighten, so every variant would skip them."""
+    slot_m = t.slot_tp * t.slot_pp * t.slot_dp - 1
+    miss = pf.valid & ~pf.fits  # False in the groups left out (no valid layout)
+    if t.primary is not None:
+        lb = t.kernel.lower_bound_at(pf.rows["comp_row"], pf.rows["t_bubble"],
+                                     t.slot_dp[None, :])
+        miss = miss & ~((lb > t.primary[:, slot_m]) | (lb >= t.before[:, slot_m]))
+    ai, slot = np.divmod(np.flatnonzero(miss), t.n_slots)
+    if not ai.size:
+        return None
+    return _Cells(ai=ai, slot=slot, mflat=ai * t.n_max + slot_m[slot],
+                  cell=ai * t.n_slots + slot)
+
+
+def _variant_pass(t: _Tables, cells: _Cells) -> None:
+    """Pass 2: the other variants where the primary does not fit, cheapest first; each
+    variant's results tighten the bounds for the next. Each variant works on the part of
+    the list where no variant with a subset of its costs fits (a list that shrinks), with
+    one evaluation of memory, lower bound and duration for all of them."""
+    fit_of: dict[int, np.ndarray] = {}
+    lb_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    order = sorted(range(1, len(t.variants)), key=lambda i: bin(t.variants[i]).count("1"))
+    for vi in order:
+        v = t.variants[vi]
+        todo = None
+        for u, f in fit_of.items():
+            if u & v == u:
+                todo = ~f if todo is None else todo & ~f
+        sel = np.arange(cells.ai.size) if todo is None else np.flatnonzero(todo)
+        fit_v = fit_of[v] = np.zeros(cells.ai.size, dtype=bool)
+        if sel.size == 0:
+            continue
+        sel = sel[_variant_fits(t, cells, sel, v)]
+        fit_v[sel] = True
+        if sel.size and _try_variant(t, cells, sel, vi, lb_rows) and vi != order[-1]:
+            _refresh_before(t)
+
+
+def _variant_fits(t: _Tables, cells: _Cells, sel: np.ndarray, v: int) -> np.ndarray:
+    """Whether variant v fits in memory on the selected cells. Memory per chip depends on
+    the chip only through chips_per_node: tabulated per node size and slot when that is
+    smaller than the selection, else computed per cell."""
+    chips, kernel = t.chips, t.kernel
+    mem = chips.mem_bytes[cells.ai[sel]]
+    cpn_u, cpn_kind = np.unique(chips.chips_per_node, return_inverse=True)
+    if sel.size > cpn_u.size * t.n_slots:
         cpn_col = SimpleNamespace(chips_per_node=cpn_u.reshape(-1, 1))
-        table_l = None
-        changed = False
-        lb_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        c2 = _expand(chips, 1)
-        lay_tp = np.array([t for t, _ in layouts], dtype=np.int64).reshape(1, -1)
-        lay_pp = np.array([p for _, p in layouts], dtype=np.int64).reshape(1, -1)
-        dur_flat, var_flat = dur_all.reshape(-1), var_all.reshape(-1)
-        p_flat = primary.reshape(-1) if primary is not None else None
-        b_flat = before.reshape(-1) if primary is not None else None
-        fit_of: dict[int, np.ndarray] = {}
-        order = sorted(range(1, nvar), key=lambda i: bin(variants[i]).count("1"))
-        for vi in order:
-            v = variants[vi]
-            todo = None
-            for u, f in fit_of.items():
-                if u & v == u:
-                    todo = ~f if todo is None else todo & ~f
-            sel = np.arange(ai_l.size) if todo is None else np.flatnonzero(todo)
-            fit_v = fit_of[v] = np.zeros(ai_l.size, dtype=bool)
-            if sel.size == 0:
-                continue
-            if not hasattr(kernel, "memory_total"):
-                slot = slot_l[sel]
-                fit = np.broadcast_to(kernel.fits(_take(chips, ai_l[sel]), slot_tp[slot],
-                                                  slot_pp[slot], np.int64(v), slot_dp[slot]),
-                                      sel.shape)
-            elif sel.size > cpn_u.size * n_slots:  # tabulate per chips_per_node and slot
-                total = kernel.memory_total(cpn_col, slot_tp[None, :], slot_pp[None, :],
-                                            np.int64(v), slot_dp[None, :])
-                total = np.broadcast_to(total, (cpn_u.size, n_slots)).reshape(-1)
-                if table_l is None:
-                    table_l = cpn_kind.reshape(-1)[ai_l] * n_slots + slot_l
-                fit = total[table_l[sel]] <= mem_l[sel]
-            else:  # per cell
-                slot, ai = slot_l[sel], ai_l[sel]
-                cn = SimpleNamespace(chips_per_node=chips.chips_per_node[ai])
-                total = kernel.memory_total(cn, slot_tp[slot], slot_pp[slot], np.int64(v),
-                                            slot_dp[slot])
-                fit = total <= mem_l[sel]
-            sel = sel[fit]
-            fit_v[sel] = True
-            if sel.size == 0:
-                continue
-            ai, slot = ai_l[sel], slot_l[sel]
-            tp_c, pp_c, dp_c = slot_tp[slot], slot_pp[slot], slot_dp[slot]
+        total = kernel.memory_total(cpn_col, t.slot_tp[None, :], t.slot_pp[None, :],
+                                    np.int64(v), t.slot_dp[None, :])
+        total = np.broadcast_to(total, (cpn_u.size, t.n_slots)).reshape(-1)
+        table = cpn_kind.reshape(-1)[cells.ai[sel]] * t.n_slots + cells.slot[sel]
+        return total[table] <= mem
+    slot = cells.slot[sel]
+    cn = SimpleNamespace(chips_per_node=chips.chips_per_node[cells.ai[sel]])
+    total = kernel.memory_total(cn, t.slot_tp[slot], t.slot_pp[slot], np.int64(v),
+                                t.slot_dp[slot])
+    return total <= mem
 
-            v_rows = None
-            if fast:  # the terms that do not depend on dp, per (chip, layout), looked up
-                v_rows = {k: np.broadcast_to(x, (a_count, len(layouts))).reshape(-1)
-                          for k, x in kernel.duration_rows(c2, lay_tp, lay_pp,
-                                                           np.int64(v)).items()}
-            lay_row = ai * len(layouts) + slot_lay[slot]
 
-            def run(sel, ai, tp_c, pp_c, dp_c, row, v=v, vi=vi, v_rows=v_rows):
-                """Evaluate variant v on these cells and keep it where it is faster."""
-                nonlocal changed
-                cc = _take(chips, ai)
-                if fast:
-                    # these cells passed the memory check of this variant
-                    t = kernel.duration(cc, tp_c, pp_c, np.int64(v), dp_c, fit=True,
-                                        rows={k: x[row] for k, x in v_rows.items()})[0]
-                else:
-                    t = kernel.evaluate(cc, tp_c, pp_c, np.int64(v), dp_c,
-                                        duration_only=True)["duration_s"]
-                cell = cell_l[sel]
-                better = t < dur_flat[cell]
-                if better.any():
-                    cell, t = cell[better], t[better]
-                    dur_flat[cell] = t
-                    var_flat[cell] = vi
-                    if primary is not None:  # the same as the minimum over the layouts
-                        np.minimum.at(p_flat, mflat_l[sel[better]], t)
-                        changed = True
+def _try_variant(t: _Tables, cells: _Cells, sel: np.ndarray, vi: int,
+                 lb_rows: dict[int, tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Evaluate variant `vi` on the selected cells (which fit its memory) and keep it where
+    it is faster. With pruning, first drop the cells its lower bound rules out, then run the
+    cells with the least bound on their (chip, m) first: they tighten the bound on m for
+    the others, most of which it then rules out. True if the primary table changed."""
+    kernel, v = t.kernel, np.int64(t.variants[vi])
+    n_lay = len(t.layouts)
+    a_count = len(t.chips)
+    lay_tp = np.array([tp for tp, _ in t.layouts], dtype=np.int64).reshape(1, -1)
+    lay_pp = np.array([pp for _, pp in t.layouts], dtype=np.int64).reshape(1, -1)
+    c2 = _expand(t.chips, 1)
+    # the terms that do not depend on dp, per (chip, layout), looked up per cell
+    v_rows = {k: np.broadcast_to(x, (a_count, n_lay)).reshape(-1)
+              for k, x in kernel.duration_rows(c2, lay_tp, lay_pp, v).items()}
+    lay_row = cells.ai[sel] * n_lay + t.slot_lay[cells.slot[sel]]
+    if t.primary is None:
+        return _keep_faster(t, cells, sel, vi, lay_row, v_rows)
+    rows = lb_rows.get(int(v) & 4)  # the bound depends on the variant only via bit 2
+    if rows is None:
+        rows = lb_rows[int(v) & 4] = tuple(
+            np.broadcast_to(r, (a_count, n_lay)).reshape(-1)
+            for r in kernel.lower_bound_rows(c2, lay_tp, lay_pp, v))
+    lb = kernel.lower_bound_at(rows[0][lay_row], rows[1][lay_row],
+                               t.slot_dp[cells.slot[sel]])
+    p_flat, b_flat = t.primary.reshape(-1), t.before.reshape(-1)
+    m_flat = cells.mflat[sel]
+    keep = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
+    sel, lb, m_flat, lay_row = sel[keep], lb[keep], m_flat[keep], lay_row[keep]
+    if sel.size == 0:
+        return False
+    least_lb = t.work.get("least_lb", p_flat.shape, np.inf)
+    np.minimum.at(least_lb, m_flat, lb)
+    first = lb <= least_lb[m_flat]
+    changed = _keep_faster(t, cells, sel[first], vi, lay_row[first], v_rows)
+    rest = ~first
+    rest[rest] = lb[rest] <= p_flat[m_flat[rest]]
+    if rest.any():
+        changed |= _keep_faster(t, cells, sel[rest], vi, lay_row[rest], v_rows)
+    return changed
 
-            if primary is None:
-                run(sel, ai, tp_c, pp_c, dp_c, lay_row)
-                continue
-            if hasattr(kernel, "lower_bound_rows"):  # rows per (chip, layout), looked up
-                rows = lb_rows.get(v & 4)  # the bound depends on the variant only via bit 2
-                if rows is None:
-                    rows = lb_rows[v & 4] = tuple(
-                        np.broadcast_to(r, (a_count, len(layouts))).reshape(-1)
-                        for r in kernel.lower_bound_rows(c2, lay_tp, lay_pp, np.int64(v)))
-                lb = kernel.lower_bound_at(rows[0][lay_row], rows[1][lay_row], dp_c)
-            else:
-                lb = kernel.duration_lower_bound(_take(chips, ai), tp_c, pp_c, np.int64(v),
-                                                 dp_c)
-            m_flat = mflat_l[sel]
-            keep = ~((lb > p_flat[m_flat]) | (lb >= b_flat[m_flat]))
-            if not keep.all():
-                sel, ai, tp_c, pp_c, dp_c, lb, m_flat, lay_row = (
-                    sel[keep], ai[keep], tp_c[keep], pp_c[keep], dp_c[keep], lb[keep],
-                    m_flat[keep], lay_row[keep])
-            if sel.size == 0:
-                continue
-            # First the cells with the least bound on their (chip, m): they tighten the
-            # bound on m for the others, most of which it then rules out.
-            least_lb = work.get("least_lb", p_flat.shape, np.inf)
-            np.minimum.at(least_lb, m_flat, lb)
-            first = lb <= least_lb[m_flat]
-            run(sel[first], ai[first], tp_c[first], pp_c[first], dp_c[first], lay_row[first])
-            rest = ~first
-            rest[rest] = lb[rest] <= p_flat[m_flat[rest]]
-            if rest.any():
-                run(sel[rest], ai[rest], tp_c[rest], pp_c[rest], dp_c[rest], lay_row[rest])
-            if changed and vi != order[-1]:
-                np.minimum.accumulate(primary[:, :-1], axis=1, out=before[:, 1:])
-                changed = False
 
-    # The best layout per m: first layout of the group on ties, earlier groups on ties.
-    exact = np.full((a_count, n_max), np.inf)
-    exact_cfg = np.full((a_count, n_max), -1, dtype=np.int64)
-    for lay, _, _, ladder, dur, m_idx, off, _, _ in staged:
-        var_idx = None if var_all is None else \
-            var_all[:, off:off + lay.size * ladder.size].reshape(dur.shape)
-        k, tk, vk = _first_min(dur, var_idx)  # [A, D]
-        better = tk < exact[:, m_idx]
-        exact[:, m_idx] = np.where(better, tk, exact[:, m_idx])
-        cfg = lay[k] * nvar
+def _keep_faster(t: _Tables, cells: _Cells, sel: np.ndarray, vi: int, lay_row: np.ndarray,
+                 v_rows: dict[str, np.ndarray]) -> bool:
+    """Variant `vi`'s duration on the cells `sel` (they passed its memory check), kept where
+    faster than the best so far; True if the primary table changed."""
+    ai, slot = cells.ai[sel], cells.slot[sel]
+    dur = t.kernel.duration(_take(t.chips, ai), t.slot_tp[slot], t.slot_pp[slot],
+                            np.int64(t.variants[vi]), t.slot_dp[slot], fit=True,
+                            rows={k: x[lay_row] for k, x in v_rows.items()})[0]
+    cell = cells.cell[sel]
+    dur_flat, var_flat = t.dur.reshape(-1), t.var.reshape(-1)
+    better = dur < dur_flat[cell]
+    if not better.any():
+        return False
+    cell, dur = cell[better], dur[better]
+    dur_flat[cell] = dur
+    var_flat[cell] = vi
+    if t.primary is None:
+        return False
+    np.minimum.at(t.primary.reshape(-1), cells.mflat[sel[better]], dur)
+    return True
+
+
+def _best_per_count(t: _Tables, groups: list[_Group]) -> tuple[np.ndarray, np.ndarray]:
+    """The best layout per exact count m: first layout of the group on ties, earlier groups
+    on ties. Returns (duration [A, n_max], config index [A, n_max], -1 where none)."""
+    a_count, nvar = len(t.chips), len(t.variants)
+    exact = np.full((a_count, t.n_max), np.inf)
+    exact_cfg = np.full((a_count, t.n_max), -1, dtype=np.int64)
+    for g in groups:
+        var_idx = None if t.var is None else \
+            t.var[:, g.off:g.off + g.lay.size * g.ladder.size].reshape(g.dur.shape)
+        k, tk, vk = _first_min(g.dur, var_idx)  # [A, D]
+        better = tk < exact[:, g.m_idx]
+        exact[:, g.m_idx] = np.where(better, tk, exact[:, g.m_idx])
+        cfg = g.lay[k] * nvar
         if var_idx is not None:
             cfg = cfg + vk
-        exact_cfg[:, m_idx] = np.where(better, cfg, exact_cfg[:, m_idx])
-    return exact, exact_cfg, cfgs
+        exact_cfg[:, g.m_idx] = np.where(better, cfg, exact_cfg[:, g.m_idx])
+    return exact, exact_cfg
 
 
 def clear_caches() -> None:
@@ -464,20 +540,19 @@ def _node_kinds(chips: ChipArrays):
 
 def _cummin(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Running minimum along counts and the (earliest) count index achieving it."""
-    best = np.minimum.accumulate(exact, axis=1)
-    prev = np.concatenate([np.full((exact.shape[0], 1), np.inf), best[:, :-1]], axis=1)
-    improve = exact < prev
+    best, improve = running_min(exact)
     n = exact.shape[1]
     arg = np.maximum.accumulate(np.where(improve, np.arange(n), 0), axis=1)
     return best, arg
 
 
-def _measurements(job: JobSpec, chips: ChipArrays, catalog: Catalog, kernel):
-    """{acc index: [(count, duration_s)]} from job.measured, for chips in this solve."""
+def _measurements(job: JobSpec, chips: ChipArrays, catalog: Catalog, kernel, limit: int):
+    """{acc index: [(count, duration_s)]} from job.measured, for chips in this solve (counts
+    past the search limit are left out: no layout can use those chips)."""
     out: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for i, m in enumerate(job.measured):
         acc = catalog.get(m.accelerator, field=f"measured.{i}.accelerator")
-        if acc.id not in chips.ids:
+        if acc.id not in chips.ids or m.count > limit:
             continue
         if m.duration_s is not None:
             dur = m.duration_s
@@ -501,8 +576,10 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
                           field="count", value=int(counts.min()))
     kernel = make_kernel(job, eff, cat)
     chips = chip_arrays(accelerators, job.precision, eff)
-    meas = _measurements(job, chips, cat, kernel)
-    n_max = int(max(counts.max(), max((c for v in meas.values() for c, _ in v), default=1)))
+    limit = search_limit(kernel)
+    meas = _measurements(job, chips, cat, kernel, limit)
+    n_max = int(min(max(counts.max(), max((c for v in meas.values() for c, _ in v),
+                                          default=1)), limit))
     exact, exact_cfg, cfgs = _search(kernel, chips, n_max, prune=not meas)
     best, arg = _cummin(exact)
 
@@ -538,7 +615,7 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     a_count, n_c = len(chips), counts.size
     a_idx = np.repeat(np.arange(a_count), n_c)
     cnt = np.tile(counts, a_count)
-    col = counts - 1
+    col = np.minimum(counts, n_max) - 1  # counts past the search limit use its last column
     dur = best[:, col].reshape(-1)
     fits = np.isfinite(dur)
     used = np.where(fits, arg[:, col].reshape(-1) + 1, cnt)
@@ -559,8 +636,9 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     if not model_ok.all():
         bad = np.nonzero(~model_ok)[0]
         tp, pp, var = tp.copy(), pp.copy(), var.copy()
-        tp[bad], pp[bad], var[bad] = _fallback_layout(kernel, chips, a_idx[bad], cnt[bad], cfgs)
-    layout_chips = np.where(model_ok, used, cnt)
+        tp[bad], pp[bad], var[bad] = _fallback_layout(kernel, chips, a_idx[bad],
+                                                      np.minimum(cnt[bad], n_max), cfgs)
+    layout_chips = np.where(model_ok, used, np.minimum(cnt, n_max))
     dp = np.maximum(np.minimum(layout_chips // (tp * pp), kernel.max_dp), 1)
     # Evaluate each distinct (chip, layout, chips used) once; many counts share one.
     key = ((a_idx * 8 + np.minimum(var, 7)) * (n_max + 1) + layout_chips) * 4096 \
@@ -591,20 +669,14 @@ def solve(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
     e = eff
     busy = np.where(model_ok, detail["busy"], 1.0)
     mem_busy = np.where(model_ok, detail["mem_busy"], 0.0)
-    activity = np.clip(busy + DECODE_BOUND_POWER * mem_busy, 0.0, 1.0)
     tdp = chips.tdp_w[a_idx]
-    chip_power = tdp * (e.power_idle + (e.power_busy - e.power_idle) * activity)
+    chip_power, bound = power_and_bound(e, tdp, busy, mem_busy, detail, DECODE_BOUND_POWER)
     power = used * chip_power + (cnt - used) * tdp * e.power_idle
-    bound = np.zeros(dp.shape, dtype=np.int64)
-    top = detail["t_compute"] + detail["t_bubble"]
-    for code, key in ((1, "t_memory"), (2, "t_link"), (3, "t_network")):
-        bigger = detail[key] > top
-        bound = np.where(bigger, code, bound)
-        top = np.where(bigger, detail[key], top)
     bound = np.where(fits, bound, BOUND_CODE["memory_capacity"])
     return Solution(
         kernel=kernel, chips=chips, counts=counts, acc_index=a_idx, count=cnt, duration_s=dur,
-        model_duration_s=model_best[a_idx, cnt - 1], fits=fits, used=used, tp=tp, pp=pp,
+        model_duration_s=model_best[a_idx, np.minimum(cnt, n_max) - 1], fits=fits, used=used,
+        tp=tp, pp=pp,
         var=var, dp=dp, detail=detail, measured=meas_flag, measured_factor=factor,
         tokens_per_s=tps, mfu=mfu, power_w=power, bound=bound.astype(np.int64),
         zero_stage=stage,
@@ -622,6 +694,7 @@ class GridSolution:
     fits: np.ndarray
     bound: np.ndarray
     used: np.ndarray
+    beyond_useful_range: np.ndarray  # bool: more chips than make the job faster
 
 
 def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray, *,
@@ -644,21 +717,17 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
                                          efficiency=eff, details=False), len(accelerators))
     kernel = make_kernel(job, eff, cat)
     chips = chip_arrays(accelerators, job.precision, eff)
-    n_max = int(counts.max())
+    n_max = int(min(counts.max(), search_limit(kernel)))
     exact, exact_cfg, cfgs = _search(kernel, chips, n_max)
 
-    # Running minimum and where it improves.
-    best = np.minimum.accumulate(exact, axis=1)
-    improve = np.empty(exact.shape, dtype=bool)
-    np.less(exact[:, :1], np.inf, out=improve[:, :1])
-    np.less(exact[:, 1:], best[:, :-1], out=improve[:, 1:])
+    best, improve = running_min(exact)
 
     # The layout at each improvement point, evaluated once.
     ai, ji = np.nonzero(improve)
     cfg = exact_cfg[ai, ji]
     tp, pp, var = cfgs[cfg, 0], cfgs[cfg, 1], cfgs[cfg, 2]
     dp = np.maximum(np.minimum((ji + 1) // (tp * pp), kernel.max_dp), 1)
-    if hasattr(kernel, "lean_terms"):  # the same terms, with less work
+    if kernel.fast_path:  # the same terms, with less work
         detail = kernel.lean_terms(_take(chips, ai), tp, pp, var, dp)
     else:
         detail = kernel.evaluate(_take(chips, ai), tp, pp, var, dp, lean=True)
@@ -668,16 +737,8 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
         return np.broadcast_to(np.asarray(detail[key]), shape)
 
     e = eff
-    activity = np.minimum(np.maximum(col("busy") + DECODE_BOUND_POWER * col("mem_busy"), 0.0),
-                          1.0)
-    tdp_at = chips.tdp_w[ai]
-    power_at = tdp_at * (e.power_idle + (e.power_busy - e.power_idle) * activity)
-    bound_at = np.zeros(shape, dtype=np.int64)
-    top = col("t_compute") + col("t_bubble")
-    for code, key in ((1, "t_memory"), (2, "t_link"), (3, "t_network")):
-        bigger = col(key) > top
-        bound_at = np.where(bigger, code, bound_at)
-        top = np.where(bigger, col(key), top)
+    power_at, bound_at = power_and_bound(e, chips.tdp_w[ai], col("busy"), col("mem_busy"),
+                                         detail, DECODE_BOUND_POWER)
 
     # Each entry that fits runs at the last improvement point at or before its count: the
     # number of improvement points so far (row-major order) minus one indexes it. Entries
@@ -690,7 +751,7 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
     if counts.size == n_max and counts[0] == 1 and bool((np.diff(counts) == 1).all()):
         dur = best
     else:
-        colx = counts - 1
+        colx = np.minimum(counts, n_max) - 1
         dur, point = best[:, colx], point[:, colx]
     fits = np.isfinite(dur)
     no_fit = ~fits
@@ -720,8 +781,10 @@ def solve_grid(job: JobSpec, accelerators: list[Accelerator], counts: np.ndarray
         mfu /= np.multiply(cnt, chips.peak_flops[:, None], out=idle_power)
         np.copyto(mfu, 0.0, where=no_fit)
     np.nan_to_num(mfu, copy=False)
+    layout = np.append(tp * pp, 1)[point]
+    beyond = fits & beyond_useful_range(cnt, used, layout)
     return GridSolution(duration_s=dur, tokens_per_s=tps, mfu=mfu, power_w=power, fits=fits,
-                        bound=bound, used=used)
+                        bound=bound, used=used, beyond_useful_range=beyond)
 
 
 def _grid_from_solution(sol: Solution, a_count: int) -> GridSolution:
@@ -730,7 +793,9 @@ def _grid_from_solution(sol: Solution, a_count: int) -> GridSolution:
         duration_s=sol.duration_s.reshape(shape), tokens_per_s=sol.tokens_per_s.reshape(shape),
         mfu=sol.mfu.reshape(shape), power_w=sol.power_w.reshape(shape),
         fits=sol.fits.reshape(shape), bound=sol.bound.reshape(shape),
-        used=sol.used.reshape(shape))
+        used=sol.used.reshape(shape),
+        beyond_useful_range=(sol.fits & beyond_useful_range(sol.count, sol.used,
+                                                            sol.tp * sol.pp)).reshape(shape))
 
 
 def _fallback_layout(kernel, chips: ChipArrays, a_idx, cnt, cfgs):

@@ -30,6 +30,11 @@ OPTIMIZER_BYTES = 12.0
 # routed expert. Full recomputation keeps only each layer's 2·h input.
 ACT_BYTES_CHECKPOINT = 2.0
 LOGIT_BYTES = 4.0  # FP32 logits of the last stage
+# The optimizer step is memory-bound and follows the last gradient reduction, so it does not
+# overlap compute: mixed-precision Adam reads FP32 master weights, momentum, variance (12) and
+# the BF16 gradient (2), and writes the three FP32 states and the BF16 weights (14) per
+# parameter it owns (ZeRO-1 and above: its 1/dp shard).
+OPTIMIZER_STEP_BYTES = 28.0
 DEFAULT_PRETRAIN_BATCH_TOKENS = 4 * 1024 * 1024  # Llama 2/3 pre-training (arXiv 2307.09288)
 DEFAULT_FINETUNE_BATCH_SEQS = 64
 TP_OPTIONS = (1, 2, 4, 8)  # tensor parallelism stays inside a node and at most 8 wide
@@ -75,6 +80,7 @@ class TrainingKernel:
     moe_factor: float
 
     kind_label = "training"
+    fast_path = True  # implements kernel.FastKernel
 
     @classmethod
     def from_job(cls, job: JobSpec, eff: Efficiency) -> TrainingKernel:
@@ -83,12 +89,15 @@ class TrainingKernel:
         m = job.model
         s = work.seq_len
         lora = job.kind == "finetune" and work.lora_rank is not None
-        if work.global_batch_tokens is not None:
+        if work.global_batch_seqs is not None:
+            batch_seqs = work.global_batch_seqs
+        elif work.global_batch_tokens is not None:
             batch_seqs = max(1, int(work.global_batch_tokens // s))
         elif job.kind == "finetune":
             batch_seqs = DEFAULT_FINETUNE_BATCH_SEQS
-        else:
-            batch_seqs = max(1, DEFAULT_PRETRAIN_BATCH_TOKENS // s)
+        else:  # the model's published batch (models.yaml), else Llama 2's 4M tokens
+            batch_seqs = max(1, int((m.global_batch_tokens or DEFAULT_PRETRAIN_BATCH_TOKENS)
+                                    // s))
         ffn = m.ffn or 4 * m.hidden
         if m.is_moe:
             keep = m.experts_per_token / m.experts
@@ -207,6 +216,12 @@ class TrainingKernel:
         t_bubble = comp_row * (pp - 1) / (self.batch_seqs * virtual)
         return gemm, flops_rate, comp_row, virtual, t_bubble
 
+    def optimizer_row(self, c, shard):
+        """Seconds of the optimizer step on one chip before dividing by dp: the parameters
+        it updates (adapters only for LoRA) after tensor/pipeline sharding, over HBM."""
+        owned = self.adapters if self.lora else self.p_shared + self.p_expert
+        return OPTIMIZER_STEP_BYTES * owned / shard / c.mem_bw
+
     def duration_lower_bound(self, c, tp, pp, var, dp):
         """steps x (compute + bubble): never above `evaluate`'s duration, because the link and
         network terms added to it there are >= 0 and rounding is monotone. The search uses it
@@ -306,14 +321,15 @@ class TrainingKernel:
 
         link = t_tp + dp_exposed * dp_up_share + ep_up
         network = t_pp + dp_exposed * (1.0 - dp_up_share) + ep_out
+        t_opt = self.optimizer_row(c, shard) / dp
         compute = t_comp + t_bubble
-        t_step = compute + link + network
+        t_step = compute + link + network + t_opt
         steps = self.tokens / batch_tokens
         duration = np.where(fits, steps * t_step, np.inf)
         if duration_only:
             return {"duration_s": duration, "fits": fits}
         out = {"duration_s": duration, "fits": fits, "t_compute": t_comp,
-               "t_bubble": t_bubble, "t_link": link, "t_network": network, "t_memory": 0.0,
+               "t_bubble": t_bubble, "t_link": link, "t_network": network, "t_memory": t_opt,
                "mem_busy": 0.0}
         if lean:
             out["busy"] = t_comp / t_step
@@ -347,6 +363,7 @@ class TrainingKernel:
         p2p = np.where(pp > 1, e.network_latency_s + s * h * 2.0 / tp / c.out_bw, 0.0)
         grad_dense = GRAD_BYTES * (self.adapters if self.lora else self.p_shared) / shard
         out = {"comp_row": comp_row, "t_bubble": t_bubble, "tp_row": tp_row,
+               "opt_row": self.optimizer_row(c, shard),
                "pp_row": self.batch_seqs * 2.0 * virtual * p2p,
                "g_up": 2.0 * grad_dense / c.up_bw, "g_out": 2.0 * grad_dense / c.out_bw}
         if self.lora and z3:
@@ -468,12 +485,14 @@ class TrainingKernel:
         if self.is_moe:
             link += ep_up
             network += ep_out
+        t_opt = np.divide(r["opt_row"], dp, out=scratch[5])  # t_dp's buffer is free again
         if parts is not None:  # the terms `evaluate(..., lean=True)` reports, as copies
             parts.update(t_compute=t_comp.copy(), t_bubble=t_bubble, t_link=link.copy(),
-                         t_network=network.copy())
+                         t_network=network.copy(), t_memory=t_opt.copy())
         compute = np.add(t_comp, t_bubble, out=t_comp)
         compute += link
         compute += network
+        compute += t_opt
         if parts is not None:
             parts["busy"] = parts["t_compute"] / compute  # compute is t_step here
         steps = self.tokens / batch_tokens
@@ -487,7 +506,7 @@ class TrainingKernel:
         search chose), per entry with per-entry variants: `duration` once per variant."""
         var = np.asarray(var)
         out = {k: np.empty(var.shape) for k in ("t_compute", "t_bubble", "t_link",
-                                                "t_network", "busy")}
+                                                "t_network", "t_memory", "busy")}
         for v in np.unique(var):
             at = np.nonzero(var == v)[0]
             sub = SimpleNamespace(**{f: x[at] for f, x in c.__dict__.items()})
@@ -495,7 +514,7 @@ class TrainingKernel:
             self.duration(sub, tp[at], pp[at], np.int64(v), dp[at], fit=True, parts=parts)
             for k, x in out.items():
                 x[at] = parts[k]
-        out.update(t_memory=0.0, mem_busy=0.0)
+        out.update(mem_busy=0.0)
         return out
 
     @staticmethod

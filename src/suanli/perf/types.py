@@ -83,6 +83,10 @@ class Estimate:
     chips_used: int = 0
     time_shares: dict[str, float] = field(default_factory=dict)
     measured: bool = False
+    # More chips were asked for than make the job faster: only chips_used of count take part
+    # (the global batch and the layouts cannot use the rest); set beyond the rounding the
+    # data-parallel ladder and the layout leave idle.
+    beyond_useful_range: bool = False
 
     @property
     def memory_per_chip_gb(self) -> float:
@@ -98,6 +102,7 @@ class Estimate:
             "accelerator": self.accelerator,
             "count": self.count,
             "chips_used": self.chips_used,
+            "beyond_useful_range": self.beyond_useful_range,
             "fits": self.fits,
             "duration_s": _finite(self.duration_s),
             "tokens_per_s": self.tokens_per_s,
@@ -130,6 +135,7 @@ class EstimateGrid:
     fits: np.ndarray
     bound: np.ndarray  # int codes into BOUNDS
     chips_used: np.ndarray | None = None
+    beyond_useful_range: np.ndarray | None = None  # bool: see Estimate.beyond_useful_range
 
     @property
     def energy_kwh(self) -> np.ndarray:
@@ -138,6 +144,12 @@ class EstimateGrid:
 
     def index(self, accelerator: str) -> int:
         return self.accelerators.index(accelerator)
+
+
+def beyond_useful_range(count, used, layout_chips):
+    """More chips idle than the data-parallel ladder (steps of 1/64) and a layout of
+    `layout_chips` chips leave idle by rounding: the count is past what helps. Elementwise."""
+    return count - used > used // 64 + layout_chips
 
 
 def _finite(x: float) -> float | None:

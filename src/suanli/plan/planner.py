@@ -166,6 +166,10 @@ def plan(
     if window_s is not None:
         # Serving at a rate: a placement that falls behind the arrivals is not a placement.
         g_fits &= g_dur <= window_s * (1 + 1e-9)
+    # Counts past the useful range buy chips that would idle (EstimateGrid.beyond_useful_range):
+    # dropped wherever the same chip has a count in range (a job's minimum may force one).
+    idle = np.asarray(grid.beyond_useful_range, dtype=bool)
+    g_fits &= ~(idle & (g_fits & ~idle).any(axis=1, keepdims=True))
     g_power = np.asarray(grid.power_w, dtype=float)
     g_mfu = np.asarray(grid.mfu, dtype=float)
     g_bound = np.asarray(grid.bound)
