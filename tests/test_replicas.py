@@ -217,14 +217,15 @@ def _restored(client: httpx.Client, ids: list[int]) -> str:
 
 
 def _check_ledger(client: httpx.Client, ids: list[int]) -> None:
-    """Balance == sum of the ledger, nothing held, and each job refunded and settled once."""
+    """Balance == sum of the ledger, nothing held, and each job refunded and settled once
+    (a job may hold several times: at admission, re-priced at placement, extended as it runs)."""
     usage = client.get("/v1/usage").json()
     assert usage["balance"] == usage["ledger_balance"], usage
     assert usage["reserved"] == "0.00", usage
     entries = client.get("/v1/ledger").json()["entries"]
     per_job = collections.Counter((e["job_id"], e["kind"]) for e in entries if e["job_id"])
     for i in ids:
-        assert per_job[(i, "reserve")] == 1 and per_job[(i, "refund")] == 1, per_job
+        assert per_job[(i, "reserve")] >= 1 and per_job[(i, "refund")] == 1, per_job
         assert per_job[(i, "settle")] == 1, per_job
 
 
