@@ -107,15 +107,9 @@ def grant(conn: Connection, tenant_id: int, amount: Decimal, note: str = "") -> 
 def reserve(conn: Connection, tenant_id: int, job_id: int, amount: Decimal) -> None:
     """Hold a job's estimated cost, atomically refusing to overdraw."""
     amount = money(amount)
-    if amount > 0:
-        row = conn.execute(
-            update(T).where(T.c.id == tenant_id, T.c.balance >= amount)
-            .values(balance=T.c.balance - amount, reserved=T.c.reserved + amount)
-            .returning(T.c.id)
-        ).first()
-        if row is None:
-            bal, res = balance_of(conn, tenant_id)
-            raise InsufficientCredits(bal, res, amount)
+    if amount > 0 and not _move_to_hold(conn, tenant_id, amount):
+        bal, res = balance_of(conn, tenant_id)
+        raise InsufficientCredits(bal, res, amount)
     _ledger(conn, tenant_id, job_id, "reserve", -amount, "estimated cost held")
 
 
@@ -124,16 +118,22 @@ def hold_more(conn: Connection, tenant_id: int, job_id: int, amount: Decimal,
     """Move `amount` more of the available balance into a job's hold (a `reserve` row);
     False (nothing written) when the balance cannot cover it."""
     amount = money(amount)
+    if not _move_to_hold(conn, tenant_id, amount):
+        return False
+    conn.execute(update(J).where(J.c.id == job_id).values(reserved=J.c.reserved + amount))
+    _ledger(conn, tenant_id, job_id, "reserve", -amount, note)
+    return True
+
+
+def _move_to_hold(conn: Connection, tenant_id: int, amount: Decimal) -> bool:
+    """Balance -> reserved, in one guarded UPDATE (it also locks the tenant's row on
+    PostgreSQL until commit); False when the balance cannot cover `amount`."""
     row = conn.execute(
         update(T).where(T.c.id == tenant_id, T.c.balance >= amount)
         .values(balance=T.c.balance - amount, reserved=T.c.reserved + amount)
         .returning(T.c.id)
     ).first()
-    if row is None:
-        return False
-    conn.execute(update(J).where(J.c.id == job_id).values(reserved=J.c.reserved + amount))
-    _ledger(conn, tenant_id, job_id, "reserve", -amount, note)
-    return True
+    return row is not None
 
 
 def settle(conn: Connection, tenant_id: int, job_id: int, reserved: Decimal,
