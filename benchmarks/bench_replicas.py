@@ -14,11 +14,9 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -30,59 +28,12 @@ from bench_submit import (  # noqa: E402 - the sibling benchmark's helpers
     cpu_s,
     drop_schema,
     free_port,
+    load,
     pg_schema_url,
     start_server,
 )
 
 PG = os.environ.get("SUANLI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-async def load(urls: list[str], token: str, job: dict, total: int, seconds: float,
-               concurrency: int, prefix: str) -> dict:
-    """`concurrency` clients; request n goes to replica n % len(urls)."""
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    sent = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {token}"}
-    clients = [httpx.AsyncClient(base_url=u, limits=limits, timeout=30, headers=headers)
-               for u in urls]
-
-    async def worker() -> None:
-        nonlocal sent
-        while sent < total and time.perf_counter() < deadline:
-            sent += 1
-            n = sent
-            client = clients[n % len(clients)]
-            t0 = time.perf_counter()
-            try:
-                r = await client.post("/v1/jobs", json={**job, "name": f"{prefix}-{n}"},
-                                      headers={"Idempotency-Key": f"{prefix}-{n}"})
-                code = str(r.status_code)
-            except httpx.HTTPError as exc:
-                code = type(exc).__name__
-            latencies.append(time.perf_counter() - t0)
-            if code != "201":
-                errors[code] = errors.get(code, 0) + 1
-
-    t_start = time.perf_counter()
-    try:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    finally:
-        for c in clients:
-            await c.aclose()
-    elapsed = time.perf_counter() - t_start
-    lat = sorted(latencies)
-    ok = len(lat) - sum(errors.values())
-    return {
-        "submissions": ok, "errors": errors, "seconds": round(elapsed, 3),
-        "submissions_per_s": round(ok / elapsed, 1),
-        "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
-        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
-        "max_ms": round(1000 * lat[-1], 2) if lat else None,
-        "mean_ms": round(1000 * statistics.fmean(lat), 2) if lat else None,
-    }
 
 
 def main() -> None:

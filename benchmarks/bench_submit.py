@@ -85,41 +85,48 @@ JOBS = {
 JOB = JOBS["run"]
 
 
-async def load(url: str, token: str, total: int, seconds: float, concurrency: int,
-               prefix: str = "bench") -> dict:
+async def load(urls: list[str], token: str, job: dict, total: int, seconds: float,
+               concurrency: int, prefix: str) -> dict:
+    """`concurrency` clients; request n goes to replica n % len(urls)."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
     sent = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    clients = [httpx.AsyncClient(base_url=u, limits=limits, timeout=30, headers=headers)
+               for u in urls]
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
-        async def worker() -> None:
-            nonlocal sent
-            while sent < total and time.perf_counter() < deadline:
-                sent += 1
-                n = sent
-                body = {**JOB, "name": f"{prefix}-{n}"}
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post("/v1/jobs", json=body,
-                                          headers={"Idempotency-Key": f"{prefix}-{n}"})
-                    code = str(r.status_code)
-                except httpx.HTTPError as exc:
-                    code = type(exc).__name__
-                latencies.append(time.perf_counter() - t0)
-                if code != "201":
-                    errors[code] = errors.get(code, 0) + 1
+    async def worker() -> None:
+        nonlocal sent
+        while sent < total and time.perf_counter() < deadline:
+            sent += 1
+            n = sent
+            client = clients[n % len(clients)]
+            t0 = time.perf_counter()
+            try:
+                r = await client.post("/v1/jobs", json={**job, "name": f"{prefix}-{n}"},
+                                      headers={"Idempotency-Key": f"{prefix}-{n}"})
+                code = str(r.status_code)
+            except httpx.HTTPError as exc:
+                code = type(exc).__name__
+            latencies.append(time.perf_counter() - t0)
+            if code != "201":
+                errors[code] = errors.get(code, 0) + 1
 
-        t_start = time.perf_counter()
+    t_start = time.perf_counter()
+    try:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t_start
+    finally:
+        for c in clients:
+            await c.aclose()
+    elapsed = time.perf_counter() - t_start
     lat = sorted(latencies)
     ok = len(lat) - sum(errors.values())
     return {
         "submissions": ok, "requests": len(lat), "errors": errors,
-        "seconds": round(elapsed, 3), "submissions_per_s": round(ok / elapsed, 1),
+        "seconds": round(elapsed, 3),
+        "submissions_per_s": round(ok / elapsed, 1),
         "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
         "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
         "max_ms": round(1000 * lat[-1], 2) if lat else None,
@@ -162,9 +169,11 @@ def main() -> None:
         r = httpx.post(f"{url}/v1/tenants", json={"name": "bench", "credits": "100000000"},
                        headers={"Authorization": f"Bearer {ADMIN}"})
         token = r.json()["token"]
-        asyncio.run(load(url, token, args.warmup, 30.0, 4, "warmup"))  # plans the job shape once
+        # the warm-up plans the job shape once
+        asyncio.run(load([url], token, JOB, args.warmup, 30.0, 4, "warmup"))
         server_cpu0, client_cpu0 = cpu_s(proc.pid), time.process_time()
-        result = asyncio.run(load(url, token, args.count, args.seconds, args.concurrency))
+        result = asyncio.run(load([url], token, JOB, args.count, args.seconds,
+                                  args.concurrency, "bench"))
         result["server_cpu_s"] = round(cpu_s(proc.pid) - server_cpu0, 2)
         result["client_cpu_s"] = round(time.process_time() - client_cpu0, 2)
     finally:
