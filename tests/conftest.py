@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +20,7 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_NETWORK = FIXTURES / "service_tiny_network.yaml"
 ADMIN_TOKEN = "sl_test-admin-token"
+SRC = Path(__file__).resolve().parents[1] / "src"
 PG_URL = os.environ.get("SUANLI_TEST_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -112,3 +117,55 @@ def wait_for_state(client: Any, job_id: int, states: set[str], timeout_s: float 
             return job
         assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}: {job}"
         time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UpProcess:
+    """`suanli up` in a process of its own (so its memory, signals and kill -9 are its own),
+    the admin token in its environment, the database URL in its argv, output in `log`."""
+
+    def __init__(self, db_url: str, home: Path, *extra: str, backend: str = "local",
+                 admin_token: str = ADMIN_TOKEN, name: str = "up") -> None:
+        self.db_url, self.port = db_url, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = home / f"{name}-{self.port}.log"
+        env = {**os.environ, "SUANLI_HOME": str(home), "SUANLI_ADMIN_TOKEN": admin_token,
+               "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        cmd = [sys.executable, "-m", "suanli.cli.main", "up", "--db", db_url,
+               "--network", str(TINY_NETWORK), "--port", str(self.port), "--backend", backend,
+               *extra]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"suanli up exited: {self.log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"suanli up did not answer /healthz: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Terminate it (waking it first if a test froze it); kill it if it does not end."""
+        if self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -10,10 +10,7 @@ the sandboxed assertions are not vacuous.
 from __future__ import annotations
 
 import os
-import socket
 import stat
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TINY_NETWORK, wait_for_state
+from conftest import UpProcess, free_port, wait_for_state
 from suanli.backends import LocalBackend, RunSpec, make_backend
 from suanli.backends.sandbox import JOB_UID_BASE, find_sandbox
 from suanli.errors import SuanliError
@@ -34,7 +31,6 @@ pytestmark = pytest.mark.skipif(isinstance(find_sandbox(), str),
 
 ADMIN = f"sl_iso-admin-{uuid.uuid4().hex}"
 TERMINAL = {"succeeded", "failed", "cancelled"}
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 # What a hostile tenant tries, printing what it finds into its own log. The script names the
 # paths it tries but none of the secrets the test looks for, and its markers are split by
@@ -80,35 +76,12 @@ echo attack-"finished"
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
+class Service(UpProcess):
     """`suanli up` in a subprocess, the admin token in its environment, the DB URL in argv."""
 
     def __init__(self, db_url: str, home: Path, *extra: str) -> None:
-        self.db_url, self.port = db_url, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SUANLI_ADMIN_TOKEN": ADMIN, "SUANLI_HOME": str(home),
-               "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from suanli.cli.main import app; app()", "up",
-             "--db", db_url, "--network", str(TINY_NETWORK), "--backend", "local",
-             "--port", str(self.port), "--round-s", "0.5", *extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "suanli up did not answer /healthz"
-            time.sleep(0.2)
+        super().__init__(db_url, home, "--round-s", "0.5", *extra, admin_token=ADMIN)
+        self.wait_ready()
         self.admin = self.client(ADMIN)
 
     def client(self, token: str) -> httpx.Client:
@@ -120,13 +93,6 @@ class Service:
         assert r.status_code == 201, r.text
         return r.json()["id"], self.client(r.json()["token"])
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture
@@ -242,7 +208,7 @@ def test_suanli_up_without_a_sandbox_refuses_in_one_line_before_serving(tmp_path
 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("SUANLI_HOME", str(tmp_path))
-    result = CliRunner().invoke(app, ["up", "--port", str(_free_port())])
+    result = CliRunner().invoke(app, ["up", "--port", str(free_port())])
     out = " ".join(result.output.split())  # the console may wrap the line
     assert result.exit_code != 0
     assert "apt-get install bubblewrap" in out and "--single-user" in out

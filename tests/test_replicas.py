@@ -11,7 +11,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,65 +23,35 @@ import httpx
 import pytest
 
 import suanli
-from conftest import ADMIN_TOKEN, TINY_NETWORK, _pg_exec, _pg_schema_url, postgres_reachable
+from conftest import (
+    ADMIN_TOKEN,
+    UpProcess,
+    _pg_exec,
+    _pg_schema_url,
+    postgres_reachable,
+)
 
 SRC = Path(suanli.__file__).resolve().parents[1]
 TERMINAL = {"succeeded", "failed", "cancelled"}
 A800_CHIPS = 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Replica:
+class Replica(UpProcess):
     """One `suanli up` process on a loopback port."""
 
     def __init__(self, db: str, home: Path, name: str) -> None:
+        # Jobs append to one marker file under tmp_path, which a sandboxed job cannot see:
+        # these tests pin leadership, not isolation (tests/test_isolation.py does).
+        super().__init__(db, home, "--round-s", "0.5", "--single-user", name=name)
         self.db = db
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / f"{name}.log"
-        env = {**os.environ, "SUANLI_HOME": str(home), "SUANLI_ADMIN_TOKEN": ADMIN_TOKEN,
-               "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        cmd = [sys.executable, "-c", "from suanli.cli.main import app; app()", "up",
-               "--db", db, "--network", str(TINY_NETWORK), "--port", str(self.port),
-               "--backend", "local", "--round-s", "0.5",
-               # Jobs append to one marker file under tmp_path, which a sandboxed job cannot
-               # see: these tests pin leadership, not isolation (tests/test_isolation.py does).
-               "--single-user"]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
         self.http = httpx.Client(base_url=self.url, timeout=30,
                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"replica exited: {self.log.read_text()[-3000:]}"
-            try:
-                if self.http.get("/healthz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"replica not ready: {self.log.read_text()[-3000:]}")
 
     def leader(self) -> dict[str, Any]:
         return self.http.get("/healthz").json()["leader"]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().stop()
         self.http.close()
 
 

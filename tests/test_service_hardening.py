@@ -4,10 +4,7 @@ that names the field, never a 500; a large anonymous body is refused without bei
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import ADMIN_TOKEN, TINY_NETWORK, wait_for_state
+from conftest import ADMIN_TOKEN, TINY_NETWORK, UpProcess, wait_for_state
 
 JOB = {
     "name": "hour-on-a800", "kind": "generic",
@@ -183,28 +180,12 @@ def _rss_bytes(pid: int) -> int:
 @pytest.fixture
 def up_process(db_url, tmp_path):
     """`suanli up --backend none` in its own process, so its memory is its own to measure."""
-    port = _free_port()
-    env = {**os.environ, "SUANLI_ADMIN_TOKEN": ADMIN_TOKEN, "SUANLI_HOME": str(tmp_path),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
-                                          os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "suanli.cli.main", "up", "--db", db_url,
-                             "--network", str(TINY_NETWORK), "--port", str(port),
-                             "--backend", "none", "--json"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        assert time.monotonic() < deadline, "suanli up did not start"
-        time.sleep(0.2)
-    yield proc, port
-    proc.terminate()
-    proc.wait(timeout=30)
+    up = UpProcess(db_url, tmp_path, "--json", backend="none")
+    try:
+        up.wait_ready()
+        yield up.proc, up.port
+    finally:
+        up.stop()
 
 
 def _send_streaming(port: int, head: str, total_bytes: int,
