@@ -100,3 +100,31 @@ def test_jobs_no_pool_can_run_after_an_edit_fail_with_the_reason(db_url, start_s
     assert ran["run_s"] > 0  # it is charged for what it ran
     usage = alice.get("/v1/usage").json()
     assert usage["balance"] == usage["ledger_balance"] and usage["reserved"] == "0.00"
+
+
+def test_a_removed_pool_requeues_its_run_on_another_pool_and_bills_each_part(
+        db_url, start_service, http):
+    server = start_service(db_url, backend="local")
+    admin, alice = http(server), _alice(server, http)
+    job = {**_job("mover", "sleep 60"),
+           "resources": {"accelerators": ["L20", "A800"], "count": 1}}
+    job_id = alice.post("/v1/jobs", json=job).json()["id"]
+    first = wait_for_state(alice, job_id, {"running"})["placement"]["pool"]
+    time.sleep(1.0)  # some run time to bill on the first pool
+
+    r = admin.delete(f"/v1/centers/alpha/pools/{first}")
+    assert r.status_code == 204, r.text  # a pool that runs jobs can be removed
+    def moved() -> bool:  # on chips again (restoring from its checkpoint first) elsewhere
+        job = alice.get(f"/v1/jobs/{job_id}").json()
+        pool = (job.get("placement") or {}).get("pool")
+        return pool not in (None, first) and job["state"] in ("starting", "running")
+
+    _wait(moved, what="the run did not move to the other pool")
+    reasons = [e["reason"] for e in alice.get(f"/v1/jobs/{job_id}/events").json()["events"]]
+    assert f"preempted: pool alpha/{first} was removed or shrunk" in reasons
+    time.sleep(1.0)
+    alice.post(f"/v1/jobs/{job_id}/cancel")
+    done = wait_for_state(alice, job_id, TERMINAL)
+    assert done["run_s"] > 1.5 and float(done["charged"]) > 0
+    usage = alice.get("/v1/usage").json()
+    assert usage["balance"] == usage["ledger_balance"] and usage["reserved"] == "0.00"

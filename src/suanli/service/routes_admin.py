@@ -6,9 +6,8 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
 
 from suanli.catalog import builtin_catalog
 from suanli.service.auth import admin, principal
@@ -20,7 +19,6 @@ from suanli.store import jobs as store_jobs
 from suanli.store import leader as store_leader
 from suanli.store import network as store_network
 from suanli.store import tenants
-from suanli.store.models import Job
 from suanli.store.tenants import Principal
 
 router = APIRouter(prefix="/v1")
@@ -104,20 +102,6 @@ def _used(svc: ServiceState) -> dict[str, tuple[int, int]]:
     return dict(svc.runner.utilisation) if svc.runner is not None else {}
 
 
-def _no_active_jobs_on(svc: ServiceState, center: str, pool: str | None = None) -> None:
-    J = Job.__table__
-    stmt = select(J.c.id).where(J.c.center == center,
-                                J.c.state.in_(("starting", "running", "checkpointing")))
-    if pool is not None:
-        stmt = stmt.where(J.c.pool == pool)
-    with svc.db.read() as conn:
-        busy = [r.id for r in conn.execute(stmt.limit(5))]
-    if busy:
-        where = f"{center}/{pool}" if pool else center
-        raise ApiError(409, f"{where} runs jobs {busy}: cancel them or wait", field="center",
-                       value=center, jobs=busy)
-
-
 # -- centers and pools ------------------------------------------------------------------------
 
 @router.get("/centers", responses=_ERRORS, summary="Centers and their pools")
@@ -176,11 +160,10 @@ def patch_center(request: Request, body: CenterPatch, center_id: str = Path(max_
 
 
 @router.delete("/centers/{center_id}", status_code=204, responses=_ERRORS,
-               summary="Remove a center and its pools (admin)")
+               summary="Remove a center and its pools; their runs are requeued (admin)")
 def delete_center(request: Request, center_id: str = Path(max_length=64),
-                  _who: Principal = Depends(admin)) -> JSONResponse:
+                  _who: Principal = Depends(admin)) -> Response:
     svc = svc_of(request)
-    _no_active_jobs_on(svc, center_id)
     with svc.db.write() as conn:
         store_network.delete_center(conn, center_id)
         store_leader.bump_network_version(conn)
@@ -189,7 +172,7 @@ def delete_center(request: Request, center_id: str = Path(max_length=64),
             raise ApiError(409, "cannot remove the last pool of the network", field="center",
                            value=center_id)
     svc.reload_network()
-    return JSONResponse(None, status_code=204)
+    return Response(status_code=204)  # no body: a 204 carries none
 
 
 @router.post("/centers/{center_id}/pools", status_code=201, responses=_ERRORS,
@@ -222,12 +205,11 @@ def patch_pool(request: Request, body: PoolPatch, center_id: str = Path(max_leng
 
 
 @router.delete("/centers/{center_id}/pools/{pool_id}", status_code=204, responses=_ERRORS,
-               summary="Remove a pool (admin)")
+               summary="Remove a pool; its runs are checkpointed and requeued (admin)")
 def delete_pool(request: Request, center_id: str = Path(max_length=64),
                 pool_id: str = Path(max_length=64),
-                _who: Principal = Depends(admin)) -> JSONResponse:
+                _who: Principal = Depends(admin)) -> Response:
     svc = svc_of(request)
-    _no_active_jobs_on(svc, center_id, pool_id)
     with svc.db.write() as conn:
         store_network.delete_pool(conn, center_id, pool_id)
         store_leader.bump_network_version(conn)
@@ -235,7 +217,7 @@ def delete_pool(request: Request, center_id: str = Path(max_length=64),
             raise ApiError(409, "cannot remove the last pool of the network", field="pool",
                            value=pool_id)
     svc.reload_network()
-    return JSONResponse(None, status_code=204)
+    return Response(status_code=204)  # no body: a 204 carries none
 
 
 # -- tenants ----------------------------------------------------------------------------------

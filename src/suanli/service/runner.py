@@ -507,8 +507,8 @@ class Runner:
         extra: dict[str, Any] = {}
         rec = self.engine.jobs.get(tr.job_id)
         if rec is not None:
-            extra["retries"] = int(getattr(rec, "retries", 0) or 0)
-            extra["done_work"] = float(getattr(rec, "done_work", 0.0) or 0.0)
+            extra["retries"] = rec.retries
+            extra["done_work"] = rec.done_work
         if new not in ON_CHIPS:
             self._handles_known.discard(tr.job_id)
             if new in WAITING or new in TERMINAL_STATES:
