@@ -242,5 +242,7 @@ def engine_job_from_spec(
         restore_s=job_spec.checkpoint_restore_s,
         max_retries=job_spec.max_retries,
         meta=meta,
+        spec=job_spec,
+        objective="cost" if job_spec.objective == "cost" else "time",
     )
 

@@ -80,6 +80,8 @@ class RoundsMixin:
         placed_any = False
         if len(A):
             target = self._assign(A)
+            if self.placer is not None:
+                target = self._broker_pass(A, target, now)
             placed_any = self._apply(target, A, now)
         self._dirty = False
         self._sample(now)
@@ -207,10 +209,11 @@ class RoundsMixin:
             first = rec.start_s is None
             restore = 0.0 if (first or self.gavel_mode) else float(self._restore[i])
             nodes = self._take_chips(i, p, None)
-            placement = self._begin_run(i, p, now, restore, nodes)
+            placement = self._begin_run(i, p, now, restore, nodes, self._planned.pop(i, None))
             if first:
                 rec.start_s = now
-            self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}")
+            why = f": {placement.note}" if placement.note else ""
+            self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}{why}")
             if rec.state is not JobState.STARTING:
                 continue  # the listener cancelled it before the backend was told
             self.backend.start(rec.job, placement, now)

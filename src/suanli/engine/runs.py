@@ -8,10 +8,12 @@ time; ending a run commits the work that survives it and charges chip-seconds, c
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from suanli.engine.backend import run_end_s
+from suanli.engine.placement import Choice
 from suanli.engine.types import ON_CHIPS_STATES, Placement
 
 
@@ -88,7 +90,8 @@ class RunsMixin:
         self._used[p] += c
         return nodes
 
-    def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes) -> Placement:
+    def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes,
+                   planned: Choice | None = None) -> Placement:
         rec = self._records[i]
         self._run_pool[i] = p
         self._seg_start[i] = now
@@ -106,6 +109,10 @@ class RunsMixin:
             work_remaining=float(self._total[i] - self._base[i]),
             restore_s=restore_s,
         )
+        if planned is not None and planned.pool == p:
+            placement = replace(placement, planned_cost=planned.cost,
+                                planned_run_s=planned.run_s, egress_cost=planned.egress_cost,
+                                note=planned.note)
         rec.placement = placement
         if not rec.pools or rec.pools[-1] != pool.pool_id:
             if pool.pool_id not in rec.pools:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from suanli.jobs.spec import JobSpec
 
 
 class JobState(StrEnum):
@@ -57,6 +60,8 @@ class EngineJob:
     restore_s: float = 0.0
     max_retries: int = 3
     meta: dict[str, Any] = field(default_factory=dict)
+    spec: JobSpec | None = None  # a submitted job's spec: the broker plans it where it is placed
+    objective: str = "time"  # the broker's ranking for a job without a spec (cost | time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,10 @@ class Placement:
     throughput: float = 0.0
     work_remaining: float = 0.0
     restore_s: float = 0.0
+    planned_cost: float | None = None  # the broker's option: compute + egress, in currency
+    planned_run_s: float | None = None
+    egress_cost: float = 0.0
+    note: str = ""  # why the broker placed it here and not where it planned (empty: as planned)
 
     def to_dict(self) -> dict[str, Any]:
         return {
