@@ -16,7 +16,7 @@ Gavel mode and placement-aware policies keep the priority rule's pool (`Engine._
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,6 +27,7 @@ from suanli.errors import SuanliError
 
 if TYPE_CHECKING:
     from suanli.engine.cluster import Cluster
+    from suanli.plan.result import PlacementOption, PlanResult
     from suanli.plan.state import NetworkState
 
 
@@ -103,15 +104,21 @@ class BrokerPlacer:
             return Choice(-1, note=f"no option meets the job's limits now ({why}); placed by "
                                    f"the policy")
         index = {pid: k for k, pid in enumerate(cluster.pool_ids)}
-        for option in result.options:
+        for option in startable_now(result):
             k = index.get(f"{option.center}/{option.pool}")
-            if option.heterogeneous or k is None or not view.allowed[k]:
+            if k is None or not view.allowed[k]:
                 continue
             note = "" if option is result.chosen else _why_not(result.chosen, view, index)
             return Choice(k, float(option.cost), float(option.run_s),
                           float(option.egress_cost), note)
         return Choice(-1, note=f"the broker's options ({result.chosen.label} first) have no "
                                f"room the policy allows now; placed by the policy")
+
+
+def startable_now(result: PlanResult) -> Iterator[PlacementOption]:
+    """The options the engine can place on now, best first: single-pool, no wait for chips.
+    The first is where a job goes (the plan preview shows it as `placement_now`)."""
+    return (o for o in result.options if not o.heterogeneous and o.wait_s <= 0)
 
 
 def _why_not(chosen, view: LiveView, index: dict[str, int]) -> str:

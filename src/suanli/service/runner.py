@@ -38,6 +38,7 @@ from suanli.backends.types import AdoptingBackend, BackendEvent, ServiceBackend
 from suanli.engine.types import EngineJob, JobRecord, Placement
 from suanli.jobs.spec import JobSpec
 from suanli.network import Network
+from suanli.plan.state import NetworkState
 from suanli.service.leadership import Lease, LostLeadership
 from suanli.store import billing
 from suanli.store import jobs as store_jobs
@@ -46,6 +47,7 @@ from suanli.store import network as store_network
 from suanli.store.db import Database
 from suanli.store.fastpath import FastPath
 from suanli.store.models import TERMINAL_STATES
+from suanli.store.types import money
 
 log = logging.getLogger("suanli.service.runner")
 
@@ -149,6 +151,9 @@ class Runner:
         self._next_sweep = time.monotonic() + sweep_s
         self._drained_at = time.time()  # when the inbox was last read
         self.utilisation: dict[str, tuple[int, int]] = {}  # pool id -> (chips used, capacity)
+        # The engine's load as the planner sees it, for the plan preview (any thread reads it).
+        self.live_state: NetworkState = NetworkState()
+        self._state_round = -1
         self.steps = 0
         self.last_error: str | None = None
         self._refresh_prices()
@@ -534,9 +539,14 @@ class Runner:
         thr = float(engine_placement.throughput)
         work = float(engine_placement.work_remaining)
         remaining = work / thr if thr > 0 and math.isfinite(work / thr) else None
-        return store_jobs.PlacementHold(self._price_of(job_id, placement),
-                                        int(placement["count"]), remaining,
-                                        placement.get("pool_id") or str(placement["pool"]))
+        planned = engine_placement.planned_cost
+        price = self._price_of(job_id, placement)
+        option = None
+        if planned is not None and math.isfinite(planned) and not self._spot.get(job_id):
+            option = money(repr(float(planned)))  # as the admission estimate prices it
+        return store_jobs.PlacementHold(price, int(placement["count"]), remaining,
+                                        placement.get("pool_id") or str(placement["pool"]),
+                                        option)
 
     def _write_held(self) -> None:
         """Commit the held transitions in one transaction, in the order they happened."""
@@ -768,6 +778,9 @@ class Runner:
         used = self.engine.used_chips
         self.utilisation = {p.pool_id: (used.get(p.pool_id, 0), p.capacity)
                             for p in self.cluster.pools}
+        if self.engine.rounds != self._state_round:  # the load changes at rounds
+            self._state_round = self.engine.rounds
+            self.live_state = self.engine.network_state(self.clock.now())
 
 
 def _state(rec: JobRecord) -> str:

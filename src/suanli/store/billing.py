@@ -134,13 +134,19 @@ def stored_price(conn: Connection, job: dict[str, Any]) -> Decimal | None:
 
 
 def hold_at_placement(conn: Connection, job: dict[str, Any], price_per_chip_hour: Decimal,
-                      chips: int, remaining_s: float | None, where: str) -> Decimal:
+                      chips: int, remaining_s: float | None, where: str,
+                      option_cost: Decimal | None = None) -> Decimal:
     """Raise a job's hold to what it has spent plus what its remaining run costs where it is
-    placed; returns the hold.
+    placed; returns the hold. `option_cost`: the broker's option for this placement, priced
+    as an admission estimate is (so a job placed as planned holds exactly its estimate).
 
     Raises PlacementRefused (nothing written) when the tenant's available balance cannot
     cover the difference: the job must not start."""
-    hold = hold_for(price_per_chip_hour, chips, remaining_s, job["spent"] or Decimal(0))
+    spent = Decimal(job["spent"] or 0)
+    if option_cost is not None:
+        hold = max(ceil_cent(spent + option_cost), hold_for(price_per_chip_hour, chips, 0.0))
+    else:
+        hold = hold_for(price_per_chip_hour, chips, remaining_s, spent)
     reserved = Decimal(job["reserved"])
     if hold <= reserved:
         return reserved

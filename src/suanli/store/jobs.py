@@ -158,7 +158,8 @@ def record_transition(conn: Connection, job_id: int, old: str | None, new: str, 
                 values[k] = placement[k]
     if hold is not None:
         values["reserved"] = billing.hold_at_placement(
-            conn, job, hold.price_per_chip_hour, hold.chips, hold.remaining_s, hold.where)
+            conn, job, hold.price_per_chip_hour, hold.chips, hold.remaining_s, hold.where,
+            option_cost=hold.option_cost)
         values["price_per_chip_hour"] = hold.price_per_chip_hour
     if new in TERMINAL_STATES:
         values["finished_at"] = now
@@ -183,6 +184,7 @@ class PlacementHold:
     chips: int
     remaining_s: float | None  # the engine's estimate of its run there
     where: str  # the pool, for the ledger note and the refusal
+    option_cost: Decimal | None = None  # the broker's option (run + egress), as estimated
 
 
 def _run_clock(conn: Connection, job: dict[str, Any]) -> billing.RunClock:
