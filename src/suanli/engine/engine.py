@@ -54,6 +54,7 @@ from suanli.engine.reshape import ReshapeMixin
 from suanli.engine.restore import RestoreMixin
 from suanli.engine.rounds import DEFAULT_REALLOC_INTERVAL_S, RoundsMixin
 from suanli.engine.runs import RunsMixin
+from suanli.engine.staging import StagingMixin
 from suanli.engine.timers import TimerQueue
 from suanli.engine.types import (
     ON_CHIPS_STATES,
@@ -70,8 +71,8 @@ __all__ = ["DEFAULT_REALLOC_INTERVAL_S", "Engine", "policy_name", "resolve_polic
 
 
 class Engine(
-    EventsMixin, RoundsMixin, PriorityMixin, PlacementMixin, RunsMixin, FailuresMixin,
-    RestoreMixin, RecordsMixin, ReshapeMixin,
+    EventsMixin, RoundsMixin, PriorityMixin, PlacementMixin, StagingMixin, RunsMixin,
+    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin,
 ):
     """Drives jobs through their lifecycle against a clock and a backend.
 
@@ -123,6 +124,7 @@ class Engine(
         self._shuffle_pools = gavel_mode and self.traits.agnostic
         self.placer = self._choose_placer(placement)
         self._planned: dict[int, Choice] = {}  # job index -> the broker's choice this round
+        self._data_at: dict[str, set[str]] = {}  # dataset name -> regions holding a copy
         self._pool_rng = random.Random(seed + 5)  # Gavel's worker-type shuffler seed
         self._half_round = self.round_s / 2.0
 

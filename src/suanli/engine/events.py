@@ -25,6 +25,8 @@ class EventsMixin:
                 rec = self._records[i]
                 if rec.state is JobState.STARTING and self._seg_start[i] == token:
                     self._set_state(i, JobState.RUNNING, at, "restored from checkpoint")
+            elif kind == "staged":
+                self._staged(payload, at)
             elif kind == "fail":
                 self._fail_start(payload, at)
             elif kind == "recover":

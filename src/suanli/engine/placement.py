@@ -54,6 +54,8 @@ class LiveView:
     throughput: np.ndarray  # [P] work units/s at the job's gang (0: cannot run there)
     price_per_chip_hour: np.ndarray  # [P]
     spent: float  # what the job has cost so far
+    staging_s: np.ndarray  # [P] moving its dataset to each pool's region, seconds
+    egress_cost: np.ndarray  # [P] and what that transfer costs
     network_state: Callable[[], NetworkState]  # the planner's view, built when first asked
 
 
@@ -77,10 +79,12 @@ class BrokerPlacer:
             return Choice(-1)
         idx = np.flatnonzero(ok)
         run_s = view.remaining_work / view.throughput[idx]
-        cost = job.num_chips * view.price_per_chip_hour[idx] * run_s / 3600.0
-        keys = (idx, cost, run_s) if job.objective == "time" else (idx, run_s, cost)
+        egress = view.egress_cost[idx]
+        cost = job.num_chips * view.price_per_chip_hour[idx] * run_s / 3600.0 + egress
+        finish = view.staging_s[idx] + run_s
+        keys = (idx, cost, finish) if job.objective == "time" else (idx, finish, cost)
         k = int(np.lexsort(keys)[0])
-        return Choice(int(idx[k]), float(cost[k]), float(run_s[k]))
+        return Choice(int(idx[k]), float(cost[k]), float(run_s[k]), float(egress[k]))
 
     @staticmethod
     def _planned(job: EngineJob, view: LiveView, cluster: Cluster) -> Choice:
@@ -165,10 +169,12 @@ class PlacementMixin:
                     state_cache.append(self.network_state(now, free))
                 return state_cache[0]
 
+            stage_s, egress = self._staging_rows(i)
             view = LiveView(now_s=now, allowed=allowed, free_chips=left.copy(),
                             remaining_work=float(self._total[i] - self._base[i]),
                             throughput=self._thr[i], price_per_chip_hour=self._price,
-                            spent=rec.cost, network_state=network_state)
+                            spent=rec.cost, network_state=network_state,
+                            staging_s=stage_s, egress_cost=egress)
             choice = self.placer.choose(rec.job, view, self.cluster)
             p = choice.pool if choice.pool >= 0 and allowed[choice.pool] else p0
             if p != p0 or choice.pool >= 0 or choice.note:

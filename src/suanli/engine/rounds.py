@@ -208,11 +208,19 @@ class RoundsMixin:
                 continue  # cancelled by a listener during this round
             first = rec.start_s is None
             restore = 0.0 if (first or self.gavel_mode) else float(self._restore[i])
+            stage_s, egress = self._staging(i, p)
             nodes = self._take_chips(i, p, None)
-            placement = self._begin_run(i, p, now, restore, nodes, self._planned.pop(i, None))
+            placement = self._begin_run(i, p, now, restore, nodes, self._planned.pop(i, None),
+                                        stage_s)
             if first:
                 rec.start_s = now
             why = f": {placement.note}" if placement.note else ""
+            if stage_s > 0:
+                self._begin_staging(i, p, now, stage_s, egress, restore, why)
+                if rec.state is JobState.STAGING:
+                    self.backend.start(rec.job, placement, now)
+                    started = True
+                continue
             self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}{why}")
             if rec.state is not JobState.STARTING:
                 continue  # the listener cancelled it before the backend was told

@@ -91,7 +91,9 @@ class RunsMixin:
         return nodes
 
     def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes,
-                   planned: Choice | None = None) -> Placement:
+                   planned: Choice | None = None, staging_s: float = 0.0) -> Placement:
+        """Take the run's columns; the productive time starts after staging + restore."""
+        restore_s = restore_s + staging_s
         rec = self._records[i]
         self._run_pool[i] = p
         self._seg_start[i] = now
@@ -108,6 +110,7 @@ class RunsMixin:
             throughput=float(self._thr[i, p]),
             work_remaining=float(self._total[i] - self._base[i]),
             restore_s=restore_s,
+            staging_s=staging_s,
         )
         if planned is not None and planned.pool == p:
             placement = replace(placement, planned_cost=planned.cost,
@@ -138,7 +141,8 @@ class RunsMixin:
         chips = int(self._chips[i])
         chip_s = dur * chips
         rec.chip_seconds += chip_s
-        rec.cost += chip_s / 3600.0 * float(self._price[p])
+        staged = min(rec.placement.staging_s, dur) if rec.placement is not None else 0.0
+        rec.cost += (dur - staged) * chips / 3600.0 * float(self._price[p])
         rec.energy_kwh += chip_s * float(self._watts[p]) / 3.6e6
         self._busy_chip_s[p] += chip_s
         self._attained[i] += chip_s

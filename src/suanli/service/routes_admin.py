@@ -107,7 +107,8 @@ def _used(svc: ServiceState) -> dict[str, tuple[int, int]]:
 def _no_active_jobs_on(svc: ServiceState, center: str, pool: str | None = None) -> None:
     J = Job.__table__
     stmt = select(J.c.id).where(J.c.center == center,
-                                J.c.state.in_(("starting", "running", "checkpointing")))
+                                J.c.state.in_(("staging", "starting", "running",
+                                               "checkpointing")))
     if pool is not None:
         stmt = stmt.where(J.c.pool == pool)
     with svc.db.read() as conn:

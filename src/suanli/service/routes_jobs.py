@@ -238,7 +238,7 @@ def planned_vs_actual(svc: ServiceState, row: dict[str, Any]) -> dict[str, Any]:
     if row.get("center") and (row["center"], row["pool"]) != (est.center, est.pool):
         with svc.db.read() as conn:
             evs = store_jobs.events(conn, row["id"])
-        placed = [e["reason"] for e in evs if e["new_state"] == "starting" and e["reason"]]
+        placed = [e["reason"] for e in evs if (e["reason"] or "").startswith("placed on")]
         note = placed[-1] if placed else "placed by the policy"
     return {"planned": planned, "placement_note": note}
 

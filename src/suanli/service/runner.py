@@ -51,7 +51,7 @@ from suanli.store.types import money
 
 log = logging.getLogger("suanli.service.runner")
 
-ON_CHIPS = ("starting", "running", "checkpointing")
+ON_CHIPS = ("staging", "starting", "running", "checkpointing")
 SWEEP_S = 5.0
 FOLLOW_S = 0.5  # how often a follower tries the lease
 NETWORK_POLL_S = 1.0  # how often the network version is read
@@ -504,7 +504,8 @@ class Runner:
             return
         placement = placement_dict(tr.placement)
         hold = None
-        if new == "starting" and placement and placement.get("count"):
+        if new in ("staging", "starting") and old != "staging" and placement and \
+                placement.get("count"):  # placed: the hold is re-priced before it starts
             hold = self._placement_hold(tr.job_id, tr.placement, placement)
         reason = tr.reason or ""
         if new in TERMINAL_STATES:

@@ -19,7 +19,8 @@ from suanli.store.types import money
 
 J = Job.__table__
 E = JobEvent.__table__
-ACTIVE_STATES = ("pending", "queued", "starting", "running", "checkpointing", "preempted")
+ACTIVE_STATES = ("pending", "queued", "staging", "starting", "running", "checkpointing",
+                 "preempted")
 
 
 @dataclass(frozen=True, slots=True)
