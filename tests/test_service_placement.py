@@ -79,7 +79,8 @@ def test_a_full_pool_sends_the_job_elsewhere_and_its_events_say_why(
     pool = next(p for c, p in network.pools() if (c.id, p.id) == (chosen.center, chosen.pool))
     # Fill the planned pool with one job that asks for all of it there.
     filler = {"name": "filler", "kind": "generic", "run": "sleep 120",
-              "work": {"reference_accelerator": chosen.accelerator, "duration_s": 600},
+              "work": {"reference_accelerator": chosen.accelerator, "duration_s": 600,
+                       "reference_count": pool.chips},
               "resources": {"accelerators": [chosen.accelerator], "count": pool.chips},
               "regions": [chosen.region]}
     r = team.post("/v1/jobs", json=filler)

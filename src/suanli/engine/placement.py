@@ -211,4 +211,4 @@ class PlacementMixin:
             pid: PoolState(free_chips=int(max(free[k], 0)), running=tuple(running[k]),
                            queued_chip_s=float(queued[k]))
             for k, pid in enumerate(self._pool_ids)
-        })
+        }, dataset_copies={name: frozenset(regions) for name, regions in self._data_at.items()})
