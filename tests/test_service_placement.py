@@ -66,6 +66,10 @@ def test_each_example_runs_where_plan_says_and_holds_that_options_cost(
         assert running["placement_note"] is None
         assert Decimal(running["reserved"]) == money(repr(float(chosen.cost))), path.name
         _cancel(team, job["id"])
+        if running["state"] == "staging":  # the tenant pays the egress, even if cancelled
+            egress = Decimal(running["reason"].rsplit("egress ", 1)[1])
+            assert egress > 0
+            assert Decimal(team.get(f"/v1/jobs/{job['id']}").json()["charged"]) >= egress
 
 
 def test_a_full_pool_sends_the_job_elsewhere_and_its_events_say_why(

@@ -41,6 +41,7 @@ class Choice:
     run_s: float | None = None
     egress_cost: float = 0.0
     note: str = ""
+    transfer_s: float | None = None  # the option's dataset transfer (its route), if planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ class BrokerPlacer:
                 continue
             note = "" if option is result.chosen else _why_not(result.chosen, view, index)
             return Choice(k, float(option.cost), float(option.run_s),
-                          float(option.egress_cost), note)
+                          float(option.egress_cost), note, float(option.transfer_s))
         return Choice(-1, note=f"the broker's options ({result.chosen.label} first) have no "
                                f"room the policy allows now; placed by the policy")
 
@@ -179,7 +180,7 @@ class PlacementMixin:
             p = choice.pool if choice.pool >= 0 and allowed[choice.pool] else p0
             if p != p0 or choice.pool >= 0 or choice.note:
                 self._planned[i] = Choice(p, choice.cost, choice.run_s, choice.egress_cost,
-                                          choice.note)
+                                          choice.note, choice.transfer_s)
             if p != p0:
                 state_cache.clear()
             left[p] -= c

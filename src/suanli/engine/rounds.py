@@ -209,9 +209,13 @@ class RoundsMixin:
             first = rec.start_s is None
             restore = 0.0 if (first or self.gavel_mode) else float(self._restore[i])
             stage_s, egress = self._staging(i, p)
+            planned = self._planned.pop(i, None)
+            if stage_s > 0 and planned is not None and planned.pool == p and \
+                    planned.transfer_s is not None:
+                # The broker's option says which route the data takes (fastest or cheapest).
+                stage_s, egress = planned.transfer_s, planned.egress_cost
             nodes = self._take_chips(i, p, None)
-            placement = self._begin_run(i, p, now, restore, nodes, self._planned.pop(i, None),
-                                        stage_s)
+            placement = self._begin_run(i, p, now, restore, nodes, planned, stage_s, egress)
             if first:
                 rec.start_s = now
             why = f": {placement.note}" if placement.note else ""

@@ -91,7 +91,8 @@ class RunsMixin:
         return nodes
 
     def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes,
-                   planned: Choice | None = None, staging_s: float = 0.0) -> Placement:
+                   planned: Choice | None = None, staging_s: float = 0.0,
+                   egress_cost: float = 0.0) -> Placement:
         """Take the run's columns; the productive time starts after staging + restore."""
         restore_s = restore_s + staging_s
         rec = self._records[i]
@@ -111,11 +112,11 @@ class RunsMixin:
             work_remaining=float(self._total[i] - self._base[i]),
             restore_s=restore_s,
             staging_s=staging_s,
+            egress_cost=egress_cost,
         )
         if planned is not None and planned.pool == p:
             placement = replace(placement, planned_cost=planned.cost,
-                                planned_run_s=planned.run_s, egress_cost=planned.egress_cost,
-                                note=planned.note)
+                                planned_run_s=planned.run_s, note=planned.note)
         rec.placement = placement
         if not rec.pools or rec.pools[-1] != pool.pool_id:
             if pool.pool_id not in rec.pools:

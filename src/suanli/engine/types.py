@@ -94,7 +94,7 @@ class Placement:
     restore_s: float = 0.0
     planned_cost: float | None = None  # the broker's option: compute + egress, in currency
     planned_run_s: float | None = None
-    egress_cost: float = 0.0
+    egress_cost: float = 0.0  # of the dataset's move to this pool (charged at staging)
     note: str = ""  # why the broker placed it here and not where it planned (empty: as planned)
     staging_s: float = 0.0  # the dataset's transfer before the run (included in restore_s)
 

@@ -543,11 +543,12 @@ class Runner:
         planned = engine_placement.planned_cost
         price = self._price_of(job_id, placement)
         option = None
-        if planned is not None and math.isfinite(planned) and not self._spot.get(job_id):
+        if planned is not None and math.isfinite(planned):
             option = money(repr(float(planned)))  # as the admission estimate prices it
+        egress = money(repr(float(engine_placement.egress_cost)))
         return store_jobs.PlacementHold(price, int(placement["count"]), remaining,
                                         placement.get("pool_id") or str(placement["pool"]),
-                                        option)
+                                        option, egress)
 
     def _write_held(self) -> None:
         """Commit the held transitions in one transaction, in the order they happened."""

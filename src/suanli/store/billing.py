@@ -77,8 +77,10 @@ def admission_hold(estimate_cost: Decimal, price_per_chip_hour: Decimal | None,
 def final_charge(spent: Decimal, run_s: float, reserved: Decimal) -> Decimal:
     """The charge for a job's spend: up to the fen, at least 0.01 if it ran on a priced pool,
     and never more than it held (the runner stops a job before that; this is the backstop)."""
-    if spent <= 0 or run_s <= 0:
+    if spent <= 0:
         return Decimal("0.00")
+    if run_s <= 0:  # it never ran: what it spent is the egress of staging its dataset
+        return min(ceil_cent(spent), Decimal(reserved))
     return min(max(ceil_cent(spent), CENT), Decimal(reserved))
 
 
