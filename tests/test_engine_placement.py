@@ -133,3 +133,24 @@ def test_the_broker_weighs_egress_and_transfer_against_the_chips_price(east_west
     blind = dataclasses.replace(engine_job_from_spec("g", spec, cluster, 0.0), spec=None,
                                 objective="cost")
     assert blind.dataset is not None and blind.dataset.region == "greater-bay-area"
+
+
+def test_a_center_outage_replans_the_job_elsewhere_and_its_data_moves_again(east_west):
+    network, cluster = east_west
+    spec = parse_job({
+        "name": "failover", "kind": "finetune", "model": "llama-3-8b",
+        "work": {"tokens": 2e9}, "resources": {"accelerators": ["910B"], "count": 8},
+        "dataset": {"name": "code-corpus"}, "checkpoint_interval_s": 600,
+    })
+    eng = _engine(cluster)
+    rec = eng.submit(engine_job_from_spec("f", spec, cluster, 0.0))
+    first_pool = plan(spec, network).chosen
+    eng.inject_failure("center", first_pool.center, at_s=3000.0, duration_s=1e7)
+    eng.run()
+    assert rec.state is JobState.SUCCEEDED
+    assert rec.pools[0] == f"{first_pool.center}/{first_pool.pool}"
+    assert rec.pools[-1].split("/")[0] != first_pool.center
+    replaced = [r for _, s, r in rec.events if r.startswith("placed on")][-1]
+    assert f"moved from {rec.pools[0]} (failure: center {first_pool.center} down" in replaced
+    moves = [r for _, s, r in rec.events if s == "staging"]
+    assert rec.data_moved_gb == 1500.0 * len(moves) and rec.interruptions == 1

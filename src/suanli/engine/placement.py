@@ -137,6 +137,15 @@ def _why_not(chosen, view: LiveView, index: dict[str, int]) -> str:
     return f"planned {chosen.label}, but the policy gave this job other chips"
 
 
+def _moved_note(rec, pool_id: str) -> str:
+    """A job placed again elsewhere after an outage or preemption says where it moved from and
+    why (the reason it left its chips)."""
+    if not rec.pools or rec.pools[-1] == pool_id:
+        return ""
+    why = rec.reason if rec.state.value == "preempted" else f"it was {rec.state.value}"
+    return f"moved from {rec.pools[-1]} ({why})"
+
+
 class PlacementMixin:
     """Part of `Engine`: the broker's pass over the jobs a round starts."""
 
@@ -178,6 +187,11 @@ class PlacementMixin:
                             staging_s=stage_s, egress_cost=egress)
             choice = self.placer.choose(rec.job, view, self.cluster)
             p = choice.pool if choice.pool >= 0 and allowed[choice.pool] else p0
+            moved = _moved_note(rec, self._pool_ids[p])
+            if moved:
+                choice = Choice(choice.pool, choice.cost, choice.run_s, choice.egress_cost,
+                                "; ".join(x for x in (moved, choice.note) if x),
+                                choice.transfer_s)
             if p != p0 or choice.pool >= 0 or choice.note:
                 self._planned[i] = Choice(p, choice.cost, choice.run_s, choice.egress_cost,
                                           choice.note, choice.transfer_s)
