@@ -110,3 +110,56 @@ def test_a_full_pool_sends_the_job_elsewhere_and_its_events_say_why(
     time.sleep(0.1)
     _cancel(team, job["id"])
     _cancel(team, first["id"])
+
+
+TWO_REGIONS = """
+name: two-regions
+illustrative: true
+currency: CNY
+centers:
+  - {id: east, name: East, region: e, lat: 31.0, lon: 121.0, electricity_price_per_kwh: 0.8,
+     pools: [{id: l20, accelerator: L20, nodes: 1, chips_per_node: 1,
+              price_per_chip_hour: 30.0}]}
+  - {id: west, name: West, region: w, lat: 38.0, lon: 106.0, electricity_price_per_kwh: 0.3,
+     pools: [{id: l20, accelerator: L20, nodes: 1, chips_per_node: 2,
+              price_per_chip_hour: 3.0}]}
+links:
+  - {a: e, b: w, bandwidth_gbps: 10, latency_ms: 30, price_per_gb: 0.5}
+datasets:
+  - {name: corpus, location: e, size_gb: 2.0, path: "@PATH@"}
+"""
+
+
+def test_a_registered_dataset_is_copied_to_the_center_once_with_progress_and_egress(
+        db_url, start_service, http, tmp_path):
+    src = tmp_path / "corpus"
+    (src / "shards").mkdir(parents=True)
+    for k in range(4):
+        (src / "shards" / f"part-{k}.txt").write_text(f"shard {k}\n" * 20000)
+    net = tmp_path / "two.yaml"
+    net.write_text(TWO_REGIONS.replace("@PATH@", str(src)))
+    server = start_service(db_url, backend="local", network=str(net), isolation="none")
+    team = http(server, _tenant(http(server)))
+    job = {"name": "reads-corpus", "kind": "generic", "max_retries": 0,
+           "run": 'cat "$SUANLI_DATASET_DIR"/shards/part-3.txt | wc -l',
+           "work": {"reference_accelerator": "L20", "duration_s": 3600},
+           "resources": {"accelerators": ["L20"], "count": 1},
+           "dataset": {"name": "corpus"}}
+    first = team.post("/v1/jobs", json=job).json()
+    done = wait_for_state(team, first["id"], TERMINAL)
+    assert done["state"] == "succeeded", done
+    assert done["placement"]["center"] == "west"  # cheap chips beat the 1 CNY of egress
+    copy = tmp_path / "runs" / "centers" / "west" / "datasets" / "corpus"
+    assert sorted(p.name for p in (copy / "shards").iterdir()) == [
+        f"part-{k}.txt" for k in range(4)]
+    reasons = [e["reason"] for e in team.get(f"/v1/jobs/{first['id']}/events").json()["events"]]
+    assert any(r.startswith("placed on west/l20; staging dataset corpus") for r in reasons)
+    assert any(r.startswith("staging corpus: 100%") for r in reasons), reasons
+    assert "20000" in team.get(f"/v1/jobs/{first['id']}/logs").text
+    assert Decimal(done["charged"]) >= Decimal("1.00")  # 2 GB x 0.5 CNY of egress
+    # The copy is there now: a second job moves nothing.
+    second = team.post("/v1/jobs", json={**job, "name": "again"}).json()
+    again = wait_for_state(team, second["id"], TERMINAL)
+    assert again["state"] == "succeeded", again
+    events = team.get(f"/v1/jobs/{second['id']}/events").json()["events"]
+    assert "staging" not in [e["new"] for e in events]

@@ -75,14 +75,20 @@ class StagingMixin:
             f"to {pool.region}: {stage_s:.0f} s, egress {egress:.2f}")
         self._push_timer(now + stage_s, "staged", (i, now, restore_s))
 
+    def _data_arrived(self, i: int) -> None:
+        """Job i's dataset is in its pool's region now (staged, or the job ran there)."""
+        need = self._records[i].job.dataset
+        p = int(self._run_pool[i])
+        if need is not None and p >= 0:
+            self._data_at.setdefault(need.name, {need.region}).add(self.cluster.pools[p].region)
+
     def _staged(self, payload, at: float) -> None:
         i, token, restore_s = payload
         rec = self._records[i]
         if rec.state is not JobState.STAGING or self._seg_start[i] != token:
             return  # stopped while its data moved
-        p = int(self._run_pool[i])
+        self._data_arrived(i)
         need = rec.job.dataset
-        self._data_at.setdefault(need.name, {need.region}).add(self.cluster.pools[p].region)
         self._set_state(i, JobState.STARTING, at, f"dataset {need.name} staged")
         if rec.state is not JobState.STARTING:
             return

@@ -120,7 +120,7 @@ class Transition:
     reason: str = ""
 
 
-BackendEventKind = Literal["succeeded", "failed"]
+BackendEventKind = Literal["succeeded", "failed", "progress"]  # progress: a note, no change
 
 
 @dataclass(frozen=True, slots=True)

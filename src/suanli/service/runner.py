@@ -457,6 +457,9 @@ class Runner:
                                 "log_path": row["log_path"] or str(self.log_path(row["id"]))}
         if not spec.run and row.get("est_run_s"):
             meta["duration_s"] = float(row["est_run_s"])
+        known = self._network.dataset(spec.dataset.name) if spec.dataset is not None else None
+        if known is not None and known.path:  # registered: the backend copies it when staged
+            meta["dataset_name"], meta["dataset_path"] = known.name, known.path
         return meta
 
     def log_path(self, job_id: int) -> Path:
