@@ -234,4 +234,5 @@ class RoundsMixin:
             else:
                 self._set_state(i, JobState.RUNNING, now, "running")
             started = True
+        self._planned.clear()  # choices for jobs a listener cancelled meanwhile
         return started or bool(self._on_chips)

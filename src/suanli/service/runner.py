@@ -447,7 +447,7 @@ class Runner:
             self._templates[key] = template
             return template
         deadline = arrival_s + spec.deadline_s if spec.deadline_s else math.inf
-        return dataclasses.replace(template, job_id=jid, arrival_s=float(arrival_s),
+        return dataclasses.replace(template, job_id=jid, arrival_s=float(arrival_s), spec=spec,
                                    deadline_s=deadline,
                                    meta={**template.meta, "name": spec.name})
 
