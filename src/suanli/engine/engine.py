@@ -27,6 +27,13 @@ Mechanism (Gavel's, Narayanan et al. OSDI 2020):
   event to event when there is nothing to decide. A step that comes after a round was due
   (the wall clock never lands on the grid) runs it then, and the next one `round_s` later.
 
+Placement (Blox's split: the policy decides who, placement decides where): outside gavel_mode,
+each job a round starts is placed by a `Placer` (default `BrokerPlacer`, `placement.py`): the
+planner's best option that can start now on the live state, within the pools the policy allows
+(any chip for a chip-agnostic policy, the chip class it chose otherwise). A placement-aware
+policy (declared at registration) keeps its own pool. A job whose dataset lives in another
+region first moves it (STAGING, `staging.py`): link-model time, egress charged, once per region.
+
 `gavel_mode=True` reproduces Gavel's simulator: rounds run back to back and a round ends
 when its longest micro-task ends (at most round_s), pool types are visited in a fixed order
 (shuffled each round for heterogeneity-agnostic policies, as Gavel does), a job's priority
