@@ -19,7 +19,7 @@ from suanli.engine import (
     SimClock,
     Transition,
 )
-from suanli.policies.base import Allocation, PolicyState
+from suanli.policies.base import Allocation, PolicyState, PolicyTraits
 
 
 def job(job_id, chips=1, work=1000.0, thr=None, arrival=0.0, **kw) -> EngineJob:
@@ -265,7 +265,8 @@ def test_job_the_policy_never_places_ends_failed_with_a_reason():
     def nothing(state: PolicyState) -> Allocation:
         return Allocation(np.zeros((state.n_jobs, state.n_pools)))
 
-    nothing.policy_name = "fifo_nothing"  # type: ignore[attr-defined]  # strict like FIFO
+    nothing.policy_name = "fifo_nothing"  # type: ignore[attr-defined]
+    nothing.traits = PolicyTraits(work_conserving=False)  # type: ignore[attr-defined]
     eng = make(policy=nothing)
     eng.submit(job("a"))
     eng.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -80,3 +81,18 @@ def test_plan_mix_objective_takes_weights(tmp_path):
     assert json.loads(res.stdout)["weights"] == {"time": 0.8, "cost": 0.2}
     res = runner.invoke(app, ["plan", _job(tmp_path), "--objective", "fast"])
     assert res.exit_code == 2
+
+
+def test_plan_lists_each_pools_best_count_unless_asked_for_the_count_trade_off():
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "plan-data-gravity.yaml")
+    distinct = json.loads(runner.invoke(app, ["plan", example, "--json", "--top", "8"]).stdout)
+    pools = [(o["center"], o["pool"]) for o in distinct["options"]]
+    assert len(pools) == 8 and len(set(pools)) == 8 and distinct["distinct_placements"]
+    assert distinct["options"][0]["chosen"]
+    counts = json.loads(runner.invoke(app, ["plan", example, "--json", "--top", "8",
+                                            "--counts"]).stdout)
+    pools = [(o["center"], o["pool"]) for o in counts["options"]]
+    assert len(set(pools)) < len(pools)  # several counts of one pool: the trade-off
+    assert counts["options"][0] == distinct["options"][0]
+    table = runner.invoke(app, ["plan", example]).stdout
+    assert "best chip count per" in table

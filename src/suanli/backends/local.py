@@ -32,8 +32,10 @@ killed outright) the job is reported failed with "process gone".
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ from typing import Any
 
 from suanli.backends import _proc
 from suanli.backends.sandbox import Isolation, make_isolation
+from suanli.backends.staging import copy_dataset, dataset_dir
 from suanli.backends.types import (
     BackendCapabilities,
     BackendEvent,
@@ -82,16 +85,55 @@ class LocalBackend:
         self._running: dict[str, _Attempt] = {}
         self._stopping: list[_Attempt] = []  # stopped, not yet reaped
         self._pending: list[BackendEvent] = []  # failures found at start/adopt time
+        self._staging: dict[str, threading.Event] = {}  # job -> set when stopped mid-copy
         self._lock = threading.Lock()
 
     # -- the engine's Backend protocol -------------------------------------------------------
 
     def start(self, job: Any, placement: Any, now_s: float) -> None:
-        self.launch(run_spec_from(job, placement), now_s)
+        spec = run_spec_from(job, placement)
+        if spec.dataset_path and spec.dataset_name:
+            self.stage(spec, now_s)
+        else:
+            self.launch(spec, now_s)
+
+    def stage(self, spec: RunSpec, now_s: float) -> None:
+        """Copy the job's dataset into its center's data directory (once per center), with
+        progress events, on a thread; then launch it with SUANLI_DATASET_DIR set to the copy.
+        A job stopped meanwhile is not launched."""
+        dst = dataset_dir(self.root_dir, spec.center, str(spec.dataset_name))
+        cancel = threading.Event()
+        with self._lock:
+            self._staging[spec.job_id] = cancel
+        t0 = time.monotonic()
+
+        def clock() -> float:  # the engine's clock, as it was handed to start()
+            return now_s + time.monotonic() - t0
+
+        def note(text: str) -> None:
+            self._queue(BackendEvent(spec.job_id, "progress", clock(), text))
+
+        def work() -> None:
+            ok = copy_dataset(Path(str(spec.dataset_path)), dst, note, cancel.is_set)
+            with self._lock:
+                if self._staging.get(spec.job_id) is not cancel or cancel.is_set():
+                    return
+                del self._staging[spec.job_id]
+            if not ok:
+                self._queue(BackendEvent(spec.job_id, "failed", clock(),
+                                         f"could not stage dataset {spec.dataset_name}"))
+                return
+            env = {**spec.env, "SUANLI_DATASET_DIR": str(dst)}
+            self.launch(dataclasses.replace(spec, env=env), clock())
+
+        threading.Thread(target=work, name=f"stage-{spec.job_id}", daemon=True).start()
 
     def stop(self, job_id: str, now_s: float, reason: str = "cancel") -> None:
         """Terminate the job's process group; returns at once (SIGKILL follows on a timer)."""
         with self._lock:
+            staging = self._staging.pop(job_id, None)
+            if staging is not None:
+                staging.set()  # its copy stops between files; it is never launched
             att = self._running.pop(job_id, None)
             self._pending = [e for e in self._pending if e.job_id != job_id]
             if att is None:

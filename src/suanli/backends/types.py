@@ -36,6 +36,8 @@ class RunSpec:
     log_path: str | None = None  # None: <backend root>/<job>/job.log
     checkpoint_dir: str | None = None  # None: <backend root>/<job>/checkpoint
     duration_s: float | None = None  # used only when there is no `run` (a simulated sleep)
+    dataset_name: str | None = None  # staged before the run when `dataset_path` is set
+    dataset_path: str | None = None  # the registered directory to copy to the center
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
         log_path=meta.get("log_path"),
         checkpoint_dir=meta.get("checkpoint_dir"),
         duration_s=float(duration) if duration is not None else None,
+        dataset_name=meta.get("dataset_name"),
+        dataset_path=meta.get("dataset_path") if _get(placement, "staging_s", 0.0) else None,
     )
 
 

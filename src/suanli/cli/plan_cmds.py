@@ -12,7 +12,15 @@ from suanli.cli.common import console, err_console, print_json, user_errors
 from suanli.errors import SpecError
 from suanli.jobs.spec import load_job
 from suanli.network import load_network
-from suanli.plan import PlanResult, format_duration, format_money, parse_duration, plan
+from suanli.plan import (
+    PlacementOption,
+    PlanResult,
+    format_duration,
+    format_money,
+    parse_duration,
+    plan,
+)
+from suanli.plan.result import best_count_per_placement
 
 EXIT_INFEASIBLE = 3
 DEFAULT_ROWS = 10
@@ -62,6 +70,9 @@ def plan_command(
     top: int | None = typer.Option(
         None, help="Options to list (default 10; JSON 100). The chosen option and the Pareto "
         "front are always given."),
+    counts: bool = typer.Option(
+        False, "--counts", help="List every chip count of each pool (the count trade-off); "
+        "by default each pool's best count only."),
     explain: bool = typer.Option(False, "--explain", help="Say why the winner wins."),
     blocked: str | None = typer.Option(None, help="Exclude centers or center/pool, comma list."),
     catalog: Path | None = typer.Option(None, help="YAML file adding or overriding chips."),
@@ -79,10 +90,17 @@ def plan_command(
         budget=_parse_budget(budget),
         weights=_parse_weights(weights),
         catalog=cat,
-        top=top or (DEFAULT_JSON_OPTIONS if as_json else DEFAULT_ROWS),
+        top=(top or (DEFAULT_JSON_OPTIONS if as_json else DEFAULT_ROWS)) if counts else None,
     )
+    rows = top or (DEFAULT_JSON_OPTIONS if as_json else DEFAULT_ROWS)
+    listed = result.options if counts else best_count_per_placement(result.options)
+    listed = listed[:rows]
     if as_json:
-        print_json(result.to_dict())
+        data = result.to_dict()
+        if result.feasible:
+            data["options"] = [o.to_dict() for o in listed]
+            data["distinct_placements"] = not counts
+        print_json(data)
         if not result.feasible:
             raise typer.Exit(code=EXIT_INFEASIBLE)
         return
@@ -95,7 +113,7 @@ def plan_command(
         for reason in result.infeasible:
             err_console.print(f"  - {reason}", highlight=False, markup=False)
         raise typer.Exit(code=EXIT_INFEASIBLE)
-    _print_options(result, top or DEFAULT_ROWS)
+    _print_options(result, listed, counts)
     _print_pareto(result)
     if explain:
         console.print("[bold]Why[/]")
@@ -115,8 +133,7 @@ def _money(result: PlanResult, x: float) -> str:
     return format_money(x, "")
 
 
-def _print_options(result: PlanResult, rows: int) -> None:
-    shown = result.options[:rows]
+def _print_options(result: PlanResult, shown: list[PlacementOption], counts: bool) -> None:
     constraint = []
     if result.deadline_s is not None:
         constraint.append(f"deadline {format_duration(result.deadline_s)}")
@@ -125,7 +142,10 @@ def _print_options(result: PlanResult, rows: int) -> None:
     title = (f"{result.job} on {result.network}: best {len(shown)} of {result.total_options} "
              f"options by {result.objective}" + (f" ({', '.join(constraint)})" if constraint
                                                   else ""))
-    table = Table(title=title, caption="◆ Pareto front (finish time vs cost)   ✓ chosen")
+    per = ("every chip count" if counts
+           else "best chip count per pool; --counts lists every count")
+    table = Table(title=title, caption="◆ Pareto front (finish time vs cost)   ✓ chosen   "
+                                       f"rows: {per}")
     for col, justify in (("", "left"), ("center", "left"), ("pool", "left"),
                          ("chips", "left"), ("transfer", "right"), ("wait", "right"),
                          ("run", "right"), ("finish", "right"),

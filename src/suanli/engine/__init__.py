@@ -13,9 +13,11 @@ from suanli.engine.backend import Backend, SimBackend, run_end_s
 from suanli.engine.clock import Clock, SimClock, WallClock
 from suanli.engine.cluster import Cluster, PoolInfo
 from suanli.engine.engine import Engine
+from suanli.engine.placement import BrokerPlacer, Choice, LiveView, Placer
 from suanli.engine.types import (
     TERMINAL_STATES,
     BackendEvent,
+    DataNeed,
     EngineJob,
     JobRecord,
     JobState,
@@ -27,13 +29,18 @@ __all__ = [
     "TERMINAL_STATES",
     "Backend",
     "BackendEvent",
+    "BrokerPlacer",
+    "Choice",
     "Clock",
     "Cluster",
+    "DataNeed",
     "Engine",
     "EngineJob",
     "JobRecord",
     "JobState",
+    "LiveView",
     "Placement",
+    "Placer",
     "PoolInfo",
     "SimBackend",
     "SimClock",

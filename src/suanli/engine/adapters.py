@@ -18,7 +18,7 @@ import math
 
 from suanli.catalog import Catalog, builtin_catalog
 from suanli.engine.cluster import Cluster
-from suanli.engine.types import EngineJob
+from suanli.engine.types import DataNeed, EngineJob
 from suanli.errors import SuanliError
 from suanli.workloads.types import ThroughputTable, TraceJob, Workload
 
@@ -226,8 +226,14 @@ def engine_job_from_spec(
     meta: dict[str, object] = {"kind": job_spec.kind, "name": job_spec.name, "work_unit": unit}
     if reasons:
         meta["infeasible"] = sorted(set(reasons))
-    if job_spec.dataset is not None and job_spec.dataset.location and cluster.network:
-        meta["data_region"] = cluster.network.region_of(job_spec.dataset.location)
+    dataset = None
+    ref = job_spec.dataset
+    known = cluster.network.dataset(ref.name) if ref is not None and cluster.network else None
+    location = (ref.location or (known.location if known else None)) if ref else None
+    if ref is not None and location and cluster.network:
+        meta["data_region"] = cluster.network.region_of(location)
+        size = ref.size_gb if ref.size_gb is not None else (known.size_gb if known else 0.0)
+        dataset = DataNeed(ref.name, float(size), meta["data_region"])
     deadline = arrival_s + job_spec.deadline_s if job_spec.deadline_s else math.inf
     return EngineJob(
         job_id=job_id,
@@ -242,5 +248,8 @@ def engine_job_from_spec(
         restore_s=job_spec.checkpoint_restore_s,
         max_retries=job_spec.max_retries,
         meta=meta,
+        spec=job_spec,
+        dataset=dataset,
+        objective="cost" if job_spec.objective == "cost" else "time",
     )
 

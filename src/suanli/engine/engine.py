@@ -27,6 +27,13 @@ Mechanism (Gavel's, Narayanan et al. OSDI 2020):
   event to event when there is nothing to decide. A step that comes after a round was due
   (the wall clock never lands on the grid) runs it then, and the next one `round_s` later.
 
+Placement (Blox's split: the policy decides who, placement decides where): outside gavel_mode,
+each job a round starts is placed by a `Placer` (default `BrokerPlacer`, `placement.py`): the
+planner's best option that can start now on the live state, within the pools the policy allows
+(any chip for a chip-agnostic policy, the chip class it chose otherwise). A placement-aware
+policy (declared at registration) keeps its own pool. A job whose dataset lives in another
+region first moves it (STAGING, `staging.py`): link-model time, egress charged, once per region.
+
 `gavel_mode=True` reproduces Gavel's simulator: rounds run back to back and a round ends
 when its longest micro-task ends (at most round_s), pool types are visited in a fixed order
 (shuffled each round for heterogeneity-agnostic policies, as Gavel does), a job's priority
@@ -46,13 +53,15 @@ from suanli.engine.backend import Backend, run_end_s
 from suanli.engine.cluster import Cluster
 from suanli.engine.events import EventsMixin
 from suanli.engine.failures import FailureScope, FailuresMixin, parse_failure
-from suanli.engine.policy_lookup import AGNOSTIC_POLICIES, policy_name, resolve_policy
+from suanli.engine.placement import BrokerPlacer, Choice, PlacementMixin, Placer
+from suanli.engine.policy_lookup import policy_name, resolve_policy, resolve_traits
 from suanli.engine.priority import PriorityMixin
 from suanli.engine.records import RecordsMixin
 from suanli.engine.reshape import ReshapeMixin
 from suanli.engine.restore import RestoreMixin
 from suanli.engine.rounds import DEFAULT_REALLOC_INTERVAL_S, RoundsMixin
 from suanli.engine.runs import RunsMixin
+from suanli.engine.staging import StagingMixin
 from suanli.engine.timers import TimerQueue
 from suanli.engine.types import (
     ON_CHIPS_STATES,
@@ -69,8 +78,8 @@ __all__ = ["DEFAULT_REALLOC_INTERVAL_S", "Engine", "policy_name", "resolve_polic
 
 
 class Engine(
-    EventsMixin, RoundsMixin, PriorityMixin, RunsMixin, FailuresMixin, RestoreMixin,
-    RecordsMixin, ReshapeMixin,
+    EventsMixin, RoundsMixin, PriorityMixin, PlacementMixin, StagingMixin, RunsMixin,
+    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin,
 ):
     """Drives jobs through their lifecycle against a clock and a backend.
 
@@ -96,6 +105,7 @@ class Engine(
         work_conserving: bool | None = None,
         record_events: bool = True,
         record_timeline: bool = True,
+        placement: str | Placer = "auto",
     ) -> None:
         if round_s <= 0:
             raise SuanliError("round_s must be positive", field="round_s", value=round_s)
@@ -111,16 +121,17 @@ class Engine(
         if realloc_interval_s is None:
             realloc_interval_s = DEFAULT_REALLOC_INTERVAL_S
         self.realloc_interval_s = float(realloc_interval_s)
-        if work_conserving is None:
-            work_conserving = getattr(self.policy, "work_conserving", None)
+        self.traits = resolve_traits(policy)
         if work_conserving is None:
             # Gavel: FIFO jobs without an allocation on a pool are never placed there.
-            work_conserving = not self.policy_name.lower().startswith("fifo")
+            work_conserving = self.traits.work_conserving
         self.work_conserving = bool(work_conserving)
         self.record_events = record_events
         self.record_timeline = record_timeline
-        base_name = self.policy_name.lower()
-        self._shuffle_pools = gavel_mode and base_name in AGNOSTIC_POLICIES
+        self._shuffle_pools = gavel_mode and self.traits.agnostic
+        self.placer = self._choose_placer(placement)
+        self._planned: dict[int, Choice] = {}  # job index -> the broker's choice this round
+        self._data_at: dict[str, set[str]] = {}  # dataset name -> regions holding a copy
         self._pool_rng = random.Random(seed + 5)  # Gavel's worker-type shuffler seed
         self._half_round = self.round_s / 2.0
 
@@ -163,6 +174,24 @@ class Engine(
         self.active_t: list[float] = []
         self.active_n: list[int] = []
 
+
+    def _choose_placer(self, placement: str | Placer) -> Placer | None:
+        """Where placed jobs go: "gavel" or "policy" (the priority rule's pool), "broker"
+        (the planner's best option with room, among the pools the policy allows), "auto"
+        (gavel in gavel_mode; the policy's own choice for a placement-aware policy; else
+        the broker), or a Placer."""
+        if not isinstance(placement, str):
+            return placement
+        if placement == "auto":
+            if self.gavel_mode or self.traits.placement_aware:
+                return None
+            return BrokerPlacer()
+        if placement in ("gavel", "policy"):
+            return None
+        if placement == "broker":
+            return BrokerPlacer()
+        raise SuanliError(f"placement: must be auto, broker, policy or gavel (got {placement!r})",
+                          field="placement", value=placement)
 
     def _init_pools(self, cluster: Cluster) -> None:
         """The per-pool columns: capacity, price, power, regions, chip classes and nodes."""

@@ -25,6 +25,8 @@ class EventsMixin:
                 rec = self._records[i]
                 if rec.state is JobState.STARTING and self._seg_start[i] == token:
                     self._set_state(i, JobState.RUNNING, at, "restored from checkpoint")
+            elif kind == "staged":
+                self._staged(payload, at)
             elif kind == "fail":
                 self._fail_start(payload, at)
             elif kind == "recover":
@@ -58,7 +60,10 @@ class EventsMixin:
         if rec.state not in ON_CHIPS_STATES:
             return  # a late report for a run the engine already stopped
         at = ev.at_s
-        if ev.kind == "succeeded":
+        if ev.kind == "progress":  # a note in the job's events (a dataset's copy, ...)
+            self._set_state(i, rec.state, at, ev.detail)
+        elif ev.kind == "succeeded":
+            self._data_arrived(i)  # it read its data here: a live copy may beat the link model
             self._end_run(i, at, keep="all")
             self._finish(i, JobState.SUCCEEDED, at, ev.detail or "finished")
         else:

@@ -80,6 +80,8 @@ class RoundsMixin:
         placed_any = False
         if len(A):
             target = self._assign(A)
+            if self.placer is not None:
+                target = self._broker_pass(A, target, now)
             placed_any = self._apply(target, A, now)
         self._dirty = False
         self._sample(now)
@@ -206,11 +208,24 @@ class RoundsMixin:
                 continue  # cancelled by a listener during this round
             first = rec.start_s is None
             restore = 0.0 if (first or self.gavel_mode) else float(self._restore[i])
+            stage_s, egress = self._staging(i, p)
+            planned = self._planned.pop(i, None)
+            if stage_s > 0 and planned is not None and planned.pool == p and \
+                    planned.transfer_s is not None:
+                # The broker's option says which route the data takes (fastest or cheapest).
+                stage_s, egress = planned.transfer_s, planned.egress_cost
             nodes = self._take_chips(i, p, None)
-            placement = self._begin_run(i, p, now, restore, nodes)
+            placement = self._begin_run(i, p, now, restore, nodes, planned, stage_s, egress)
             if first:
                 rec.start_s = now
-            self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}")
+            why = f": {placement.note}" if placement.note else ""
+            if stage_s > 0:
+                self._begin_staging(i, p, now, stage_s, egress, restore, why)
+                if rec.state is JobState.STAGING:
+                    self.backend.start(rec.job, placement, now)
+                    started = True
+                continue
+            self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}{why}")
             if rec.state is not JobState.STARTING:
                 continue  # the listener cancelled it before the backend was told
             self.backend.start(rec.job, placement, now)
@@ -219,4 +234,5 @@ class RoundsMixin:
             else:
                 self._set_state(i, JobState.RUNNING, now, "running")
             started = True
+        self._planned.clear()  # choices for jobs a listener cancelled meanwhile
         return started or bool(self._on_chips)

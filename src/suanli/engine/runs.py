@@ -8,10 +8,12 @@ time; ending a run commits the work that survives it and charges chip-seconds, c
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from suanli.engine.backend import run_end_s
+from suanli.engine.placement import Choice
 from suanli.engine.types import ON_CHIPS_STATES, Placement
 
 
@@ -88,7 +90,11 @@ class RunsMixin:
         self._used[p] += c
         return nodes
 
-    def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes) -> Placement:
+    def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes,
+                   planned: Choice | None = None, staging_s: float = 0.0,
+                   egress_cost: float = 0.0) -> Placement:
+        """Take the run's columns; the productive time starts after staging + restore."""
+        restore_s = restore_s + staging_s
         rec = self._records[i]
         self._run_pool[i] = p
         self._seg_start[i] = now
@@ -105,7 +111,12 @@ class RunsMixin:
             throughput=float(self._thr[i, p]),
             work_remaining=float(self._total[i] - self._base[i]),
             restore_s=restore_s,
+            staging_s=staging_s,
+            egress_cost=egress_cost,
         )
+        if planned is not None and planned.pool == p:
+            placement = replace(placement, planned_cost=planned.cost,
+                                planned_run_s=planned.run_s, note=planned.note)
         rec.placement = placement
         if not rec.pools or rec.pools[-1] != pool.pool_id:
             if pool.pool_id not in rec.pools:
@@ -131,7 +142,8 @@ class RunsMixin:
         chips = int(self._chips[i])
         chip_s = dur * chips
         rec.chip_seconds += chip_s
-        rec.cost += chip_s / 3600.0 * float(self._price[p])
+        staged = min(rec.placement.staging_s, dur) if rec.placement is not None else 0.0
+        rec.cost += (dur - staged) * chips / 3600.0 * float(self._price[p])
         rec.energy_kwh += chip_s * float(self._watts[p]) / 3.6e6
         self._busy_chip_s[p] += chip_s
         self._attained[i] += chip_s

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from suanli.jobs.spec import JobSpec
 
 
 class JobState(StrEnum):
@@ -13,6 +16,7 @@ class JobState(StrEnum):
 
     PENDING = "pending"  # submitted, arrival time not reached
     QUEUED = "queued"  # arrived, waiting for chips
+    STAGING = "staging"  # placed; its dataset is moving to the pool's region
     STARTING = "starting"  # placed; restoring from its checkpoint
     RUNNING = "running"
     CHECKPOINTING = "checkpointing"  # saving state before it is preempted
@@ -32,7 +36,8 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
-ON_CHIPS_STATES = frozenset({JobState.STARTING, JobState.RUNNING, JobState.CHECKPOINTING})
+ON_CHIPS_STATES = frozenset({JobState.STAGING, JobState.STARTING, JobState.RUNNING,
+                             JobState.CHECKPOINTING})
 WAITING_STATES = frozenset({JobState.QUEUED, JobState.PREEMPTED})
 
 
@@ -57,6 +62,18 @@ class EngineJob:
     restore_s: float = 0.0
     max_retries: int = 3
     meta: dict[str, Any] = field(default_factory=dict)
+    spec: JobSpec | None = None  # a submitted job's spec: the broker plans it where it is placed
+    objective: str = "time"  # the broker's ranking for a job without a spec (cost | time)
+    dataset: DataNeed | None = None  # the data it reads, and where it lives
+
+
+@dataclass(frozen=True, slots=True)
+class DataNeed:
+    """A job's dataset: moved to the pool's region before the job runs, once per region."""
+
+    name: str
+    size_gb: float
+    region: str  # where the first copy lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +92,11 @@ class Placement:
     throughput: float = 0.0
     work_remaining: float = 0.0
     restore_s: float = 0.0
+    planned_cost: float | None = None  # the broker's option: compute + egress, in currency
+    planned_run_s: float | None = None
+    egress_cost: float = 0.0  # of the dataset's move to this pool (charged at staging)
+    note: str = ""  # why the broker placed it here and not where it planned (empty: as planned)
+    staging_s: float = 0.0  # the dataset's transfer before the run (included in restore_s)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,7 +120,7 @@ class Transition:
     reason: str = ""
 
 
-BackendEventKind = Literal["succeeded", "failed"]
+BackendEventKind = Literal["succeeded", "failed", "progress"]  # progress: a note, no change
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +152,10 @@ class JobRecord:
     interruptions: int = 0  # infrastructure failures that killed a run
     preemptions: int = 0
     chip_seconds: float = 0.0
-    cost: float = 0.0
+    cost: float = 0.0  # chip time (staging excluded) + egress
+    egress_cost: float = 0.0
+    data_moved_gb: float = 0.0
+    staging_s: float = 0.0
     energy_kwh: float = 0.0
     pools: list[str] = field(default_factory=list)  # pools it ran on, in order, deduplicated
     reason: str = ""

@@ -192,6 +192,8 @@ class JobSpec(BaseModel):
     dataset: DatasetRef | None = None
     deadline_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     budget: float | None = Field(default=None, gt=0, le=1e12)
+    objective: Literal["cost", "time", "mix"] = Field(
+        default="cost", description="what the broker minimises where it places the job")
     priority: int = Field(default=0, ge=-INT32_MAX, le=INT32_MAX)
     tenant: str | None = None
     regions: tuple[str, ...] = Field(default=(), description="allowed regions; [] = any")

@@ -60,6 +60,8 @@ class Dataset(BaseModel):
     name: str
     location: str = Field(description="region or center id")
     size_gb: float = Field(ge=0)
+    path: str | None = Field(default=None, description="a directory holding it: the local "
+                             "backend copies it into the center a job is placed at")
 
 
 class Network(BaseModel):

@@ -126,7 +126,8 @@ def plan(
 
     # --- the dataset's transfer to each candidate pool's center -------------------------
     move = _dataset_move(job, network)
-    tr_fast_s, tr_fast_cost, tr_cheap_s, tr_cheap_cost = _transfers(net, cand, move)
+    tr_fast_s, tr_fast_cost, tr_cheap_s, tr_cheap_cost = _transfers(
+        net, cand, move, state.dataset_copies.get(move.name, ()) if move else ())
 
     # --- counts and the performance grid -------------------------------------------------
     lo, hi = job.min_count, job.max_count
@@ -435,8 +436,10 @@ def _dataset_move(job: JobSpec, network: Network) -> DatasetMove | None:
                        location in centers)
 
 
-def _transfers(net: PreparedNetwork, cand: np.ndarray, move: DatasetMove | None):
-    """Per candidate pool: (fast time, fast egress cost, cheap time, cheap egress cost)."""
+def _transfers(net: PreparedNetwork, cand: np.ndarray, move: DatasetMove | None,
+               copies: Iterable[str] = ()):
+    """Per candidate pool: (fast time, fast egress cost, cheap time, cheap egress cost), from
+    the dataset's home or the nearest region holding a copy (`copies`)."""
     n = len(cand)
     if move is None or move.size_gb == 0:
         z = np.zeros(n)
@@ -453,6 +456,21 @@ def _transfers(net: PreparedNetwork, cand: np.ndarray, move: DatasetMove | None)
         intra = 8.0 * move.size_gb / net.network.intra_region_gbps
         fast_s[same_region & other_center] = intra
         cheap_s[same_region & other_center] = intra
+    for region in copies:
+        if region == move.region or region not in net.routes.index:
+            continue
+        other = net.routes.transfer(region, move.size_gb)
+        here = reg == net.routes.index[region]
+        o_fast, o_cheap = other.fast_s[reg], other.cheap_s[reg]
+        o_fast_cost = move.size_gb * other.fast_price_per_gb[reg]
+        o_cheap_cost = move.size_gb * other.cheap_price_per_gb[reg]
+        o_fast[here] = o_cheap[here] = o_fast_cost[here] = o_cheap_cost[here] = 0.0
+        faster = o_fast < fast_s
+        fast_s, fast_cost = np.where(faster, o_fast, fast_s), np.where(faster, o_fast_cost,
+                                                                          fast_cost)
+        cheaper = o_cheap_cost < cheap_cost
+        cheap_s, cheap_cost = (np.where(cheaper, o_cheap, cheap_s),
+                               np.where(cheaper, o_cheap_cost, cheap_cost))
     return fast_s, fast_cost, cheap_s, cheap_cost
 
 

@@ -177,6 +177,19 @@ class PlanResult:
         }
 
 
+def best_count_per_placement(options: list[PlacementOption]) -> list[PlacementOption]:
+    """The first (best) option of each distinct placement: one row per pool (or per pair of
+    pools for a mixed-chip split), so a table is not six chip counts of one pool."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for o in options:
+        key = (o.center, *(s.pool for s in o.split)) if o.heterogeneous else (o.center, o.pool)
+        if key not in seen:
+            seen.add(key)
+            out.append(o)
+    return out
+
+
 def describe_option(option: PlacementOption, currency: str) -> str:
     """'64 H800 at horinger: 5h 24m, 3,100 CNY'."""
     return (f"{option.label}: finishes in {format_duration(option.finish_s)}, "

@@ -61,9 +61,13 @@ class PoolState:
 
 @dataclass(frozen=True)
 class NetworkState:
-    """The load of a network's pools, keyed "center/pool"; pools not named are idle."""
+    """The load of a network's pools, keyed "center/pool"; pools not named are idle.
+
+    `dataset_copies`: dataset name -> regions that already hold a copy (besides its home);
+    moving it to one of those is free, and from the nearest one otherwise."""
 
     pools: Mapping[str, PoolState] = field(default_factory=dict)
+    dataset_copies: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def pool(self, center_id: str, pool_id: str) -> PoolState | None:
         return self.pools.get(f"{center_id}/{pool_id}")

@@ -55,3 +55,18 @@ class Allocation:
 
 
 Policy = Callable[[PolicyState], Allocation]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTraits:
+    """What the engine needs to know about a policy, declared where it is registered.
+
+    agnostic: blind to chip types (Gavel shuffles the pool order for it each round, and the
+    broker may place its jobs on any chip). work_conserving: a waiting job may run on chips
+    the allocation leaves idle (False: strict, like FIFO). placement_aware: the policy's own
+    pool choice is the placement (it already weighs price or speed per pool); the broker keeps it.
+    """
+
+    agnostic: bool = False
+    work_conserving: bool = True
+    placement_aware: bool = False

@@ -23,7 +23,8 @@ def arrival_order(state: PolicyState) -> np.ndarray:
     return np.lexsort((np.asarray(state.job_ids), np.asarray(state.arrival_s, dtype=float)))
 
 
-@register("fifo", aliases=("fcfs",))
+@register("fifo", aliases=("fcfs",),
+          agnostic=True, work_conserving=False)
 def fifo(state: PolicyState) -> Allocation:
     ok = runnable(state)
     score = np.where(ok, hashed_preference(state.job_ids, state.n_pools), -np.inf)
@@ -34,7 +35,7 @@ def fifo(state: PolicyState) -> Allocation:
     return Allocation(x, note="fifo")
 
 
-@register("fifo_perf", aliases=("fcfs_perf",))
+@register("fifo_perf", aliases=("fcfs_perf",), work_conserving=False)
 def fifo_perf(state: PolicyState) -> Allocation:
     thr = aware_throughput(state)
     score = np.where(thr > 0, thr, -np.inf)

@@ -65,7 +65,8 @@ def finish_time_fair(
     return best_x, r
 
 
-@register("finish_time_fairness", aliases=("ftf", "themis"))
+@register("finish_time_fairness", aliases=("ftf", "themis"),
+          agnostic=True)
 def finish_time_fairness(state: PolicyState) -> Allocation:
     ok = runnable(state)
     x, r = finish_time_fair(state, agnostic_throughput(state, ok), ok)

@@ -17,7 +17,8 @@ from suanli.policies.registry import register
 from suanli.policies.srtf import agnostic_score
 
 
-@register("las", aliases=("least_attained_service", "tiresias"))
+@register("las", aliases=("least_attained_service", "tiresias"),
+          agnostic=True)
 def las(state: PolicyState) -> Allocation:
     ok = runnable(state)
     service = np.asarray(state.attained_service_s, dtype=float) / priority_of(state)

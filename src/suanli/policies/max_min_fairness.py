@@ -36,7 +36,8 @@ def _solve(state: PolicyState, thr: np.ndarray, label: str) -> Allocation:
     return Allocation(result.fractions, note=note)
 
 
-@register("max_min_fairness", aliases=("mmf", "max_min_fairness_agnostic"))
+@register("max_min_fairness", aliases=("mmf", "max_min_fairness_agnostic"),
+          agnostic=True)
 def max_min_fairness(state: PolicyState) -> Allocation:
     """Equal weighted chip-time shares; every pool treated as the same speed."""
     # the reference rate cancels in the normalisation; ones keep equal jobs bit-equal (classes)

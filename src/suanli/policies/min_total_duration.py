@@ -25,7 +25,8 @@ def min_makespan(state: PolicyState, thr: np.ndarray) -> tuple[np.ndarray, float
     return result.fractions, makespan
 
 
-@register("min_total_duration", aliases=("min_makespan", "makespan"))
+@register("min_total_duration", aliases=("min_makespan", "makespan"),
+          agnostic=True)
 def min_total_duration(state: PolicyState) -> Allocation:
     x, t = min_makespan(state, agnostic_throughput(state, runnable(state)))
     return Allocation(x, note=f"min_total_duration: makespan {t:.6g} s (all pools alike)")

@@ -12,24 +12,30 @@ import pkgutil
 from collections.abc import Callable
 
 from suanli.errors import UnknownNameError
-from suanli.policies.base import Policy
+from suanli.policies.base import Policy, PolicyTraits
 
 _POLICIES: dict[str, Policy] = {}
 _ALIASES: dict[str, str] = {}
+_TRAITS: dict[str, PolicyTraits] = {}
 _loaded = False
 
 
-def register(name: str, *, aliases: tuple[str, ...] | list[str] = ()) -> Callable[[Policy], Policy]:
-    """Register `fn` under `name` (and `aliases`); the name must be new."""
+def register(name: str, *, aliases: tuple[str, ...] | list[str] = (), agnostic: bool = False,
+             work_conserving: bool = True,
+             placement_aware: bool = False) -> Callable[[Policy], Policy]:
+    """Register `fn` under `name` (and `aliases`) with its traits; the name must be new."""
 
     def wrap(fn: Policy) -> Policy:
         for key in (name, *aliases):
             if key in _POLICIES or key in _ALIASES:
                 raise ValueError(f"policy name {key!r} registered twice")
         _POLICIES[name] = fn
+        _TRAITS[name] = PolicyTraits(agnostic=agnostic, work_conserving=work_conserving,
+                                     placement_aware=placement_aware)
         for alias in aliases:
             _ALIASES[alias] = name
         fn.policy_name = name  # type: ignore[attr-defined]
+        fn.traits = _TRAITS[name]  # type: ignore[attr-defined]
         return fn
 
     return wrap
@@ -73,3 +79,8 @@ def policy_aliases() -> dict[str, str]:
     """Alias -> registered name."""
     _load_all()
     return dict(sorted(_ALIASES.items()))
+
+
+def policy_traits(name: str) -> PolicyTraits:
+    """The traits `name` (or an alias) was registered with."""
+    return _TRAITS[canonical_name(name)]

@@ -31,7 +31,8 @@ def agnostic_score(state: PolicyState, ok: np.ndarray) -> np.ndarray:
     return np.where(ok, pref, -np.inf)
 
 
-@register("srtf", aliases=("shortest_remaining_time_first",))
+@register("srtf", aliases=("shortest_remaining_time_first",),
+          agnostic=True)
 def srtf(state: PolicyState) -> Allocation:
     ok = runnable(state)
     rate = np.where(ok.any(axis=1), reference_rate(state), 0.0)

@@ -15,7 +15,8 @@ from suanli.policies.base import Allocation, PolicyState
 from suanli.policies.registry import register
 
 
-@register("max_throughput_per_cost", aliases=("throughput_per_cost", "min_cost", "cost"))
+@register("max_throughput_per_cost", aliases=("throughput_per_cost", "min_cost", "cost"),
+          placement_aware=True)
 def max_throughput_per_cost(state: PolicyState) -> Allocation:
     thr = aware_throughput(state)
     ref = reference_rate(state)

@@ -18,6 +18,7 @@ from typing import Any
 from suanli.errors import SuanliError
 from suanli.jobs.spec import GenericWork, JobSpec
 from suanli.network import Network
+from suanli.plan.state import NetworkState
 from suanli.store.types import money
 
 log = logging.getLogger("suanli.service.estimate")
@@ -88,13 +89,16 @@ class Estimator:
         return est
 
 
-def estimate_job(spec: JobSpec, network: Network) -> Estimate:
+def estimate_job(spec: JobSpec, network: Network, state: NetworkState | None = None
+                 ) -> Estimate:
+    """The option the broker picks for the job on `state` (default: an idle network), under
+    the job's own objective: the same call the engine makes when it places the job."""
     try:
         from suanli.plan import plan
     except ImportError:  # the planner has not landed: a generic job can still be priced
         return _reference_estimate(spec, network)
     try:
-        result = plan(spec, network, objective="cost")
+        result = plan(spec, network, state, objective=spec.objective)
     except SuanliError:
         raise
     except Exception as exc:  # a planner bug must not become a 500 for the client

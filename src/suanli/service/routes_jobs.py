@@ -217,7 +217,30 @@ def _job_id() -> Any:
 @router.get("/jobs/{job_id}", responses=_ERRORS, summary="One of your jobs, with its spec")
 def get_job(request: Request, job_id: int = _job_id(),
             who: Principal = Depends(principal)) -> dict[str, Any]:
-    return job_view(_own_job(request, who, job_id), with_spec=True)
+    svc = svc_of(request)
+    row = _own_job(request, who, job_id)
+    out = job_view(row, with_spec=True)
+    out.update(planned_vs_actual(svc, row))
+    return out
+
+
+def planned_vs_actual(svc: ServiceState, row: dict[str, Any]) -> dict[str, Any]:
+    """The broker's plan at admission (an idle network), where the job went, and why the two
+    differ (the reason the engine gave when it placed the job)."""
+    try:
+        spec = JobSpec.model_validate_json(row["spec"])
+        est = svc.estimator.estimate(spec, "stored:" + row["spec"])
+    except Exception:  # noqa: BLE001 - a spec that no longer plans has no plan to show
+        return {"planned": None, "placement_note": None}
+    planned = {"center": est.center, "pool": est.pool, "accelerator": est.accelerator,
+               "count": est.count, "cost": str(est.cost), "run_s": est.run_s}
+    note = None
+    if row.get("center") and (row["center"], row["pool"]) != (est.center, est.pool):
+        with svc.db.read() as conn:
+            evs = store_jobs.events(conn, row["id"])
+        placed = [e["reason"] for e in evs if (e["reason"] or "").startswith("placed on")]
+        note = placed[-1] if placed else "placed by the policy"
+    return {"planned": planned, "placement_note": note}
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, responses=_ERRORS,
@@ -275,12 +298,15 @@ def job_logs(request: Request, job_id: int = _job_id(),
 @router.post("/plan", openapi_extra=_JOB_BODY, responses=_ERRORS,
              summary="The broker's placement options for a job, without submitting it")
 async def plan_preview(request: Request, who: Principal = Depends(principal),
-                       objective: str = Query("cost", pattern="^(cost|time|mix)$"),
+                       objective: str | None = Query(None, pattern="^(cost|time|mix)$"),
                        ) -> dict[str, Any]:
+    """The options on the network as the scheduler sees it now (its running and queued
+    jobs), under the job's own objective unless `objective` is given: the chosen option is
+    where the job would be placed now, and its cost what a submission would reserve."""
     data, _raw = await read_job_body(request)
     svc = svc_of(request)
     spec = _parse(data, who)
-    return await run_in_threadpool(_plan, svc, spec, objective)
+    return await run_in_threadpool(_plan, svc, spec, objective or spec.objective)
 
 
 def _plan(svc: ServiceState, spec: JobSpec, objective: str) -> dict[str, Any]:
@@ -291,7 +317,8 @@ def _plan(svc: ServiceState, spec: JobSpec, objective: str) -> dict[str, Any]:
     from suanli.errors import SuanliError
 
     try:
-        result = plan(spec, svc.network, objective=objective)
+        state = svc.runner.live_state if svc.runner is not None else None
+        result = plan(spec, svc.network, state, objective=objective)
     except SuanliError:
         raise
     except Exception as exc:  # a planner bug: logged, reported as a job it cannot price
@@ -300,8 +327,9 @@ def _plan(svc: ServiceState, spec: JobSpec, objective: str) -> dict[str, Any]:
         logging.getLogger("suanli.service").exception("planner failed on a valid job spec")
         raise ApiError(422, f"the planner could not place this job ({type(exc).__name__}: "
                             f"{exc}); the error is logged", field="<job>") from None
-    if hasattr(result, "to_dict"):
-        return result.to_dict()
-    import dataclasses
+    from suanli.engine.placement import startable_now
 
-    return dataclasses.asdict(result)
+    out = result.to_dict()
+    now = next(startable_now(result), None) if result.chosen is not None else None
+    out["placement_now"] = now.to_dict() if now is not None else None
+    return out

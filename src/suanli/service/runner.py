@@ -38,6 +38,7 @@ from suanli.backends.types import AdoptingBackend, BackendEvent, ServiceBackend
 from suanli.engine.types import EngineJob, JobRecord, Placement
 from suanli.jobs.spec import JobSpec
 from suanli.network import Network
+from suanli.plan.state import NetworkState
 from suanli.service.leadership import Lease, LostLeadership
 from suanli.store import billing
 from suanli.store import jobs as store_jobs
@@ -46,10 +47,11 @@ from suanli.store import network as store_network
 from suanli.store.db import Database
 from suanli.store.fastpath import FastPath
 from suanli.store.models import TERMINAL_STATES
+from suanli.store.types import money
 
 log = logging.getLogger("suanli.service.runner")
 
-ON_CHIPS = ("starting", "running", "checkpointing")
+ON_CHIPS = ("staging", "starting", "running", "checkpointing")
 SWEEP_S = 5.0
 FOLLOW_S = 0.5  # how often a follower tries the lease
 NETWORK_POLL_S = 1.0  # how often the network version is read
@@ -149,6 +151,9 @@ class Runner:
         self._next_sweep = time.monotonic() + sweep_s
         self._drained_at = time.time()  # when the inbox was last read
         self.utilisation: dict[str, tuple[int, int]] = {}  # pool id -> (chips used, capacity)
+        # The engine's load as the planner sees it, for the plan preview (any thread reads it).
+        self.live_state: NetworkState = NetworkState()
+        self._state_round = -1
         self.steps = 0
         self.last_error: str | None = None
         self._refresh_prices()
@@ -442,7 +447,7 @@ class Runner:
             self._templates[key] = template
             return template
         deadline = arrival_s + spec.deadline_s if spec.deadline_s else math.inf
-        return dataclasses.replace(template, job_id=jid, arrival_s=float(arrival_s),
+        return dataclasses.replace(template, job_id=jid, arrival_s=float(arrival_s), spec=spec,
                                    deadline_s=deadline,
                                    meta={**template.meta, "name": spec.name})
 
@@ -452,6 +457,9 @@ class Runner:
                                 "log_path": row["log_path"] or str(self.log_path(row["id"]))}
         if not spec.run and row.get("est_run_s"):
             meta["duration_s"] = float(row["est_run_s"])
+        known = self._network.dataset(spec.dataset.name) if spec.dataset is not None else None
+        if known is not None and known.path:  # registered: the backend copies it when staged
+            meta["dataset_name"], meta["dataset_path"] = known.name, known.path
         return meta
 
     def log_path(self, job_id: int) -> Path:
@@ -499,7 +507,8 @@ class Runner:
             return
         placement = placement_dict(tr.placement)
         hold = None
-        if new == "starting" and placement and placement.get("count"):
+        if new in ("staging", "starting") and old != "staging" and placement and \
+                placement.get("count"):  # placed: the hold is re-priced before it starts
             hold = self._placement_hold(tr.job_id, tr.placement, placement)
         reason = tr.reason or ""
         if new in TERMINAL_STATES:
@@ -534,9 +543,15 @@ class Runner:
         thr = float(engine_placement.throughput)
         work = float(engine_placement.work_remaining)
         remaining = work / thr if thr > 0 and math.isfinite(work / thr) else None
-        return store_jobs.PlacementHold(self._price_of(job_id, placement),
-                                        int(placement["count"]), remaining,
-                                        placement.get("pool_id") or str(placement["pool"]))
+        planned = engine_placement.planned_cost
+        price = self._price_of(job_id, placement)
+        option = None
+        if planned is not None and math.isfinite(planned):
+            option = money(repr(float(planned)))  # as the admission estimate prices it
+        egress = money(repr(float(engine_placement.egress_cost)))
+        return store_jobs.PlacementHold(price, int(placement["count"]), remaining,
+                                        placement.get("pool_id") or str(placement["pool"]),
+                                        option, egress)
 
     def _write_held(self) -> None:
         """Commit the held transitions in one transaction, in the order they happened."""
@@ -768,6 +783,9 @@ class Runner:
         used = self.engine.used_chips
         self.utilisation = {p.pool_id: (used.get(p.pool_id, 0), p.capacity)
                             for p in self.cluster.pools}
+        if self.engine.rounds != self._state_round:  # the load changes at rounds
+            self._state_round = self.engine.rounds
+            self.live_state = self.engine.network_state(self.clock.now())
 
 
 def _state(rec: JobRecord) -> str:

@@ -48,6 +48,9 @@ class JobResult:
     preemptions: int
     rho: float | None
     reason: str
+    data_moved_gb: float = 0.0
+    egress_cost: float = 0.0
+    staging_s: float = 0.0
 
 
 def _pct(values: np.ndarray, q: float) -> float | None:
@@ -103,6 +106,9 @@ class SimResult:
                     preemptions=r.preemptions,
                     rho=None if math.isnan(rho[i]) else float(rho[i]),
                     reason=r.reason,
+                    data_moved_gb=r.data_moved_gb,
+                    egress_cost=r.egress_cost,
+                    staging_s=r.staging_s,
                 )
             )
         return cls(
@@ -165,6 +171,9 @@ class SimResult:
             "chip_hours": float(sum(j.chip_hours for j in jobs)),
             "cost": float(sum(j.cost for j in jobs)),
             "energy_kwh": float(sum(j.energy_kwh for j in jobs)),
+            "data_moved_tb": float(sum(j.data_moved_gb for j in jobs)) / 1000.0,
+            "egress_cost": float(sum(j.egress_cost for j in jobs)),
+            "staging_s": float(sum(j.staging_s for j in jobs)),
             "ftf_rho_max": float(rho.max()) if len(rho) else None,
             "ftf_rho_mean": float(rho.mean()) if len(rho) else None,
             "retries": int(sum(j.retries for j in jobs)),

@@ -77,8 +77,10 @@ def admission_hold(estimate_cost: Decimal, price_per_chip_hour: Decimal | None,
 def final_charge(spent: Decimal, run_s: float, reserved: Decimal) -> Decimal:
     """The charge for a job's spend: up to the fen, at least 0.01 if it ran on a priced pool,
     and never more than it held (the runner stops a job before that; this is the backstop)."""
-    if spent <= 0 or run_s <= 0:
+    if spent <= 0:
         return Decimal("0.00")
+    if run_s <= 0:  # it never ran: what it spent is the egress of staging its dataset
+        return min(ceil_cent(spent), Decimal(reserved))
     return min(max(ceil_cent(spent), CENT), Decimal(reserved))
 
 
@@ -134,13 +136,19 @@ def stored_price(conn: Connection, job: dict[str, Any]) -> Decimal | None:
 
 
 def hold_at_placement(conn: Connection, job: dict[str, Any], price_per_chip_hour: Decimal,
-                      chips: int, remaining_s: float | None, where: str) -> Decimal:
+                      chips: int, remaining_s: float | None, where: str,
+                      option_cost: Decimal | None = None) -> Decimal:
     """Raise a job's hold to what it has spent plus what its remaining run costs where it is
-    placed; returns the hold.
+    placed; returns the hold. `option_cost`: the broker's option for this placement, priced
+    as an admission estimate is (so a job placed as planned holds exactly its estimate).
 
     Raises PlacementRefused (nothing written) when the tenant's available balance cannot
     cover the difference: the job must not start."""
-    hold = hold_for(price_per_chip_hour, chips, remaining_s, job["spent"] or Decimal(0))
+    spent = Decimal(job["spent"] or 0)
+    if option_cost is not None:
+        hold = max(ceil_cent(spent + option_cost), hold_for(price_per_chip_hour, chips, 0.0))
+    else:
+        hold = hold_for(price_per_chip_hour, chips, remaining_s, spent)
     reserved = Decimal(job["reserved"])
     if hold <= reserved:
         return reserved

@@ -19,7 +19,8 @@ from suanli.store.types import money
 
 J = Job.__table__
 E = JobEvent.__table__
-ACTIVE_STATES = ("pending", "queued", "starting", "running", "checkpointing", "preempted")
+ACTIVE_STATES = ("pending", "queued", "staging", "starting", "running", "checkpointing",
+                 "preempted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +158,15 @@ def record_transition(conn: Connection, job_id: int, old: str | None, new: str, 
             if placement.get(k) is not None:
                 values[k] = placement[k]
     if hold is not None:
+        # The option's cost already counts the egress; a hold priced from the run alone adds it.
+        held = job if hold.option_cost is not None or hold.egress <= 0 else {
+            **job, "spent": Decimal(job["spent"] or 0) + hold.egress}
         values["reserved"] = billing.hold_at_placement(
-            conn, job, hold.price_per_chip_hour, hold.chips, hold.remaining_s, hold.where)
+            conn, held, hold.price_per_chip_hour, hold.chips, hold.remaining_s, hold.where,
+            option_cost=hold.option_cost)
         values["price_per_chip_hour"] = hold.price_per_chip_hour
+        if hold.egress > 0:
+            values["spent"] = Decimal(job["spent"] or 0) + hold.egress
     if new in TERMINAL_STATES:
         values["finished_at"] = now
         if not billing.settle_once(conn, job, values):
@@ -183,6 +190,8 @@ class PlacementHold:
     chips: int
     remaining_s: float | None  # the engine's estimate of its run there
     where: str  # the pool, for the ledger note and the refusal
+    option_cost: Decimal | None = None  # the broker's option (run + egress), as estimated
+    egress: Decimal = Decimal(0)  # moving its dataset here: charged when it is placed
 
 
 def _run_clock(conn: Connection, job: dict[str, Any]) -> billing.RunClock:

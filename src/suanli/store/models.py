@@ -23,7 +23,7 @@ from suanli.store.types import Money
 
 LEDGER_KINDS = ("grant", "reserve", "settle", "refund")
 JOB_STATES = (
-    "pending", "queued", "starting", "running", "checkpointing", "preempted",
+    "pending", "queued", "staging", "starting", "running", "checkpointing", "preempted",
     "succeeded", "failed", "cancelled",
 )
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})

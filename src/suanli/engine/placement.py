@@ -1,0 +1,229 @@
+"""Placement by the broker: the policy decides who gets chips, the planner decides where.
+
+Blox's split (admission -> scheduling -> placement). The policy's allocation and the priority
+rule choose which waiting jobs start this round; then each starting job's pool is chosen again
+by a `Placer`. The broker (`BrokerPlacer`) asks the planner (`suanli.plan.plan`) for the job's
+options on the engine's live state (free chips, running jobs and queued work per pool) with the
+job's objective, what is left of its deadline and budget, its allowed regions and spot
+permission, and takes the best option that can start now on a pool the policy allows (any chip
+for a chip-agnostic policy, the chip class the policy chose otherwise). A job without a spec (a
+trace job) is ranked by the planner's formulas over the engine's own speeds and prices.
+
+One code path for simulation and the live service: both run this pass inside `Engine._round`.
+Gavel mode and placement-aware policies keep the priority rule's pool (`Engine._choose_placer`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from suanli.engine.types import ON_CHIPS_STATES, EngineJob
+from suanli.errors import SuanliError
+
+if TYPE_CHECKING:
+    from suanli.engine.cluster import Cluster
+    from suanli.plan.result import PlacementOption, PlanResult
+    from suanli.plan.state import NetworkState
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The placer's answer for one job: a pool index (-1: keep the policy's pool) and the
+    option behind it (cost includes egress; None where it was not priced)."""
+
+    pool: int
+    cost: float | None = None
+    run_s: float | None = None
+    egress_cost: float = 0.0
+    note: str = ""
+    transfer_s: float | None = None  # the option's dataset transfer (its route), if planned
+
+
+@dataclass(frozen=True, slots=True)
+class LiveView:
+    """What a placer sees of the engine for one job."""
+
+    now_s: float
+    allowed: np.ndarray  # [P] bool: pools the policy allows this job, with room for its gang
+    free_chips: np.ndarray  # [P] free once this round's other placements are taken
+    remaining_work: float
+    throughput: np.ndarray  # [P] work units/s at the job's gang (0: cannot run there)
+    price_per_chip_hour: np.ndarray  # [P]
+    spent: float  # what the job has cost so far
+    staging_s: np.ndarray  # [P] moving its dataset to each pool's region, seconds
+    egress_cost: np.ndarray  # [P] and what that transfer costs
+    network_state: Callable[[], NetworkState]  # the planner's view, built when first asked
+
+
+class Placer(Protocol):
+    def choose(self, job: EngineJob, view: LiveView, cluster: Cluster) -> Choice: ...
+
+
+class BrokerPlacer:
+    """The planner's best option that can start now (see the module doc)."""
+
+    def choose(self, job: EngineJob, view: LiveView, cluster: Cluster) -> Choice:
+        if job.spec is not None and cluster.network is not None:
+            return self._planned(job, view, cluster)
+        return self._ranked(job, view)
+
+    @staticmethod
+    def _ranked(job: EngineJob, view: LiveView) -> Choice:
+        """cost = chips x price x run time, finish = run time (the job starts now)."""
+        ok = view.allowed & (view.throughput > 0)
+        if not ok.any():
+            return Choice(-1)
+        idx = np.flatnonzero(ok)
+        run_s = view.remaining_work / view.throughput[idx]
+        egress = view.egress_cost[idx]
+        cost = job.num_chips * view.price_per_chip_hour[idx] * run_s / 3600.0 + egress
+        finish = view.staging_s[idx] + run_s
+        keys = (idx, cost, finish) if job.objective == "time" else (idx, finish, cost)
+        k = int(np.lexsort(keys)[0])
+        return Choice(int(idx[k]), float(cost[k]), float(run_s[k]), float(egress[k]))
+
+    @staticmethod
+    def _planned(job: EngineJob, view: LiveView, cluster: Cluster) -> Choice:
+        from suanli.plan import plan
+
+        spec = job.spec
+        assert spec is not None and cluster.network is not None
+        gang = spec.model_copy(update={
+            "resources": spec.resources.model_copy(update={"count": job.num_chips})})
+        deadline = job.deadline_s - view.now_s if math.isfinite(job.deadline_s) else None
+        budget = spec.budget - view.spent if spec.budget is not None else None
+        try:
+            result = plan(gang, cluster.network, view.network_state(), objective=spec.objective,
+                          deadline_s=deadline if deadline and deadline > 0 else None,
+                          budget=budget if budget and budget > 0 else None)
+        except SuanliError as exc:
+            return Choice(-1, note=f"the broker could not plan it now ({exc}); placed by the "
+                                   f"policy")
+        if result.chosen is None:
+            why = "; ".join(result.infeasible[:2]) or "no option"
+            return Choice(-1, note=f"no option meets the job's limits now ({why}); placed by "
+                                   f"the policy")
+        index = {pid: k for k, pid in enumerate(cluster.pool_ids)}
+        for option in startable_now(result):
+            k = index.get(f"{option.center}/{option.pool}")
+            if k is None or not view.allowed[k]:
+                continue
+            note = "" if option is result.chosen else _why_not(result.chosen, view, index)
+            return Choice(k, float(option.cost), float(option.run_s),
+                          float(option.egress_cost), note, float(option.transfer_s))
+        return Choice(-1, note=f"the broker's options ({result.chosen.label} first) have no "
+                               f"room the policy allows now; placed by the policy")
+
+
+def startable_now(result: PlanResult) -> Iterator[PlacementOption]:
+    """The options the engine can place on now, best first: single-pool, no wait for chips.
+    The first is where a job goes (the plan preview shows it as `placement_now`)."""
+    return (o for o in result.options if not o.heterogeneous and o.wait_s <= 0)
+
+
+def _why_not(chosen, view: LiveView, index: dict[str, int]) -> str:
+    """Why the planner's first option is not where the job goes."""
+    if chosen.heterogeneous:
+        return f"planned {chosen.label} (a mixed-chip split the engine does not run yet)"
+    k = index[f"{chosen.center}/{chosen.pool}"]
+    free = int(view.free_chips[k])
+    if free < chosen.count:
+        return f"planned {chosen.label}, but that pool has {free} free chips now"
+    return f"planned {chosen.label}, but the policy gave this job other chips"
+
+
+def _moved_note(rec, pool_id: str) -> str:
+    """A job placed again elsewhere after an outage or preemption says where it moved from and
+    why (the reason it left its chips)."""
+    if not rec.pools or rec.pools[-1] == pool_id:
+        return ""
+    why = rec.reason if rec.state.value == "preempted" else f"it was {rec.state.value}"
+    return f"moved from {rec.pools[-1]} ({why})"
+
+
+class PlacementMixin:
+    """Part of `Engine`: the broker's pass over the jobs a round starts."""
+
+    def _broker_pass(self, A: np.ndarray, target: np.ndarray, now: float) -> np.ndarray:
+        """Re-choose the pool of each job that starts this round (not those staying put)."""
+        current = self._run_pool[A]
+        starts = np.flatnonzero((target >= 0) & (current != target))
+        if len(starts) == 0:
+            return target
+        chips = self._chips[A]
+        left = self._cap_up.astype(np.int64).copy()
+        placed = target >= 0
+        np.subtract.at(left, target[placed], chips[placed])
+        blocked = self._blocked_mask(A)
+        state_cache: list[NetworkState] = []
+        target = target.copy()
+        for k in starts.tolist():
+            i = int(A[k])
+            p0 = int(target[k])
+            c = int(chips[k])
+            left[p0] += c
+            allowed = (left >= c) & (self._thr[i] > 0)
+            if blocked is not None:
+                allowed &= ~blocked[k]
+            if not self.traits.agnostic:
+                allowed &= self._pool_class == self._pool_class[p0]
+            rec = self._records[i]
+
+            def network_state(free=left) -> NetworkState:
+                if not state_cache:
+                    state_cache.append(self.network_state(now, free))
+                return state_cache[0]
+
+            stage_s, egress = self._staging_rows(i)
+            view = LiveView(now_s=now, allowed=allowed, free_chips=left.copy(),
+                            remaining_work=float(self._total[i] - self._base[i]),
+                            throughput=self._thr[i], price_per_chip_hour=self._price,
+                            spent=rec.cost, network_state=network_state,
+                            staging_s=stage_s, egress_cost=egress)
+            choice = self.placer.choose(rec.job, view, self.cluster)
+            p = choice.pool if choice.pool >= 0 and allowed[choice.pool] else p0
+            moved = _moved_note(rec, self._pool_ids[p])
+            if moved:
+                choice = Choice(choice.pool, choice.cost, choice.run_s, choice.egress_cost,
+                                "; ".join(x for x in (moved, choice.note) if x),
+                                choice.transfer_s)
+            if p != p0 or choice.pool >= 0 or choice.note:
+                self._planned[i] = Choice(p, choice.cost, choice.run_s, choice.egress_cost,
+                                          choice.note, choice.transfer_s)
+            if p != p0:
+                state_cache.clear()
+            left[p] -= c
+            target[k] = p
+        return target
+
+    def network_state(self, now: float, free: np.ndarray | None = None) -> NetworkState:
+        """The planner's view of the engine: free chips, running jobs (chips, time left) and
+        queued work (chip-seconds on each waiting job's fastest pool) per pool."""
+        from suanli.plan.state import NetworkState, PoolState, RunningJob
+
+        free = self._cap_up - self._used if free is None else free
+        running: list[list[RunningJob]] = [[] for _ in range(self._P)]
+        queued = np.zeros(self._P)
+        for i in self._active:
+            rec = self._records[i]
+            p = int(self._run_pool[i])
+            left = float(self._total[i] - self._work_at(i, now))
+            if p >= 0 and rec.state in ON_CHIPS_STATES:
+                rate = float(self._thr[i, p])
+                running[p].append(RunningJob(int(self._chips[i]), left / rate if rate > 0
+                                             else math.inf))
+            else:
+                row = self._thr[i]
+                if row.max() > 0:
+                    q = int(row.argmax())
+                    queued[q] += self._chips[i] * left / row[q]
+        return NetworkState({
+            pid: PoolState(free_chips=int(max(free[k], 0)), running=tuple(running[k]),
+                           queued_chip_s=float(queued[k]))
+            for k, pid in enumerate(self._pool_ids)
+        }, dataset_copies={name: frozenset(regions) for name, regions in self._data_at.items()})
