@@ -240,3 +240,41 @@ def test_the_api_docs_render_offline(east_west, tab, path, ready):
     assert "suanli" in page.content()
     page.screenshot(path=str(SHOTS / f"dashboard_{path.strip('/')}.png"))
     assert t.outside_loopback() == []
+
+
+ALPS = """
+name: alps
+currency: EUR
+centers:
+  - {id: zurich, name: Zurich, region: ch, lat: 47.37, lon: 8.54, electricity_price_per_kwh: 0.2,
+     pools: [{id: a100, accelerator: A100, nodes: 4, price_per_chip_hour: 2.0}]}
+  - {id: milan, name: Milan, region: it, lat: 45.46, lon: 9.19, electricity_price_per_kwh: 0.25,
+     pools: [{id: h100, accelerator: H100, nodes: 8, price_per_chip_hour: 4.0}]}
+  - {id: lyon, name: Lyon, region: fr, lat: 45.76, lon: 4.84, electricity_price_per_kwh: 0.15,
+     pools: [{id: l20, accelerator: L20, nodes: 2, price_per_chip_hour: 1.0}]}
+links:
+  - {a: ch, b: it, bandwidth_gbps: 100}
+datasets:
+  - {name: alpine-weather, location: lyon, size_gb: 300}
+"""
+
+
+def test_any_network_with_coordinates_is_drawn_within_the_map(start_service, tab, tmp_path):
+    net_file = tmp_path / "alps.yaml"
+    net_file.write_text(ALPS)
+    server = start_service(f"sqlite:///{tmp_path / 'alps.db'}", network=str(net_file))
+    t = tab(server)
+    page = t.open("/")
+    page.wait_for_selector("#map g.centerg")
+    assert sorted(page.eval_on_selector_all("#map g.centerg", "gs => gs.map(g => g.dataset.center)")
+                  ) == ["lyon", "milan", "zurich"]
+    box = page.locator("#map").bounding_box()
+    for c in ("zurich", "milan", "lyon"):
+        dot = page.locator(f"#map g[data-center={c}] circle").bounding_box()
+        assert box["x"] <= dot["x"] and dot["x"] + dot["width"] <= box["x"] + box["width"], c
+        assert box["y"] <= dot["y"] and dot["y"] + dot["height"] <= box["y"] + box["height"], c
+    assert page.locator("#map g[data-link='ch~it']").count() == 1
+    assert page.locator("#map g[data-dataset=alpine-weather]").count() == 1
+    assert "EUR" in page.locator("#pools").inner_text()
+    page.screenshot(path=str(SHOTS / "dashboard_alps.png"))
+    assert t.outside_loopback() == []
