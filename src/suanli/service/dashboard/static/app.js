@@ -449,6 +449,9 @@ async function indexTick() {
 
 async function indexSlowTick() {
   await drawHistory();
+  if (session?.admin) {  // tenants made since sign-in get their names in the jobs table
+    for (const t of (await getJson("/v1/tenants")).tenants) session.tenants.set(t.id, t.name);
+  }
   if (session) {
     await drawAccount();
     await drawSpend();
