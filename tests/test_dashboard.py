@@ -169,6 +169,12 @@ def test_a_submitted_job_appears_and_changes_state_without_reload(east_west, tab
     assert "train-live" in page.locator("#jobs").inner_text()
     page.wait_for_selector("#account-body dd")
     assert "alice" in page.locator("#account").inner_text()
+    # The history charts: queue length from the service's samples, Alice's spend from her ledger.
+    page.wait_for_selector("#chart-queue polyline[data-series=running]", state="attached",
+                           timeout=15_000)
+    page.wait_for_selector("#chart-util polyline[data-series='wuhu/l20']", state="attached")
+    page.wait_for_selector("#chart-spend polyline[data-series=spent]", state="attached")
+    page.screenshot(path=str(SHOTS / "dashboard_history.png"), full_page=True)
     assert t.outside_loopback() == []
 
 

@@ -422,13 +422,15 @@ async function drawHistory() {
 }
 
 async function drawSpend() {
-  const ledger = await getJson("/v1/ledger?limit=5000");
-  const settles = ledger.entries.filter((e) => e.kind === "settle").sort((a, b) => a.at - b.at);
+  const entries = (await getJson("/v1/ledger?limit=5000")).entries.sort((a, b) => a.at - b.at);
   let total = 0;
-  const points = settles.map((e) => [e.at, (total += -Number(e.amount))]);
+  const points = entries.length ? [[entries[0].at, 0]] : [];
+  for (const e of entries) {
+    if (e.kind === "settle") points.push([e.at, (total += -Number(e.amount))]);
+  }
   if (points.length) points.push([Date.now() / 1000, total]);
   lineChart($("chart-spend"), [{ name: "spent", colour: "#7c3aed", points }],
-            { yFmt: (v) => v.toFixed(2), empty: "nothing spent yet" });
+            { yMax: Math.max(0.01, total), yFmt: (v) => v.toFixed(2), empty: "nothing spent yet" });
 }
 
 // -- pages ----------------------------------------------------------------------------------
