@@ -397,7 +397,11 @@ function lineChart(target, series, { yMax, yFmt, empty }) {
     }, svg("title", { text: s.name })));
   }
   const legend = series.filter((s) => s.legend);
-  legend.forEach((s, i) => kids.push(svg("text", { x: L + 8 + 130 * (i % 4), y: T + 12 + 13 * Math.floor(i / 4), fill: s.colour, text: s.name })));
+  legend.forEach((s, i) => {
+    const t = svg("text", { x: L + 8 + 130 * (i % 4), y: T + 12 + 13 * Math.floor(i / 4), text: s.name });
+    t.style.fill = s.colour; // over the stylesheet's grey for chart text
+    kids.push(t);
+  });
   target.replaceChildren(...kids);
 }
 
