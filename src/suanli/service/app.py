@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from suanli.jobs.spec import JobSpec
-from suanli.service import errors, routes_admin, routes_jobs, routes_misc, routes_tokens
+from suanli.service import dashboard, errors, routes_admin, routes_jobs, routes_misc, routes_tokens
 from suanli.service.auth import needs_token
+from suanli.service.dashboard import Sampler
 from suanli.service.limits import RequestGuard
 from suanli.service.metrics import LatencyMiddleware
 from suanli.service.settings import Settings
@@ -23,15 +24,20 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     server (lifespan) and stops with it."""
     settings = settings or Settings()
     svc = state or open_state(settings)
+    sampler: Sampler | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.backend != "none" and svc.runner is None:
             svc.runner = make_runner(settings, svc)
             svc.runner.start()
+        if sampler is not None:
+            sampler.start()
         try:
             yield
         finally:
+            if sampler is not None:
+                sampler.stop()
             if svc.runner is not None:
                 svc.runner.stop()
                 svc.runner = None
@@ -43,6 +49,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
         description="The live computing-power network: submit, place, run and bill AI jobs. "
         "Authenticate with 'Authorization: Bearer <token>'. Money is CNY, as decimal strings.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served from the package by the dashboard (offline)
     )
     app.state.svc = svc
     errors.install(app)
@@ -50,6 +57,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.include_router(routes_admin.router)
     app.include_router(routes_misc.router)
     app.include_router(routes_tokens.router)
+    sampler = dashboard.install(app, svc)
     # Inside the latency timer: refused requests are timed too. SQLite auths on the event loop
     # (one short indexed read, as the SQLite submit path does); PostgreSQL in a thread.
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes,

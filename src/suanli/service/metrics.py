@@ -1,82 +1,72 @@
-"""Prometheus text exposition, hand-rolled: a few counters, gauges and one histogram."""
+"""Prometheus metrics through `prometheus_client`: a registry per app (so two apps in one
+process, as the tests start, never share a counter), request latency by route template, and
+whole-network gauges read from the database at scrape time (the database, not this process,
+holds them, so every replica reports the same)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
-    return "{" + inner + "}" if inner else ""
+@dataclass(frozen=True)
+class GaugeFamily:
+    """One gauge read at scrape time: its name carries its unit (`_chips`, `_ratio`)."""
+
+    name: str
+    help: str
+    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
 
 
-def _escape(v: str) -> str:
-    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Snapshot(Collector):
+    """Yields the gauges of one scrape; built per scrape, so concurrent scrapes never mix."""
+
+    def __init__(self, gauges: list[GaugeFamily]) -> None:
+        self.gauges = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for g in self.gauges:
+            names = sorted({k for labels, _v in g.samples for k in labels})
+            fam = GaugeMetricFamily(g.name, g.help, labels=names)
+            for labels, value in g.samples:
+                fam.add_metric([labels.get(k, "") for k in names], float(value))
+            yield fam
 
 
 class Metrics:
-    """Process-local metrics; gauges that live in the database are read at scrape time."""
+    """Process-local counters and histograms of this service process."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.submissions: dict[str, int] = {}
-        self._hist: dict[tuple[str, str, str], list[float]] = {}  # bucket counts + sum + count
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.submissions = Counter("suanli_submissions", "Job submissions by result.",
+                                   ["result"], registry=self.registry)
+        self.submissions.labels(result="accepted")  # present from the start, at 0
+        self.latency = Histogram("suanli_http_request_duration_seconds",
+                                 "HTTP request latency by route.",
+                                 ["method", "route", "status"], buckets=BUCKETS_S,
+                                 registry=self.registry)
 
     def count_submission(self, result: str) -> None:
-        with self._lock:
-            self.submissions[result] = self.submissions.get(result, 0) + 1
+        self.submissions.labels(result=result).inc()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status // 100) + "xx")
-        with self._lock:
-            h = self._hist.get(key)
-            if h is None:
-                h = self._hist[key] = [0.0] * (len(BUCKETS_S) + 2)
-            i = bisect_left(BUCKETS_S, seconds)
-            if i < len(BUCKETS_S):
-                h[i] += 1
-            h[-2] += seconds
-            h[-1] += 1
+        self.latency.labels(method=method, route=route,
+                            status=str(status // 100) + "xx").observe(seconds)
 
-    def render(self, gauges: dict[str, tuple[str, list[tuple[dict[str, str], float]]]]) -> str:
-        """Text format 0.0.4. `gauges`: name -> (help, [(labels, value)])."""
-        out: list[str] = []
-        with self._lock:
-            subs = dict(self.submissions)
-            hist = {k: list(v) for k, v in self._hist.items()}
-        out.append("# HELP suanli_submissions_total Job submissions by result.")
-        out.append("# TYPE suanli_submissions_total counter")
-        for result in sorted(set(subs) | {"accepted"}):
-            out.append(f"suanli_submissions_total{_labels([('result', result)])} "
-                       f"{subs.get(result, 0)}")
-        for name, (help_text, samples) in gauges.items():
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} gauge")
-            for labels, value in samples:
-                out.append(f"{name}{_labels(sorted(labels.items()))} {_num(value)}")
-        name = "suanli_http_request_duration_seconds"
-        out.append(f"# HELP {name} HTTP request latency by route.")
-        out.append(f"# TYPE {name} histogram")
-        for (method, route, status), h in sorted(hist.items()):
-            base = [("method", method), ("route", route), ("status", status)]
-            cum = 0.0
-            for le, n in zip(BUCKETS_S, h[: len(BUCKETS_S)], strict=True):
-                cum += n
-                out.append(f"{name}_bucket{_labels([*base, ('le', repr(le))])} {_num(cum)}")
-            out.append(f"{name}_bucket{_labels([*base, ('le', '+Inf')])} {_num(h[-1])}")
-            out.append(f"{name}_sum{_labels(base)} {h[-2]!r}")
-            out.append(f"{name}_count{_labels(base)} {_num(h[-1])}")
-        return "\n".join(out) + "\n"
-
-
-def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
+    def render(self, gauges: list[GaugeFamily]) -> str:
+        """Text format 0.0.4: this process's counters, then the gauges of this scrape."""
+        snap = CollectorRegistry(auto_describe=False)
+        snap.register(_Snapshot(gauges))
+        return (generate_latest(self.registry) + generate_latest(snap)).decode("utf-8")
 
 
 class LatencyMiddleware:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 
 from suanli.service.auth import principal
 from suanli.service.errors import ApiError
+from suanli.service.metrics import CONTENT_TYPE, GaugeFamily
 from suanli.service.routes_jobs import _ERRORS, svc_of
 from suanli.service.views import money_str
 from suanli.store import jobs as store_jobs
@@ -85,22 +86,22 @@ def metrics(request: Request, _who: Principal = Depends(principal)) -> PlainText
     svc = svc_of(request)
     with svc.db.read() as conn:
         by_state = store_jobs.counts_by_state(conn)
-    gauges: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {
-        "suanli_jobs": ("Jobs by state.", [({"state": s}, by_state.get(s, 0))
-                                           for s in sorted(set(by_state) | {"queued",
-                                                                            "running"})]),
-    }
+    states = sorted(set(by_state) | {"queued", "running"})
+    gauges = [GaugeFamily("suanli_jobs", "Jobs by state.",
+                          [({"state": s}, by_state.get(s, 0)) for s in states])]
     if svc.runner is not None:
         util = dict(svc.runner.utilisation)
-        gauges["suanli_pool_chips_used"] = (
-            "Chips held by jobs, per pool.", [({"pool": p}, u) for p, (u, _c) in util.items()])
-        gauges["suanli_pool_utilisation"] = (
-            "Share of a pool's chips held by jobs.",
-            [({"pool": p}, (u / c) if c else 0.0) for p, (u, c) in util.items()])
-        gauges["suanli_scheduler_steps"] = ("Scheduler steps since start.",
-                                            [({}, svc.runner.steps)])
-    return PlainTextResponse(svc.metrics.render(gauges),
-                             media_type="text/plain; version=0.0.4; charset=utf-8")
+        gauges += [
+            GaugeFamily("suanli_pool_chips_used", "Chips held by jobs, per pool.",
+                        [({"pool": p}, u) for p, (u, _c) in util.items()]),
+            GaugeFamily("suanli_pool_chips", "Chips a pool has, per pool.",
+                        [({"pool": p}, c) for p, (_u, c) in util.items()]),
+            GaugeFamily("suanli_pool_utilisation_ratio", "Share of a pool's chips held by jobs.",
+                        [({"pool": p}, (u / c) if c else 0.0) for p, (u, c) in util.items()]),
+            GaugeFamily("suanli_scheduler_steps", "Scheduler steps since this process started.",
+                        [({}, svc.runner.steps)]),
+        ]
+    return PlainTextResponse(svc.metrics.render(gauges), media_type=CONTENT_TYPE)
 
 
 @router.get("/healthz", summary="Liveness: the database answers and the scheduler runs")
