@@ -112,3 +112,10 @@ def wait_for_state(client: Any, job_id: int, states: set[str], timeout_s: float 
             return job
         assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}: {job}"
         time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def _private_client_config(tmp_path_factory: pytest.TempPathFactory,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's `suanli login` profiles."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))

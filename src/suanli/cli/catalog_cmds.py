@@ -11,14 +11,12 @@ from suanli.catalog import load_catalog
 from suanli.cli.common import console, print_json, user_errors
 from suanli.network import load_network
 
+app = typer.Typer()
 network_app = typer.Typer(help="Inspect compute networks.", no_args_is_help=True)
+app.add_typer(network_app, name="network")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("accelerators")(accelerators)
-    app.add_typer(network_app, name="network")
-
-
+@app.command("accelerators")
 @user_errors
 def accelerators(
     catalog: Path | None = typer.Option(None, help="YAML file adding or overriding chips."),

@@ -21,12 +21,7 @@ from suanli.perf.compare import compare as compare_chips
 from suanli.perf.search import SEARCH_CAP_CHIPS
 from suanli.perf.types import Estimate
 
-
-def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app."""
-    app.command("estimate")(estimate)
-    app.command("compare")(compare)
-    app.command("calibrate")(calibrate)
+app = typer.Typer()
 
 
 def _duration(seconds: float) -> str:
@@ -44,6 +39,7 @@ def _check_count(count: int | None) -> None:
                           value=count)
 
 
+@app.command("estimate")
 @user_errors
 def estimate(
     job_file: Path = typer.Argument(..., help="Job YAML file."),
@@ -113,6 +109,7 @@ def _print_estimate(name: str, est: Estimate) -> None:
         console.print(f"  - {line}", highlight=False)
 
 
+@app.command("compare")
 @user_errors
 def compare(
     job_file: Path = typer.Argument(..., help="Job YAML file."),
@@ -161,6 +158,7 @@ def compare(
             console.print(f"  - {est.accelerator}: {est.reason}", highlight=False)
 
 
+@app.command("calibrate")
 @user_errors
 def calibrate(
     measurements: Path = typer.Argument(..., help="YAML or CSV of measured tokens/s."),

@@ -15,9 +15,7 @@ from suanli.errors import SuanliError
 PROGRESS_MIN_JOBS = 2000  # show a progress bar for runs at least this big
 
 
-def register(app: typer.Typer) -> None:
-    """Add `suanli simulate`."""
-    app.command("simulate")(simulate_command)
+app = typer.Typer()
 
 
 def _hours(seconds: float | None) -> str:
@@ -105,6 +103,7 @@ def _summary_table(summary: dict, currency: str) -> Table:
     return t
 
 
+@app.command("simulate")
 @user_errors
 def simulate_command(
     trace: Path | None = typer.Option(None, "--trace", "-t", help="Trace file."),

@@ -1,5 +1,6 @@
-"""An HTTP client for the service, used by the CLI: URL and token from flags, the environment
-(SUANLI_URL, SUANLI_TOKEN) or ~/.suanli/config.toml; server errors become one-line errors."""
+"""An HTTP client for the service, used by the CLI: URL and token from flags, then the
+environment (SUANLI_URL, SUANLI_TOKEN), then the login profile (service/profiles.py), then the
+older ~/.suanli/config.toml; server errors become one-line errors."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 
 from suanli.errors import SuanliError
+from suanli.service.profiles import load_profile
 from suanli.service.settings import suanli_home
 
 DEFAULT_URL = "http://127.0.0.1:8600"
@@ -47,9 +49,11 @@ class Client:
     def __init__(self, url: str | None = None, token: str | None = None,
                  timeout_s: float = 30.0) -> None:
         cfg = load_config() if (url is None or token is None) else {}
-        self.url = (url or os.environ.get("SUANLI_URL") or cfg.get("url") or DEFAULT_URL)
-        self.url = self.url.rstrip("/")
-        self.token = token or os.environ.get("SUANLI_TOKEN") or cfg.get("token")
+        prof = load_profile() if (url is None or token is None) else None
+        self.url = (url or os.environ.get("SUANLI_URL") or (prof.url if prof else None)
+                    or cfg.get("url") or DEFAULT_URL).rstrip("/")
+        self.token = (token or os.environ.get("SUANLI_TOKEN") or (prof.token if prof else None)
+                      or cfg.get("token"))
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
@@ -76,7 +80,7 @@ class Client:
                 body = {"error": resp.text.strip()[:300] or resp.reason_phrase}
             msg = str(body.get("error") or resp.reason_phrase)
             if resp.status_code == 401 and not self.token:
-                msg += " (set SUANLI_TOKEN or token in ~/.suanli/config.toml)"
+                msg += " (run `suanli login`, or set SUANLI_TOKEN)"
             raise ServiceError(f"{msg} [HTTP {resp.status_code}]", status=resp.status_code,
                                field=body.get("field"), value=body.get("value"), body=body)
         return resp

@@ -1,0 +1,140 @@
+"""A tenant's jobs: `suanli submit`, `jobs`, `job`, `logs`, `cancel`, `usage`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from suanli.cli.common import console, print_json, user_errors
+from suanli.cli.options import JSON, TOKEN, URL, client
+from suanli.errors import SuanliError
+from suanli.tables import events_table, jobs_table
+
+app = typer.Typer()
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@app.command("submit")
+@user_errors
+def submit(job_file: Path = typer.Argument(..., help="job YAML file"),
+           key: str = typer.Option(None, "--key", help="Idempotency-Key (default: random)"),
+           url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+    """Submit a job file to the service."""
+    try:
+        text = job_file.read_text("utf-8")
+    except OSError as exc:
+        raise SuanliError(f"cannot read job file {job_file}: {exc.strerror}",
+                          field="job", value=str(job_file)) from None
+    with client(url, token) as c:
+        job = c.submit_yaml(text, key)
+    if as_json:
+        print_json(job)
+    else:
+        est = job["estimate"]
+        console.print(f"job [bold]{job['id']}[/] {job['name']}: {job['state']}, estimated "
+                      f"{est['cost']} CNY on {est['count']} {est['accelerator']} (reserved)")
+
+
+@app.command("jobs")
+@user_errors
+def jobs(state: list[str] = typer.Option(None, "--state", help="filter by state"),
+         limit: int = typer.Option(100, help="at most this many"),
+         all_tenants: bool = typer.Option(False, "--all", help="admin: every tenant"),
+         wide: bool = typer.Option(False, "--wide", help="every column"),
+         url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+    """List your jobs, newest first."""
+    with client(url, token) as c:
+        rows = c.jobs(state or None, limit, all_tenants)
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(jobs_table(rows, wide=wide))
+
+
+@app.command("job")
+@user_errors
+def job(job_id: int = typer.Argument(..., help="job id"), url: str = URL,
+        token: str = TOKEN, as_json: bool = JSON) -> None:
+    """One job: state, placement, money and its state changes."""
+    with client(url, token) as c:
+        j = c.job(job_id)
+        evs = c.events(job_id)
+    if as_json:
+        print_json({**j, "events": evs})
+        return
+    console.print(jobs_table([j], title=f"job {job_id}", wide=True))
+    console.print(events_table(evs))
+
+
+def _last_lines(text: str, n: int | None) -> str:
+    if n is None:
+        return text
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-n:]) if n > 0 else ""
+
+
+@app.command("logs")
+@user_errors
+def logs(job_id: int = typer.Argument(..., help="job id"),
+         follow: bool = typer.Option(False, "--follow", "-f",
+                                     help="until the job ends; exit 0 if it succeeded, else 1"),
+         tail: int = typer.Option(None, "--tail", "-n", min=0, help="only the last N lines"),
+         url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+    """A job's output (stdout and stderr of its process)."""
+    offset, chunks, first = 0, [], True
+    with client(url, token) as c:
+        while True:
+            text, offset, state = c.logs(job_id, offset)
+            if first:
+                text, first = _last_lines(text, tail), False
+            if text:
+                if as_json:
+                    chunks.append(text)
+                else:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+            if not follow or (state in TERMINAL and not text):
+                break
+            if not text:
+                time.sleep(0.5)
+    if as_json:
+        print_json({"job_id": job_id, "log": "".join(chunks), "offset": offset,
+                    "state": state})
+    if follow and state != "succeeded":
+        raise typer.Exit(code=1)
+
+
+@app.command("cancel")
+@user_errors
+def cancel(job_id: int = typer.Argument(..., help="job id"), url: str = URL,
+           token: str = TOKEN, as_json: bool = JSON) -> None:
+    """Cancel a job; its credits are settled for what it ran."""
+    with client(url, token) as c:
+        j = c.cancel(job_id)
+    if as_json:
+        print_json(j)
+    else:
+        console.print(f"job {job_id}: cancel requested (state {j['state']})")
+
+
+@app.command("usage")
+@user_errors
+def usage(tenant: str = typer.Option(None, help="admin: another tenant"), url: str = URL,
+          token: str = TOKEN, as_json: bool = JSON) -> None:
+    """Your credit balance, reservations, spend, quotas and jobs."""
+    with client(url, token) as c:
+        u = c.usage(tenant)
+    if as_json:
+        print_json(u)
+        return
+    cur = u["currency"]
+    console.print(f"tenant [bold]{u['tenant']}[/]: balance {u['balance']} {cur}, reserved "
+                  f"{u['reserved']}, spent {u['spent']}, granted {u['granted']}")
+    if u["quotas"]:
+        console.print("quotas: " + ", ".join(
+            f"{a} {u['chips_in_use'].get(a, 0)}/{n}" for a, n in u["quotas"].items()))
+    console.print("jobs: " + (", ".join(f"{s} {n}" for s, n in u["jobs"].items()) or "none"))
