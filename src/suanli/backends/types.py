@@ -36,6 +36,8 @@ class RunSpec:
     log_path: str | None = None  # None: <backend root>/<job>/job.log
     checkpoint_dir: str | None = None  # None: <backend root>/<job>/checkpoint
     duration_s: float | None = None  # used only when there is no `run` (a simulated sleep)
+    workdir: str | None = None  # "sha256:<hex>": the job's code, unpacked into work/ first
+    retry_on_exit_codes: tuple[int, ...] = ()  # other non-zero exits fail the job at once
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
     """Build a RunSpec from the engine's job and placement (read by attribute name).
 
     The service puts the job file's `run`, `setup`, `env` and the log path into `job.meta`
-    (keys: run, setup, env, log_path, checkpoint_dir, duration_s).
+    (keys: run, setup, env, log_path, checkpoint_dir, duration_s, workdir,
+    retry_on_exit_codes).
     """
     job_id = str(_get(job, "job_id"))
     meta: Mapping[str, Any] = _get(job, "meta") or {}
@@ -96,6 +99,8 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
         log_path=meta.get("log_path"),
         checkpoint_dir=meta.get("checkpoint_dir"),
         duration_s=float(duration) if duration is not None else None,
+        workdir=meta.get("workdir"),
+        retry_on_exit_codes=tuple(int(c) for c in meta.get("retry_on_exit_codes") or ()),
     )
 
 

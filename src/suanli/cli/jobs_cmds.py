@@ -10,6 +10,7 @@ import typer
 
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
+from suanli.cli.submit_prep import parse_env_overrides, prepare_submission
 from suanli.errors import SuanliError
 from suanli.tables import events_table, jobs_table
 
@@ -21,22 +22,28 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 @app.command("submit")
 @user_errors
 def submit(job_file: Path = typer.Argument(..., help="job YAML file"),
+           env: list[str] = typer.Option(None, "--env", "-e",
+                                         help="KEY=VALUE over the file's env, repeatable"),
            key: str = typer.Option(None, "--key", help="Idempotency-Key (default: random)"),
            url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
-    """Submit a job file to the service."""
+    """Submit a job file to the service, with the code its `workdir:` names."""
     try:
         text = job_file.read_text("utf-8")
     except OSError as exc:
         raise SuanliError(f"cannot read job file {job_file}: {exc.strerror}",
                           field="job", value=str(job_file)) from None
+    mapping, packed = prepare_submission(job_file, text, parse_env_overrides(env))
     with client(url, token) as c:
-        job = c.submit_yaml(text, key)
+        job = c.submit_yaml(text, key) if mapping is None else c.submit_mapping(mapping, key)
     if as_json:
         print_json(job)
-    else:
-        est = job["estimate"]
-        console.print(f"job [bold]{job['id']}[/] {job['name']}: {job['state']}, estimated "
-                      f"{est['cost']} CNY on {est['count']} {est['accelerator']} (reserved)")
+        return
+    est = job["estimate"]
+    if packed is not None:
+        console.print(f"workdir: {packed.files} files, {len(packed.archive)} bytes packed "
+                      f"({packed.digest[:19]})", highlight=False)
+    console.print(f"job [bold]{job['id']}[/] {job['name']}: {job['state']}, estimated "
+                  f"{est['cost']} CNY on {est['count']} {est['accelerator']} (reserved)")
 
 
 @app.command("jobs")

@@ -197,11 +197,27 @@ class JobSpec(BaseModel):
     regions: tuple[str, ...] = Field(default=(), description="allowed regions; [] = any")
     checkpoint_interval_s: float = Field(default=3600.0, gt=0, le=MAX_SECONDS)
     checkpoint_restore_s: float = Field(default=60.0, ge=0, le=MAX_SECONDS)
+    # Retries are for infrastructure (a node, pool or center lost, a start that failed): a
+    # job's own non-zero exit fails it at once, unless its code is listed here.
     max_retries: int = Field(default=3, ge=0, le=1000)  # stored in an integer column
+    retry_on_exit_codes: tuple[int, ...] = Field(default=(), max_length=256)
     measured: tuple[Measurement, ...] = ()
     setup: str | None = None
     run: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    # The job file: a directory (relative to the file) the CLI packs and uploads; as stored:
+    # "sha256:<hex>" of that archive (jobs/workdir.py), unpacked into the job's work directory.
+    workdir: str | None = Field(default=None, max_length=4096)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _envs_alias(cls, data: Any) -> Any:
+        """`envs:` (as in SkyPilot task files) is another name for `env:`."""
+        if isinstance(data, dict) and "envs" in data:
+            if "env" in data:
+                raise ValueError("give 'env' or 'envs', not both")
+            data = {k: v for k, v in data.items() if k != "envs"} | {"env": data["envs"]}
+        return data
 
     @field_validator("model", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ older ~/.suanli/config.toml; server errors become one-line errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 import uuid
@@ -91,16 +92,23 @@ class Client:
 
     def submit_yaml(self, text: str, key: str | None = None) -> dict[str, Any]:
         """Submit a job file; a retry after a dropped connection reuses the key (no duplicate)."""
-        key = key or uuid.uuid4().hex
-        headers = {"Content-Type": "application/yaml", "Idempotency-Key": key}
+        return self._submit_body(text.encode("utf-8"), "application/yaml", key)
+
+    def submit_mapping(self, job: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        """Submit a job mapping as JSON (with its workdir archive, if any), retried the same."""
+        return self._submit_body(json.dumps(job).encode("utf-8"), "application/json", key)
+
+    def _submit_bytes_once(self, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        return self.request("POST", "/v1/jobs", content=body, headers=headers).json()
+
+    def _submit_body(self, body: bytes, ctype: str, key: str | None) -> dict[str, Any]:
+        headers = {"Content-Type": ctype, "Idempotency-Key": key or uuid.uuid4().hex}
         try:
-            return self.request("POST", "/v1/jobs", content=text.encode("utf-8"),
-                                headers=headers).json()
+            return self._submit_bytes_once(body, headers)
         except ServiceError as exc:
             if exc.status is not None:
                 raise
-            return self.request("POST", "/v1/jobs", content=text.encode("utf-8"),
-                                headers=headers).json()
+            return self._submit_bytes_once(body, headers)
 
     def submit(self, job: dict[str, Any], key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": key} if key else {}

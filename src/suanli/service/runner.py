@@ -449,7 +449,9 @@ class Runner:
     def _job_meta(self, row: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
         env = {**spec.env, "SUANLI_TENANT_ID": str(row["tenant_id"])}
         meta: dict[str, Any] = {"run": spec.run, "setup": spec.setup, "env": env,
-                                "log_path": row["log_path"] or str(self.log_path(row["id"]))}
+                                "log_path": row["log_path"] or str(self.log_path(row["id"])),
+                                "workdir": spec.workdir,
+                                "retry_on_exit_codes": spec.retry_on_exit_codes}
         if not spec.run and row.get("est_run_s"):
             meta["duration_s"] = float(row["est_run_s"])
         return meta
