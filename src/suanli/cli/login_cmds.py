@@ -9,7 +9,7 @@ import typer
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON
 from suanli.errors import SuanliError
-from suanli.service.client import DEFAULT_URL, Client
+from suanli.service.client import DEFAULT_URL, Client, default_url
 from suanli.service.profiles import Profile, load_profile, read_credentials, save_profile
 
 app = typer.Typer()
@@ -38,7 +38,7 @@ def login(url: str = typer.Argument(None, help=f"service URL (default {DEFAULT_U
         raise SuanliError("give --token, or --credentials FILE (written by `suanli up`)",
                           field="token")
     else:
-        p = Profile(name=profile or "default", url=url or DEFAULT_URL, token=token)
+        p = Profile(name=profile or "default", url=url or default_url(), token=token)
     with Client(p.url, p.token) as c:
         who = c.usage()  # fails here, in one line, for a wrong URL or token
     where = save_profile(p)

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
 from suanli.errors import SuanliError
+from suanli.service.client import ServiceError
 
 app = typer.Typer()
 
@@ -18,7 +21,7 @@ def up(network: str = typer.Option("east-west", help="network name or YAML (firs
        db: str = typer.Option(None, help="database URL (default sqlite ~/.suanli/suanli.db)"),
        backend: str = typer.Option("local", help="local | ray | none (API only)"),
        host: str = typer.Option("127.0.0.1", help="listen address (loopback by default)"),
-       port: int = typer.Option(8600, help="listen port"),
+       port: int = typer.Option(8600, envvar="SUANLI_PORT", help="listen port"),
        policy: str = typer.Option("fifo", help="scheduling policy"),
        round_s: float = typer.Option(2.0, help="scheduling round in seconds"),
        ray_address: str = typer.Option(None, help="Ray cluster address (backend ray)"),
@@ -56,10 +59,20 @@ def up(network: str = typer.Option("east-west", help="network name or YAML (firs
 
 @app.command("status")
 @user_errors
-def status(url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+def status(wait_s: float = typer.Option(0.0, "--wait", help="wait up to this many seconds "
+                                         "for the service to answer (after `suanli up &`)"),
+           url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
     """Whether the service answers, and which replica leads the scheduler."""
+    deadline = time.monotonic() + wait_s
     with client(url, token) as c:
-        h = c.get("/healthz")
+        while True:
+            try:
+                h = c.get("/healthz")
+                break
+            except ServiceError as exc:
+                if exc.status is not None or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
     if as_json:
         print_json(h)
         return

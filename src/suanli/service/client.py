@@ -20,6 +20,12 @@ from suanli.service.settings import suanli_home
 DEFAULT_URL = "http://127.0.0.1:8600"
 
 
+def default_url() -> str:
+    """The local service on the port `suanli up` listens on by default ($SUANLI_PORT)."""
+    port = os.environ.get("SUANLI_PORT")
+    return f"http://127.0.0.1:{port}" if port else DEFAULT_URL
+
+
 class ServiceError(SuanliError):
     """An error answered by the service (or no answer at all)."""
 
@@ -52,7 +58,7 @@ class Client:
         cfg = load_config() if (url is None or token is None) else {}
         prof = load_profile() if (url is None or token is None) else None
         self.url = (url or os.environ.get("SUANLI_URL") or (prof.url if prof else None)
-                    or cfg.get("url") or DEFAULT_URL).rstrip("/")
+                    or cfg.get("url") or default_url()).rstrip("/")
         self.token = (token or os.environ.get("SUANLI_TOKEN") or (prof.token if prof else None)
                       or cfg.get("token"))
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
