@@ -25,6 +25,8 @@ GAVEL = ROOT / "tests" / "fixtures" / "gavel"
 OFFLINE = {
     "accelerators": ["accelerators"],
     "network show": ["network", "show", "east-west"],
+    "network list": ["network", "list"],
+    "policies list": ["policies", "list"],
     "estimate": ["estimate", "examples/llama2-70b-lora.yaml", "--accelerator", "H800",
                  "--count", "8"],
     "compare": ["compare", "examples/llama3-8b-pretrain.yaml", "--accelerators", "H100,H800"],

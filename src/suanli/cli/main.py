@@ -12,6 +12,7 @@ from suanli.cli import (
     login_cmds,
     perf_cmds,
     plan_cmds,
+    policy_cmds,
     service_cmds,
     simulate_cmds,
     token_cmds,
@@ -24,8 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _group in (catalog_cmds, perf_cmds, simulate_cmds, service_cmds, login_cmds, jobs_cmds,
-               admin_cmds, token_cmds):
+for _group in (catalog_cmds, perf_cmds, simulate_cmds, policy_cmds, service_cmds, login_cmds,
+               jobs_cmds, admin_cmds, token_cmds):
     app.add_typer(_group.app)
 plan_cmds.register(app)  # (plan_cmds is another helper's file: mounted as it is)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,7 +125,17 @@ class Resources(BaseModel):
     @field_validator("count", mode="before")
     @classmethod
     def _count(cls, v: Any) -> Any:
-        if isinstance(v, bool):
+        if isinstance(v, str):  # YAML reads `1e9` as a string: take a whole number written so
+            try:
+                as_float = float(v)
+            except ValueError:
+                as_float = math.nan
+            if not as_float.is_integer():
+                raise ValueError("count must be a positive integer or {min, max}")
+            v = int(as_float)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int | dict | CountRange):
             raise ValueError("count must be a positive integer or {min, max}")
         if isinstance(v, int) and v < 1:
             raise ValueError("count must be at least 1")
