@@ -113,3 +113,22 @@ def test_a_job_retries_only_the_exit_codes_it_lists(lab, tmp_path):
     r = _cli(["logs", str(job_id), "--follow"], server.url, token)
     assert r.exit_code == 0, r.output
     assert "attempt 2 succeeded" in r.stdout
+
+
+def test_submit_overrides_resources_and_dryrun_previews_before_submitting(lab, tmp_path):
+    server, token = lab
+    job = tmp_path / "j.yaml"
+    job.write_text("name: over\nkind: generic\nwork: {reference_accelerator: L20, "
+                   "duration_s: 60}\nresources: {accelerators: [L20]}\nrun: sleep 30\n")
+    r = _cli(["submit", str(job), "--dryrun", "--json"], server.url, token)
+    assert r.exit_code == 0, r.output
+    preview = json.loads(r.stdout)
+    assert preview["submitted"] is False and preview["plan"]["chosen"]["accelerator"] == "L20"
+    r = _cli(["submit", str(job), "--gpus", "A800:2", "--dryrun", "--yes", "--json"],
+             server.url, token)
+    assert r.exit_code == 0, r.output
+    j = json.loads(r.stdout)
+    assert j["estimate"]["accelerator"] == "A800" and j["estimate"]["count"] == 2
+    r = _cli(["cancel", "--name", "over", "--json"], server.url, token)
+    assert r.exit_code == 0, r.output
+    assert [c["id"] for c in json.loads(r.stdout)] == [j["id"]]

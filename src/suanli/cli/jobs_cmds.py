@@ -5,14 +5,25 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+import yaml
 
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
-from suanli.cli.submit_prep import parse_env_overrides, prepare_submission
+from suanli.cli.submit_prep import (
+    Overrides,
+    parse_accelerators,
+    parse_env_overrides,
+    prepare_submission,
+)
 from suanli.errors import SuanliError
+from suanli.store.models import JOB_STATES
 from suanli.tables import events_table, jobs_table
+
+if TYPE_CHECKING:
+    from suanli.service.client import Client
 
 app = typer.Typer()
 
@@ -24,6 +35,12 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 def submit(job_file: Path = typer.Argument(..., help="job YAML file"),
            env: list[str] = typer.Option(None, "--env", "-e",
                                          help="KEY=VALUE over the file's env, repeatable"),
+           accelerators: str = typer.Option(None, "--accelerators", "--gpus",
+                                            help="NAME[:COUNT],... over the file's resources"),
+           count: int = typer.Option(None, "--count", min=1, help="chips, over the file's"),
+           dryrun: bool = typer.Option(False, "--dryrun",
+                                       help="show the placement first, then ask to submit"),
+           yes: bool = typer.Option(False, "--yes", "-y", help="with --dryrun: do not ask"),
            key: str = typer.Option(None, "--key", help="Idempotency-Key (default: random)"),
            url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
     """Submit a job file to the service, with the code its `workdir:` names."""
@@ -32,8 +49,13 @@ def submit(job_file: Path = typer.Argument(..., help="job YAML file"),
     except OSError as exc:
         raise SuanliError(f"cannot read job file {job_file}: {exc.strerror}",
                           field="job", value=str(job_file)) from None
-    mapping, packed = prepare_submission(job_file, text, parse_env_overrides(env))
+    names, acc_count = parse_accelerators(accelerators)
+    over = Overrides(env=parse_env_overrides(env), accelerators=names,
+                     count=count if count is not None else acc_count)
+    mapping, packed = prepare_submission(job_file, text, over)
     with client(url, token) as c:
+        if dryrun and not _confirm_plan(c, job_file, text, mapping, yes, as_json):
+            return
         job = c.submit_yaml(text, key) if mapping is None else c.submit_mapping(mapping, key)
     if as_json:
         print_json(job)
@@ -44,6 +66,31 @@ def submit(job_file: Path = typer.Argument(..., help="job YAML file"),
                       f"({packed.digest[:19]})", highlight=False)
     console.print(f"job [bold]{job['id']}[/] {job['name']}: {job['state']}, estimated "
                   f"{est['cost']} CNY on {est['count']} {est['accelerator']} (reserved)")
+
+
+def _confirm_plan(c: Client, job_file: Path, text: str, mapping: dict[str, Any] | None,
+                  yes: bool, as_json: bool) -> bool:
+    """The service's plan for the job (its /v1/plan preview); True to go on and submit."""
+    body = {k: v for k, v in (mapping or yaml.safe_load(text)).items()
+            if k != "workdir_archive"}
+    plan = c.plan(body)
+    chosen = plan.get("chosen")
+    if as_json and not yes:
+        print_json({"plan": plan, "submitted": False})
+        return False
+    if not as_json:
+        if chosen is None:
+            console.print(f"{job_file}: no feasible placement: "
+                          + "; ".join(plan.get("infeasible") or []), highlight=False)
+        else:
+            run_h = chosen["run_s"] / 3600
+            console.print(f"plan: {chosen['count']} {chosen['accelerator']} at "
+                          f"{chosen['center']}/{chosen['pool']}, run {run_h:.1f} h, "
+                          f"about {chosen['cost']:,.2f} {plan.get('currency', '')}",
+                          highlight=False)
+    if chosen is None:
+        raise typer.Exit(code=1)
+    return yes or typer.confirm("submit it?", default=False)
 
 
 @app.command("jobs")
@@ -117,15 +164,26 @@ def logs(job_id: int = typer.Argument(..., help="job id"),
 
 @app.command("cancel")
 @user_errors
-def cancel(job_id: int = typer.Argument(..., help="job id"), url: str = URL,
-           token: str = TOKEN, as_json: bool = JSON) -> None:
-    """Cancel a job; its credits are settled for what it ran."""
+def cancel(job_ids: list[int] = typer.Argument(None, help="job ids"),
+           name: str = typer.Option(None, "--name", help="every active job of this name"),
+           all_jobs: bool = typer.Option(False, "--all", help="every active job of yours"),
+           url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+    """Cancel jobs (by id, by name or all active ones); credits settle for what they ran."""
+    if not job_ids and name is None and not all_jobs:
+        raise SuanliError("give job ids, --name NAME or --all", field="job_ids")
     with client(url, token) as c:
-        j = c.cancel(job_id)
+        ids = list(job_ids or [])
+        if name is not None or all_jobs:
+            active = c.jobs([s for s in JOB_STATES if s not in TERMINAL], 1000)
+            ids += [j["id"] for j in active if all_jobs or j["name"] == name]
+        done = [c.cancel(i) for i in dict.fromkeys(ids)]
     if as_json:
-        print_json(j)
-    else:
-        console.print(f"job {job_id}: cancel requested (state {j['state']})")
+        print_json(done[0] if len(done) == 1 and job_ids else done)
+        return
+    for j in done:
+        console.print(f"job {j['id']}: cancel requested (state {j['state']})")
+    if not done:
+        console.print("no active job matched")
 
 
 @app.command("usage")

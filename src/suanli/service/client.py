@@ -120,6 +120,10 @@ class Client:
         headers = {"Idempotency-Key": key} if key else {}
         return self.request("POST", "/v1/jobs", json=job, headers=headers).json()
 
+    def plan(self, job: dict[str, Any], objective: str = "cost") -> dict[str, Any]:
+        """The service's placement options for a job, without submitting it."""
+        return self.request("POST", "/v1/plan", json=job, params={"objective": objective}).json()
+
     def jobs(self, state: list[str] | None = None, limit: int = 100,
              all_tenants: bool = False) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
