@@ -27,6 +27,7 @@ OFFLINE = {
     "network show": ["network", "show", "east-west"],
     "network list": ["network", "list"],
     "policies list": ["policies", "list"],
+    "node join": ["node", "join", "--center", "horinger", "--address", "127.0.0.1:1", "--print"],
     "estimate": ["estimate", "examples/llama2-70b-lora.yaml", "--accelerator", "H800",
                  "--count", "8"],
     "compare": ["compare", "examples/llama3-8b-pretrain.yaml", "--accelerators", "H100,H800"],

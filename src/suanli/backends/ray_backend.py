@@ -233,7 +233,9 @@ class RayBackend:
         missing = self._unplaceable(resources)
         if missing:
             self._queue(BackendEvent(spec.job_id, "failed", now_s,
-                                     f"no live Ray node carries {missing}"))
+                                     f"no live Ray node carries {missing} (attach a machine: "
+                                     f"suanli node join --center {spec.center} --address "
+                                     f"RAY_HEAD)"))
             return
         payload = {"spec": {**asdict(spec), "env": dict(spec.env)}, "run": run,
                    "root_dir": str(self.root_dir), "grace_s": self.grace_s,

@@ -10,6 +10,7 @@ from suanli.cli import (
     catalog_cmds,
     jobs_cmds,
     login_cmds,
+    node_cmds,
     perf_cmds,
     plan_cmds,
     policy_cmds,
@@ -26,7 +27,7 @@ app = typer.Typer(
 )
 
 for _group in (catalog_cmds, perf_cmds, simulate_cmds, policy_cmds, service_cmds, login_cmds,
-               jobs_cmds, admin_cmds, token_cmds):
+               jobs_cmds, admin_cmds, token_cmds, node_cmds):
     app.add_typer(_group.app)
 plan_cmds.register(app)  # (plan_cmds is another helper's file: mounted as it is)
 

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 
-from suanli.cli.common import console, print_json, user_errors
+from suanli.cli.common import console, err_console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
 from suanli.errors import SuanliError
 from suanli.service.client import ServiceError
@@ -47,6 +48,10 @@ def up(network: str = typer.Option("east-west", help="network name or YAML (firs
         from suanli.backends.sandbox import make_isolation
 
         make_isolation("sandbox")  # no sandbox: refuse now, in one line, naming the fix
+    local_ray = None
+    if backend == "ray" and ray_address is None:
+        local_ray = _local_ray_cluster(network, as_json)
+        settings.ray_address = local_ray.address
     if as_json:
         print_json({"url": settings.client_url(), "db": settings.resolved_db_url(),
                     "backend": backend, "policy": policy,
@@ -54,7 +59,26 @@ def up(network: str = typer.Option("east-west", help="network name or YAML (firs
     else:
         console.print(f"suanli service on [bold]http://{host}:{port}[/] "
                       f"(db {settings.resolved_db_url()}, backend {backend}, policy {policy})")
-    serve_forever(settings, log_level="warning" if as_json else "info")
+    try:
+        serve_forever(settings, log_level="warning" if as_json else "info")
+    finally:
+        if local_ray is not None:
+            local_ray.shutdown()
+
+
+def _local_ray_cluster(network: str, quiet: bool) -> Any:
+    """No --ray-address: a Ray cluster on this machine, one node per center of the network
+    (each carrying its center's pools), so jobs run as they would on attached machines."""
+    from suanli.backends.ray_backend import start_local_ray_cluster
+    from suanli.network import load_network
+
+    net = load_network(network)
+    cluster = start_local_ray_cluster(net)
+    say = err_console.print if quiet else console.print
+    say(f"ray: a local cluster at {cluster.address}, one node per center "
+        f"({len(cluster.node_ids)}); attach a machine to a center with `suanli node join "
+        f"--center ID --address {cluster.address}`", highlight=False)
+    return cluster
 
 
 @app.command("status")
