@@ -116,6 +116,8 @@ def _client_cases(tmp_path: Path) -> list[tuple[str, list[str], str]]:
         ("submit", ["submit", str(slow)], ADMIN_TOKEN),
         ("cancel", ["cancel", "@id"], ADMIN_TOKEN),
         ("usage", ["usage"], ADMIN_TOKEN),
+        ("gpus", ["gpus"], ADMIN_TOKEN),
+        ("cost-report", ["cost-report", "--all"], ADMIN_TOKEN),
     ]
 
 

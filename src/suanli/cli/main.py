@@ -10,6 +10,7 @@ from suanli.cli import (
     catalog_cmds,
     jobs_cmds,
     login_cmds,
+    market_cmds,
     node_cmds,
     perf_cmds,
     plan_cmds,
@@ -27,7 +28,7 @@ app = typer.Typer(
 )
 
 for _group in (catalog_cmds, perf_cmds, simulate_cmds, policy_cmds, service_cmds, login_cmds,
-               jobs_cmds, admin_cmds, token_cmds, node_cmds):
+               jobs_cmds, market_cmds, admin_cmds, token_cmds, node_cmds):
     app.add_typer(_group.app)
 plan_cmds.register(app)  # (plan_cmds is another helper's file: mounted as it is)
 

@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 import typer
+from rich import box
+from rich.table import Table
 
 from suanli.cli.common import console, err_console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
@@ -86,7 +88,7 @@ def _local_ray_cluster(network: str, quiet: bool) -> Any:
 def status(wait_s: float = typer.Option(0.0, "--wait", help="wait up to this many seconds "
                                          "for the service to answer (after `suanli up &`)"),
            url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
-    """Whether the service answers, and which replica leads the scheduler."""
+    """Whether the service answers, which replica leads, and chips used/free per center."""
     deadline = time.monotonic() + wait_s
     with client(url, token) as c:
         while True:
@@ -97,20 +99,45 @@ def status(wait_s: float = typer.Option(0.0, "--wait", help="wait up to this man
                 if exc.status is not None or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.2)
+        centers = centers_summary(c.get("/v1/pools")["pools"]) if c.token else None
     if as_json:
-        print_json(h)
+        print_json({**h, "centers": centers})
         return
     console.print(f"service at {c.url}: ok, database {h['database']}, network {h['network']}")
     lead = h.get("leader")
     if lead is None:
         console.print("scheduler: none (API only)")
-        return
-    who = lead.get("holder") or "nobody"
-    state = "expired" if lead.get("expired") else "held"
-    console.print(f"leader: [bold]{who}[/] (fencing token {lead.get('token')}, lease "
-                  f"{state}, renewed {lead.get('lease_age_s')} s ago)")
-    role = "leader" if lead.get("leading") else "follower"
-    console.print(f"this replica: {lead.get('replica')} ({role})")
+    else:
+        who = lead.get("holder") or "nobody"
+        state = "expired" if lead.get("expired") else "held"
+        console.print(f"leader: [bold]{who}[/] (fencing token {lead.get('token')}, lease "
+                      f"{state}, renewed {lead.get('lease_age_s')} s ago)")
+        role = "leader" if lead.get("leading") else "follower"
+        console.print(f"this replica: {lead.get('replica')} ({role})")
+    if centers is not None:
+        console.print(centers_table(centers))
+
+
+def centers_summary(pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per center: chips used and free, per accelerator."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in pools:
+        c = out.setdefault(p["center"], {"center": p["center"], "chips": {}})
+        used = int(p.get("chips_used", 0))
+        acc = c["chips"].setdefault(p["accelerator"], {"used": 0, "free": 0})
+        acc["used"] += used
+        acc["free"] += int(p["chips"]) - used
+    return list(out.values())
+
+
+def centers_table(centers: list[dict[str, Any]]) -> Table:
+    table = Table(title="centers: chips used / free", box=box.SIMPLE_HEAD)
+    table.add_column("center", no_wrap=True)
+    table.add_column("chips (used/free)")
+    for c in centers:
+        table.add_row(c["center"], ", ".join(f"{a} {v['used']}/{v['free']}"
+                                             for a, v in sorted(c["chips"].items())))
+    return table
 
 
 @app.command("demo")
