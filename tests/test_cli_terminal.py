@@ -58,3 +58,9 @@ def test_a_bad_job_file_gets_one_line_naming_field_and_value(tmp_path, resources
 def test_an_unknown_network_lists_the_known_ones():
     r = _cli("network", "show", "foo")
     assert r.returncode == 2 and "unknown network 'foo'; known: east-west" in r.stderr
+
+
+def test_weights_without_the_mix_objective_are_refused_not_ignored():
+    r = _cli("plan", "examples/llama2-70b-lora.yaml", "--objective", "cost",
+             "--weights", "time=1")
+    assert r.returncode == 2 and "--weights applies to --objective mix" in r.stderr
