@@ -102,7 +102,8 @@ class Client:
 
     def submit_mapping(self, job: dict[str, Any], key: str | None = None) -> dict[str, Any]:
         """Submit a job mapping as JSON (with its workdir archive, if any), retried the same."""
-        return self._submit_body(json.dumps(job).encode("utf-8"), "application/json", key)
+        body = json.dumps(job, default=str).encode("utf-8")  # YAML dates etc. as text
+        return self._submit_body(body, "application/json", key)
 
     def _submit_bytes_once(self, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         return self.request("POST", "/v1/jobs", content=body, headers=headers).json()
