@@ -117,6 +117,7 @@ def _client_cases(tmp_path: Path) -> list[tuple[str, list[str], str]]:
         ("cancel", ["cancel", "@id"], ADMIN_TOKEN),
         ("usage", ["usage"], ADMIN_TOKEN),
         ("gpus", ["gpus"], ADMIN_TOKEN),
+        ("queue", ["queue"], ADMIN_TOKEN),
         ("cost-report", ["cost-report", "--all"], ADMIN_TOKEN),
     ]
 

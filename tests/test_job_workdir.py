@@ -132,3 +132,24 @@ def test_submit_overrides_resources_and_dryrun_previews_before_submitting(lab, t
     r = _cli(["cancel", "--name", "over", "--json"], server.url, token)
     assert r.exit_code == 0, r.output
     assert [c["id"] for c in json.loads(r.stdout)] == [j["id"]]
+
+
+def test_queue_lists_waiting_jobs_in_order_with_an_estimated_start(lab, tmp_path):
+    server, token = lab
+    job = tmp_path / "q.yaml"
+    job.write_text("name: q\nkind: generic\nwork: {reference_accelerator: L20, "
+                   "duration_s: 60}\nresources: {accelerators: [L20]}\nrun: sleep 30\n")
+    ids = [json.loads(_cli(["submit", str(job), "--json"], server.url, token).stdout)["id"]
+           for _ in range(3)]  # one L20 chip: one runs, two wait
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        rows = json.loads(_cli(["queue", "--json"], server.url, token).stdout)
+        if len(rows) == 2:
+            break
+        time.sleep(0.3)
+    assert [r["position"] for r in rows] == [1, 2]
+    assert {r["id"] for r in rows} < set(ids)
+    assert all(r["est_start_s"] is not None and "L20" in r["where"] for r in rows)
+    assert _cli(["cancel", "--all"], server.url, token).exit_code == 0

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 import yaml
+from rich import box
+from rich.table import Table
 
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
@@ -19,6 +21,7 @@ from suanli.cli.submit_prep import (
     prepare_submission,
 )
 from suanli.errors import SuanliError
+from suanli.plan.units import format_duration
 from suanli.store.models import JOB_STATES
 from suanli.tables import events_table, jobs_table
 
@@ -184,6 +187,47 @@ def cancel(job_ids: list[int] = typer.Argument(None, help="job ids"),
         console.print(f"job {j['id']}: cancel requested (state {j['state']})")
     if not done:
         console.print("no active job matched")
+
+
+WAITING = ("pending", "queued", "preempted")
+
+
+def queue_rows(c: Client, jobs: list[dict[str, Any]], now_s: float) -> list[dict[str, Any]]:
+    """Waiting jobs, oldest first, each with the broker's estimated start (its /v1/plan wait
+    from now; None where the plan finds no placement)."""
+    rows = []
+    for pos, j in enumerate(sorted(jobs, key=lambda j: (j["submitted_at"], j["id"])), 1):
+        spec = c.job(j["id"]).get("spec") or {}
+        spec.pop("workdir", None)  # the plan needs the shape, not the code
+        chosen = c.plan(spec).get("chosen")
+        rows.append({"position": pos, "id": j["id"], "name": j["name"], "state": j["state"],
+                     "waited_s": max(0.0, now_s - j["submitted_at"]),
+                     "est_start_s": None if chosen is None else chosen["start_s"],
+                     "where": None if chosen is None else
+                     f"{chosen['count']} {chosen['accelerator']} @ {chosen['center']}"})
+    return rows
+
+
+@app.command("queue")
+@user_errors
+def queue(url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
+    """Your waiting jobs in order, with when each is estimated to start and where."""
+    with client(url, token) as c:
+        rows = queue_rows(c, c.jobs(list(WAITING), 1000), time.time())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="queue", box=box.SIMPLE_HEAD)
+    for col in ("#", "id", "name", "state", "waited", "starts in", "where"):
+        table.add_column(col, no_wrap=col != "name",
+                         justify="right" if col in ("#", "id", "waited", "starts in") else "left")
+    for r in rows:
+        start = "-" if r["est_start_s"] is None else format_duration(r["est_start_s"])
+        table.add_row(str(r["position"]), str(r["id"]), r["name"], r["state"],
+                      format_duration(r["waited_s"]), start, r["where"] or "no placement")
+    console.print(table)
+    if not rows:
+        console.print("no job is waiting")
 
 
 @app.command("usage")
