@@ -25,7 +25,8 @@ class UnknownNameError(SuanliError):
         import difflib
 
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.3)
-        hint = f"; closest known: {', '.join(close)}" if close else ""
+        hint = (f"; closest known: {', '.join(close)}" if close else
+                f"; known: {', '.join(sorted(known))}" if known and len(known) <= 30 else "")
         super().__init__(f"unknown {kind} {name!r}{hint}", field=field or kind, value=name)
         self.closest = close
 

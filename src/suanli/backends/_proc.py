@@ -267,6 +267,28 @@ def terminate_group(pgid: int, grace_s: float) -> threading.Timer | None:
     return timer
 
 
+def infrastructure_failure(code: int | None, retry_on_exit_codes: tuple[int, ...]) -> bool:
+    """Whether a failed attempt is retried: an unknown end (the process lost) or a signal is
+    the machine's doing; a plain non-zero exit is the job's own, retried only if listed."""
+    if code is None or code < 0 or code > 128:
+        return True
+    return code in retry_on_exit_codes
+
+
+def unpack_workdir(spec: RunSpec, dirs: JobDirs, root: Path, log_path: Path) -> None:
+    """The job's uploaded code into `work/`, once (later attempts keep what the job wrote)."""
+    if not spec.workdir:
+        return
+    marker = dirs.root / "workdir.unpacked"
+    if marker.exists():
+        return
+    from suanli.jobs import workdir
+
+    n = workdir.unpack(workdir.upload_path(Path(root), spec.workdir), dirs.work)
+    marker.write_text(spec.workdir + "\n")
+    append_log(log_path, f"workdir: {n} files unpacked into the job's work directory")
+
+
 def describe_exit(code: int) -> str:
     """'exit 3', or 'killed by SIGKILL' for a negative Popen return code / 128+N status."""
     if code < 0:

@@ -179,13 +179,14 @@ class LocalBackend:
         if run is None:
             detail = "job has no `run` command and no duration_s to simulate"
             _proc.append_log(log_path, f"attempt {attempt} failed: {detail}")
-            self._queue(BackendEvent(spec.job_id, "failed", now_s, detail))
+            self._queue(BackendEvent(spec.job_id, "failed", now_s, detail, retryable=False))
             return
         if not spec.run:
             _proc.append_log(log_path, f"no `run` command: sleeping the estimated "
                                        f"{spec.duration_s:g} s")
         try:
             dirs.prepare(checkpoint)
+            _proc.unpack_workdir(spec, dirs, self.root_dir, log_path)  # before the chown
             conf = self.isolation.confine(spec, dirs.work, checkpoint)
             popen = _proc.spawn(setup=spec.setup, run=run, cwd=dirs.work, env=conf.wrapper_env,
                                 log_path=log_path, exit_file=dirs.exit_file, prefix=conf.prefix)
@@ -280,6 +281,7 @@ class LocalBackend:
         else:
             detail = _proc.describe_exit(code)
         kind = "succeeded" if code == 0 else "failed"
+        retryable = _proc.infrastructure_failure(code, att.spec.retry_on_exit_codes)
         # whatever the job left behind in its group goes with it
         if att.owns_group and _proc.group_exists(att.handle.pgid):
             _proc.terminate_group(att.handle.pgid, self.grace_s)
@@ -287,5 +289,5 @@ class LocalBackend:
             _proc.append_log(att.log_path, f"attempt {att.attempt} {kind}: {detail}")
         except OSError:
             pass
-        return BackendEvent(att.spec.job_id, kind, now_s, detail)
+        return BackendEvent(att.spec.job_id, kind, now_s, detail, retryable=retryable)
 

@@ -112,6 +112,11 @@ def _run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     _proc.append_log(log_path, f"attempt {attempt} job={spec.job_id} pool={spec.pool_id} "
                                f"accelerator={spec.accelerator} count={spec.count} "
                                f"ray-node={node_id} host={hostname}")
+    if payload.get("workdir_archive") is not None:  # the job's code travels with the task
+        from suanli.jobs import workdir
+
+        workdir.store(Path(payload["root_dir"]), payload["workdir_archive"])
+        _proc.unpack_workdir(spec, dirs, Path(payload["root_dir"]), log_path)
     run = payload["run"]
     if not spec.run:
         _proc.append_log(log_path, f"no `run` command: sleeping the estimated "
@@ -124,7 +129,8 @@ def _run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     code = popen.wait()
     kind = "succeeded" if code == 0 else "failed"
     _proc.append_log(log_path, f"attempt {attempt} {kind}: {_proc.describe_exit(code)}")
-    return {"exit_code": code, "node_id": node_id, "hostname": hostname,
+    return {"exit_code": code, "retry_codes": list(spec.retry_on_exit_codes),
+            "node_id": node_id, "hostname": hostname,
             "resources": dict(resources), "pid": popen.pid, "attempt": attempt}
 
 
@@ -227,11 +233,14 @@ class RayBackend:
         missing = self._unplaceable(resources)
         if missing:
             self._queue(BackendEvent(spec.job_id, "failed", now_s,
-                                     f"no live Ray node carries {missing}"))
+                                     f"no live Ray node carries {missing} (attach a machine: "
+                                     f"suanli node join --center {spec.center} --address "
+                                     f"RAY_HEAD)"))
             return
         payload = {"spec": {**asdict(spec), "env": dict(spec.env)}, "run": run,
                    "root_dir": str(self.root_dir), "grace_s": self.grace_s,
-                   "isolation": self.isolation, "inherit_env": list(self.inherit_env)}
+                   "isolation": self.isolation, "inherit_env": list(self.inherit_env),
+                   "workdir_archive": self._workdir_archive(spec)}
         ref = self._task.options(
             num_cpus=self.num_cpus_per_job, num_gpus=self.num_gpus_per_chip * spec.count,
             resources=resources, max_retries=0, retry_exceptions=False,
@@ -239,6 +248,17 @@ class RayBackend:
         ).remote(payload)
         with self._lock:
             self._refs[spec.job_id] = ref
+
+    def _workdir_archive(self, spec: RunSpec) -> bytes | None:
+        """The job's uploaded code, read here and shipped in the task (nodes share no disk)."""
+        if not spec.workdir:
+            return None
+        from suanli.jobs import workdir
+
+        try:
+            return workdir.upload_path(self.root_dir, spec.workdir).read_bytes()
+        except OSError:
+            return None  # the node reports the missing code in the job's log
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         """How and where the job's last finished attempt ran: exit_code, node_id, hostname,
@@ -290,7 +310,9 @@ class RayBackend:
         self._results[job_id] = result
         code = int(result["exit_code"])
         detail = f"{_proc.describe_exit(code)} on ray node {result['node_id'][:12]}"
-        return BackendEvent(job_id, "succeeded" if code == 0 else "failed", now_s, detail)
+        retryable = _proc.infrastructure_failure(code, tuple(result.get("retry_codes", ())))
+        return BackendEvent(job_id, "succeeded" if code == 0 else "failed", now_s, detail,
+                            retryable=retryable)
 
 
 @dataclass

@@ -108,6 +108,8 @@ class Sandbox:
             for d in (work, checkpoint):
                 os.chown(d, uid, uid)
                 d.chmod(0o700)
+            for sub in work.rglob("*"):  # the job's unpacked code (workdir:) is its own
+                os.chown(sub, uid, uid, follow_symlinks=False)
             drop = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         else:

@@ -38,6 +38,8 @@ class RunSpec:
     duration_s: float | None = None  # used only when there is no `run` (a simulated sleep)
     dataset_name: str | None = None  # staged before the run when `dataset_path` is set
     dataset_path: str | None = None  # the registered directory to copy to the center
+    workdir: str | None = None  # "sha256:<hex>": the job's code, unpacked into work/ first
+    retry_on_exit_codes: tuple[int, ...] = ()  # other non-zero exits fail the job at once
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
     """Build a RunSpec from the engine's job and placement (read by attribute name).
 
     The service puts the job file's `run`, `setup`, `env` and the log path into `job.meta`
-    (keys: run, setup, env, log_path, checkpoint_dir, duration_s).
+    (keys: run, setup, env, log_path, checkpoint_dir, duration_s, workdir,
+    retry_on_exit_codes).
     """
     job_id = str(_get(job, "job_id"))
     meta: Mapping[str, Any] = _get(job, "meta") or {}
@@ -100,6 +103,8 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
         duration_s=float(duration) if duration is not None else None,
         dataset_name=meta.get("dataset_name"),
         dataset_path=meta.get("dataset_path") if _get(placement, "staging_s", 0.0) else None,
+        workdir=meta.get("workdir"),
+        retry_on_exit_codes=tuple(int(c) for c in meta.get("retry_on_exit_codes") or ()),
     )
 
 

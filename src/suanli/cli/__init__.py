@@ -1,1 +1,1 @@
-"""The `suanli` command line: one module per command group, each with `register(app)`."""
+"""The `suanli` command line: one module per command group, each a module-level Typer app."""

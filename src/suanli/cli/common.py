@@ -20,14 +20,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(func: F) -> F:
-    """Report SuanliError as one red line naming the field, exit code 2, no traceback."""
+    """Report SuanliError as one red line naming the field, exit code 2, no traceback; under
+    `--json` (a command's `as_json`) as one JSON document on stderr, stdout left empty."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except SuanliError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+            if kwargs.get("as_json"):
+                sys.stderr.write(json.dumps(exc.to_dict(), default=str) + "\n")
+            else:
+                err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False,
+                                  markup=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -1,10 +1,24 @@
-"""Entry point: `suanli`."""
+"""Entry point: `suanli`. Each command group is a module-level `typer.Typer()` in its own
+module, mounted here the way the service mounts its routers."""
 
 from __future__ import annotations
 
 import typer
 
-from suanli.cli import catalog_cmds, perf_cmds, plan_cmds, service_cmds, simulate_cmds
+from suanli.cli import (
+    admin_cmds,
+    catalog_cmds,
+    jobs_cmds,
+    login_cmds,
+    market_cmds,
+    node_cmds,
+    perf_cmds,
+    plan_cmds,
+    policy_cmds,
+    service_cmds,
+    simulate_cmds,
+    token_cmds,
+)
 
 app = typer.Typer(
     name="suanli",
@@ -13,8 +27,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _group in (catalog_cmds, perf_cmds, plan_cmds, simulate_cmds, service_cmds):
-    _group.register(app)
+for _group in (catalog_cmds, perf_cmds, simulate_cmds, policy_cmds, service_cmds, login_cmds,
+               jobs_cmds, market_cmds, admin_cmds, token_cmds, node_cmds):
+    app.add_typer(_group.app)
+plan_cmds.register(app)  # (plan_cmds is another helper's file: mounted as it is)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ import math
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.panel import Panel
 from rich.table import Table
 
-from suanli.catalog import load_catalog
+from suanli.catalog import Catalog, load_catalog
 from suanli.cli.common import console, print_json, user_errors
 from suanli.errors import SuanliError
-from suanli.jobs import load_job
+from suanli.jobs import JobSpec, load_job
 from suanli.perf import estimate as estimate_job
 from suanli.perf import load_calibration, min_fitting_count
 from suanli.perf.calibrate import calibrate as calibrate_points
@@ -21,12 +22,7 @@ from suanli.perf.compare import compare as compare_chips
 from suanli.perf.search import SEARCH_CAP_CHIPS
 from suanli.perf.types import Estimate
 
-
-def register(app: typer.Typer) -> None:
-    """Add this group's commands to the app."""
-    app.command("estimate")(estimate)
-    app.command("compare")(compare)
-    app.command("calibrate")(calibrate)
+app = typer.Typer()
 
 
 def _duration(seconds: float) -> str:
@@ -44,6 +40,7 @@ def _check_count(count: int | None) -> None:
                           value=count)
 
 
+@app.command("estimate")
 @user_errors
 def estimate(
     job_file: Path = typer.Argument(..., help="Job YAML file."),
@@ -58,6 +55,7 @@ def estimate(
     _check_count(count)
     job = load_job(job_file)
     cat = load_catalog(catalog)
+    check_job_chips(job, cat)
     eff = load_calibration(calibration)
     acc = cat.get(accelerator)
     est = estimate_job(job, acc, count or job.min_count, catalog=cat, efficiency=eff)
@@ -76,6 +74,12 @@ def estimate(
     _print_estimate(job.name, est)
     if hint:
         console.print(f"  - Hint: {hint}.", highlight=False)
+
+
+def check_job_chips(job: JobSpec, cat: Catalog) -> None:
+    """Every chip the job file names is one the catalog knows (a typo fails here, named)."""
+    for name in job.resources.accelerators:
+        cat.get(name, field="resources.accelerators")
 
 
 def _print_estimate(name: str, est: Estimate) -> None:
@@ -113,6 +117,7 @@ def _print_estimate(name: str, est: Estimate) -> None:
         console.print(f"  - {line}", highlight=False)
 
 
+@app.command("compare")
 @user_errors
 def compare(
     job_file: Path = typer.Argument(..., help="Job YAML file."),
@@ -122,6 +127,7 @@ def compare(
                                      help="Chips of each (default: the job's minimum)."),
     catalog: Path | None = typer.Option(None, help="YAML file adding or overriding chips."),
     calibration: Path | None = typer.Option(None, help="File from `suanli calibrate`."),
+    wide: bool = typer.Option(False, "--wide", help="every column"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Side-by-side estimates, and how many of each chip match the first one's time."""
@@ -131,6 +137,7 @@ def compare(
         raise SuanliError("--accelerators is empty", field="accelerators", value=accelerators)
     job = load_job(job_file)
     cat = load_catalog(catalog)
+    check_job_chips(job, cat)
     eff = load_calibration(calibration)
     result = compare_chips(job, [cat.get(n) for n in names], count, catalog=cat,
                            efficiency=eff)
@@ -141,19 +148,26 @@ def compare(
     if as_json:
         print_json(result.to_dict())
         return
-    table = Table(title=f"{job.name}: {result.count} chips each, baseline {result.baseline}")
-    for col in ("chip", "fits", "duration", "tokens/s", "MFU", "bound", "layout",
-                "mem GB/chip", "energy kWh", "equivalent"):
-        table.add_column(col, justify="left" if col in ("chip", "bound", "layout") else "right")
+    table = Table(title=f"{job.name}: {result.count} chips each, baseline {result.baseline}",
+                  box=box.SIMPLE_HEAD)
+    cols = ["chip", "fits", "time", "tok/s", "MFU", "bound", "same time"]
+    if wide:
+        cols += ["layout", "GB/chip", "kWh"]
+    for col in cols:
+        table.add_column(col, no_wrap=True,
+                         justify="left" if col in ("chip", "bound", "layout") else "right")
     for est, eq in zip(result.estimates, result.equivalents, strict=True):
-        table.add_row(
-            est.accelerator, "yes" if est.fits else "[red]no[/]", _duration(est.duration_s),
-            f"{est.tokens_per_s:,.0f}", f"{est.mfu:.0%}", est.bound.replace("_", " "),
-            str(est.parallelism), f"{est.memory_per_chip_gb:,.1f}",
-            f"{est.energy_kwh:,.0f}" if math.isfinite(est.energy_kwh) else "-",
-            f"{eq.count:,}" if eq.count else "-",
-        )
+        row = [est.accelerator, "yes" if est.fits else "[red]no[/]", _duration(est.duration_s),
+               f"{est.tokens_per_s:,.0f}", f"{est.mfu:.0%}", est.bound.replace("_", " ")[:12],
+               f"{eq.count:,}" if eq.count else "-"]
+        if wide:
+            row += [str(est.parallelism), f"{est.memory_per_chip_gb:,.1f}",
+                    f"{est.energy_kwh:,.0f}" if math.isfinite(est.energy_kwh) else "-"]
+        table.add_row(*row)
     console.print(table)
+    console.print(f"same time: chips of each that match {result.baseline}'s time"
+                  + ("" if wide else "; --wide adds layout, memory per chip and energy"),
+                  highlight=False)
     for est, eq in zip(result.estimates, result.equivalents, strict=True):
         if eq.reason != "baseline":
             console.print(f"  - {eq.reason}", highlight=False)
@@ -161,6 +175,7 @@ def compare(
             console.print(f"  - {est.accelerator}: {est.reason}", highlight=False)
 
 
+@app.command("calibrate")
 @user_errors
 def calibrate(
     measurements: Path = typer.Argument(..., help="YAML or CSV of measured tokens/s."),

@@ -82,6 +82,9 @@ def plan_command(
     cat = load_catalog(catalog)
     job = load_job(job_file)
     net = load_network(network, cat)
+    if weights and objective != "mix":  # weights only blend objectives under mix
+        raise SpecError(f"--weights applies to --objective mix (got --objective {objective})",
+                        field="weights", value=weights)
     result = plan(
         job, net,
         blocked=[b.strip() for b in (blocked or "").split(",") if b.strip()],

@@ -15,9 +15,7 @@ from suanli.errors import SuanliError
 PROGRESS_MIN_JOBS = 2000  # show a progress bar for runs at least this big
 
 
-def register(app: typer.Typer) -> None:
-    """Add `suanli simulate`."""
-    app.command("simulate")(simulate_command)
+app = typer.Typer()
 
 
 def _hours(seconds: float | None) -> str:
@@ -105,6 +103,7 @@ def _summary_table(summary: dict, currency: str) -> Table:
     return t
 
 
+@app.command("simulate")
 @user_errors
 def simulate_command(
     trace: Path | None = typer.Option(None, "--trace", "-t", help="Trace file."),
@@ -135,6 +134,8 @@ def simulate_command(
         "center:wuhu@3600+7200 (repeatable)."),
     out: Path | None = typer.Option(None, "--out", "-o",
                                     help="Write per-job CSV, JSON summary and PNG plots here."),
+    list_policies: bool = typer.Option(False, "--list-policies",
+                                       help="List the policies --policy takes, and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Replay a workload on a cluster under each policy and compare JCT, use, cost, fairness.
@@ -145,6 +146,11 @@ def simulate_command(
     from suanli.engine.adapters import engine_jobs_from_workload
     from suanli.sim.runner import FailureSpec, simulate
 
+    if list_policies:
+        from suanli.cli.policy_cmds import print_policies
+
+        print_policies(as_json)
+        return
     workload, window = _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, jobs)
     cl = _build_cluster(network, cluster, workload)
     failures = [FailureSpec.parse(f) for f in failure]

@@ -69,7 +69,10 @@ class EventsMixin:
         else:
             self._end_run(i, at, keep="checkpoint")
             detail = ev.detail or "job failed"
-            if rec.retries < rec.job.max_retries:
+            if not ev.retryable:
+                self._finish(i, JobState.FAILED, at, f"{detail} (not retried: the job's own "
+                                                     "exit; see retry_on_exit_codes)")
+            elif rec.retries < rec.job.max_retries:
                 rec.retries += 1
                 self._set_state(
                     i, JobState.QUEUED, at,

@@ -131,6 +131,9 @@ class BackendEvent:
     kind: BackendEventKind
     at_s: float
     detail: str = ""
+    # A failure of the infrastructure (a node or process lost, a start that failed) is
+    # retried; a job's own non-zero exit (False) ends it, unless the job listed the code.
+    retryable: bool = True
 
 
 @dataclass(slots=True)

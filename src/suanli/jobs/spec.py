@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,7 +125,17 @@ class Resources(BaseModel):
     @field_validator("count", mode="before")
     @classmethod
     def _count(cls, v: Any) -> Any:
-        if isinstance(v, bool):
+        if isinstance(v, str):  # YAML reads `1e9` as a string: take a whole number written so
+            try:
+                as_float = float(v)
+            except ValueError:
+                as_float = math.nan
+            if not as_float.is_integer():
+                raise ValueError("count must be a positive integer or {min, max}")
+            v = int(as_float)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int | dict | CountRange):
             raise ValueError("count must be a positive integer or {min, max}")
         if isinstance(v, int) and v < 1:
             raise ValueError("count must be at least 1")
@@ -199,11 +210,27 @@ class JobSpec(BaseModel):
     regions: tuple[str, ...] = Field(default=(), description="allowed regions; [] = any")
     checkpoint_interval_s: float = Field(default=3600.0, gt=0, le=MAX_SECONDS)
     checkpoint_restore_s: float = Field(default=60.0, ge=0, le=MAX_SECONDS)
+    # Retries are for infrastructure (a node, pool or center lost, a start that failed): a
+    # job's own non-zero exit fails it at once, unless its code is listed here.
     max_retries: int = Field(default=3, ge=0, le=1000)  # stored in an integer column
+    retry_on_exit_codes: tuple[int, ...] = Field(default=(), max_length=256)
     measured: tuple[Measurement, ...] = ()
     setup: str | None = None
     run: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    # The job file: a directory (relative to the file) the CLI packs and uploads; as stored:
+    # "sha256:<hex>" of that archive (jobs/workdir.py), unpacked into the job's work directory.
+    workdir: str | None = Field(default=None, max_length=4096)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _envs_alias(cls, data: Any) -> Any:
+        """`envs:` (as in SkyPilot task files) is another name for `env:`."""
+        if isinstance(data, dict) and "envs" in data:
+            if "env" in data:
+                raise ValueError("give 'env' or 'envs', not both")
+            data = {k: v for k, v in data.items() if k != "envs"} | {"env": data["envs"]}
+        return data
 
     @field_validator("model", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from suanli.policies._matrices import group_columns, group_rows
+from suanli.quiet import create_quietly
 
 INF = highspy.kHighsInf
 
@@ -41,7 +42,7 @@ class MaxMinResult:
 
 
 def _new_highs() -> highspy.Highs:
-    h = highspy.Highs()
+    h = create_quietly("highs", highspy.Highs)  # highspy >= 1.16 prints a banner at creation
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     return h

@@ -1,8 +1,10 @@
-"""An HTTP client for the service, used by the CLI: URL and token from flags, the environment
-(SUANLI_URL, SUANLI_TOKEN) or ~/.suanli/config.toml; server errors become one-line errors."""
+"""An HTTP client for the service, used by the CLI: URL and token from flags, then the
+environment (SUANLI_URL, SUANLI_TOKEN), then the login profile (service/profiles.py), then the
+older ~/.suanli/config.toml; server errors become one-line errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 import uuid
@@ -12,9 +14,16 @@ from typing import Any
 import httpx
 
 from suanli.errors import SuanliError
+from suanli.service.profiles import load_profile
 from suanli.service.settings import suanli_home
 
 DEFAULT_URL = "http://127.0.0.1:8600"
+
+
+def default_url() -> str:
+    """The local service on the port `suanli up` listens on by default ($SUANLI_PORT)."""
+    port = os.environ.get("SUANLI_PORT")
+    return f"http://127.0.0.1:{port}" if port else DEFAULT_URL
 
 
 class ServiceError(SuanliError):
@@ -47,9 +56,11 @@ class Client:
     def __init__(self, url: str | None = None, token: str | None = None,
                  timeout_s: float = 30.0) -> None:
         cfg = load_config() if (url is None or token is None) else {}
-        self.url = (url or os.environ.get("SUANLI_URL") or cfg.get("url") or DEFAULT_URL)
-        self.url = self.url.rstrip("/")
-        self.token = token or os.environ.get("SUANLI_TOKEN") or cfg.get("token")
+        prof = load_profile() if (url is None or token is None) else None
+        self.url = (url or os.environ.get("SUANLI_URL") or (prof.url if prof else None)
+                    or cfg.get("url") or default_url()).rstrip("/")
+        self.token = (token or os.environ.get("SUANLI_TOKEN") or (prof.token if prof else None)
+                      or cfg.get("token"))
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
@@ -76,7 +87,7 @@ class Client:
                 body = {"error": resp.text.strip()[:300] or resp.reason_phrase}
             msg = str(body.get("error") or resp.reason_phrase)
             if resp.status_code == 401 and not self.token:
-                msg += " (set SUANLI_TOKEN or token in ~/.suanli/config.toml)"
+                msg += " (run `suanli login`, or set SUANLI_TOKEN)"
             raise ServiceError(f"{msg} [HTTP {resp.status_code}]", status=resp.status_code,
                                field=body.get("field"), value=body.get("value"), body=body)
         return resp
@@ -87,20 +98,32 @@ class Client:
 
     def submit_yaml(self, text: str, key: str | None = None) -> dict[str, Any]:
         """Submit a job file; a retry after a dropped connection reuses the key (no duplicate)."""
-        key = key or uuid.uuid4().hex
-        headers = {"Content-Type": "application/yaml", "Idempotency-Key": key}
+        return self._submit_body(text.encode("utf-8"), "application/yaml", key)
+
+    def submit_mapping(self, job: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        """Submit a job mapping as JSON (with its workdir archive, if any), retried the same."""
+        body = json.dumps(job, default=str).encode("utf-8")  # YAML dates etc. as text
+        return self._submit_body(body, "application/json", key)
+
+    def _submit_bytes_once(self, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        return self.request("POST", "/v1/jobs", content=body, headers=headers).json()
+
+    def _submit_body(self, body: bytes, ctype: str, key: str | None) -> dict[str, Any]:
+        headers = {"Content-Type": ctype, "Idempotency-Key": key or uuid.uuid4().hex}
         try:
-            return self.request("POST", "/v1/jobs", content=text.encode("utf-8"),
-                                headers=headers).json()
+            return self._submit_bytes_once(body, headers)
         except ServiceError as exc:
             if exc.status is not None:
                 raise
-            return self.request("POST", "/v1/jobs", content=text.encode("utf-8"),
-                                headers=headers).json()
+            return self._submit_bytes_once(body, headers)
 
     def submit(self, job: dict[str, Any], key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": key} if key else {}
         return self.request("POST", "/v1/jobs", json=job, headers=headers).json()
+
+    def plan(self, job: dict[str, Any], objective: str = "cost") -> dict[str, Any]:
+        """The service's placement options for a job, without submitting it."""
+        return self.request("POST", "/v1/plan", json=job, params={"objective": objective}).json()
 
     def jobs(self, state: list[str] | None = None, limit: int = 100,
              all_tenants: bool = False) -> list[dict[str, Any]]:

@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
 from suanli.backends.sandbox import find_sandbox
-from suanli.cli.common import console
 from suanli.service.client import Client
 from suanli.service.server import serve_in_thread
 from suanli.service.settings import Settings
+from suanli.tables import jobs_table
+
+console = Console()
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 RUN = ('echo "[{name}] training on $SUANLI_COUNT x $SUANLI_ACCELERATOR at $SUANLI_CENTER"; '
@@ -73,8 +75,6 @@ def demo_isolation() -> tuple[str, str | None]:
 
 
 def run_demo(timeout_s: float = 90.0, live: bool = True) -> dict[str, Any]:
-    from suanli.cli.service_cmds import jobs_table
-
     isolation, why = demo_isolation()
     if why and live:
         console.print(f"[yellow]{why}[/]")

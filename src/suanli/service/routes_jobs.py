@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from suanli.jobs import workdir
 from suanli.jobs.spec import JobSpec, parse_job, stored_spec_json
 from suanli.service.auth import principal
 from suanli.service.errors import ApiError
@@ -120,7 +121,9 @@ async def submit_job(request: Request) -> JSONResponse:
     svc = svc_of(request)
     rhash = request_hash(data)
     try:
+        archive = data.pop("workdir_archive", None)
         spec = _parse(data, who)
+        _keep_workdir(svc, spec, archive)
         shape = shape_key(data)
         est = svc.estimator.cached(shape)
         if est is None:  # planning a new job shape takes ~0.1 s: off the event loop
@@ -141,6 +144,23 @@ async def submit_job(request: Request) -> JSONResponse:
     if svc.db.is_sqlite:
         return _admit(svc, who, adm, key)
     return await run_in_threadpool(_admit, svc, who, adm, key)
+
+
+def _keep_workdir(svc: ServiceState, spec: JobSpec, archive: object) -> None:
+    """The code a job ships: checked against its digest and stored before admission, so the
+    scheduler never starts a job whose code is not there yet."""
+    if spec.workdir is None:
+        if archive is not None:
+            raise ApiError(422, "workdir_archive: sent without a 'workdir' naming its digest",
+                           field="workdir_archive")
+        return
+    path = workdir.upload_path(svc.data_dir, spec.workdir)
+    if archive is not None:
+        workdir.store(svc.data_dir, workdir.decode_upload(archive, spec.workdir))
+    elif not path.exists():
+        raise ApiError(422, f"workdir: no code uploaded as {spec.workdir} (submit with the "
+                            "CLI, which packs and sends the directory)", field="workdir",
+                       value=spec.workdir)
 
 
 def _find(svc: ServiceState, who: Principal, key: str) -> dict[str, Any] | None:

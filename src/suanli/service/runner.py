@@ -454,7 +454,9 @@ class Runner:
     def _job_meta(self, row: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
         env = {**spec.env, "SUANLI_TENANT_ID": str(row["tenant_id"])}
         meta: dict[str, Any] = {"run": spec.run, "setup": spec.setup, "env": env,
-                                "log_path": row["log_path"] or str(self.log_path(row["id"]))}
+                                "log_path": row["log_path"] or str(self.log_path(row["id"])),
+                                "workdir": spec.workdir,
+                                "retry_on_exit_codes": spec.retry_on_exit_codes}
         if not spec.run and row.get("est_run_s"):
             meta["duration_s"] = float(row["est_run_s"])
         known = self._network.dataset(spec.dataset.name) if spec.dataset is not None else None

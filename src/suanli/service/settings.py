@@ -46,6 +46,21 @@ class Settings:
     def resolved_db_url(self) -> str:
         return self.db_url or default_sqlite_url(suanli_home() / "suanli.db")
 
+    def state_dir(self) -> Path:
+        """Where the service keeps its own files: next to a SQLite database, else the home."""
+        url = self.resolved_db_url()
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            return Path(url.removeprefix("sqlite:///")).expanduser().parent
+        return suanli_home()
+
+    def credentials_path(self) -> Path:
+        """The admin credentials written at first start (0600), read by `suanli login`."""
+        return self.state_dir() / "admin-credentials.toml"
+
+    def client_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
     def resolved_data_dir(self) -> Path:
         if self.data_dir is not None:
             return Path(self.data_dir)

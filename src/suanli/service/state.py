@@ -19,6 +19,7 @@ from suanli.network.load import parse_network
 from suanli.service.auth import TokenCache
 from suanli.service.estimate import Estimator
 from suanli.service.metrics import Metrics
+from suanli.service.profiles import write_secret_toml
 from suanli.service.settings import Settings
 from suanli.store import network as store_network
 from suanli.store import tenants, tokens
@@ -99,8 +100,12 @@ def open_state(settings: Settings) -> ServiceState:
     state = ServiceState(settings=settings, db=db, network=net, estimator=Estimator(net),
                          tokens=TokenCache(db), metrics=Metrics(), data_dir=data_dir,
                          bootstrap_token=bootstrap, lock_file=lock_file)
-    if bootstrap and settings.print_admin_token:
-        sys.stderr.write(f"suanli: admin token (shown once): {bootstrap}\n")
+    if bootstrap:
+        path = settings.credentials_path()
+        write_secret_toml(path, {}, top={"url": settings.client_url(), "token": bootstrap})
+        if settings.print_admin_token:
+            sys.stderr.write(f"suanli: admin credentials written to {path} (mode 0600); "
+                             f"`suanli login --credentials {path}` stores them as your profile\n")
     return state
 
 
