@@ -395,8 +395,8 @@ def _choose_routes(rows: OptionRows, transfers: Transfers, obj: Objective,
     kf1, kf2 = obj.keys(finish_f, cost_f, best_f, best_c)
     kc1, kc2 = obj.keys(finish_c, cost_c, best_f, best_c)
     cheap = (ok_c & ~ok_f) | ((ok_c == ok_f) & ((kc1 < kf1) | ((kc1 == kf1) & (kc2 <= kf2))))
-    table = OptionTable(
-        **{name: getattr(rows, name) for name in rows.__dataclass_fields__},
+    table = OptionTable.routed(
+        rows,
         transfer_s=np.where(cheap, transfers.cheap_s[p], transfers.fast_s[p]),
         egress_cost=np.where(cheap, transfers.cheap_cost[p], transfers.fast_cost[p]),
         finish_s=np.round(np.where(cheap, finish_c, finish_f), 3),

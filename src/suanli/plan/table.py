@@ -112,3 +112,9 @@ class OptionTable(OptionRows):
     finish_s: np.ndarray  # float: max(wait, transfer) + run, whole milliseconds
     cost: np.ndarray  # float: compute cost + egress, whole cents
     cheap_route: np.ndarray  # bool: the cheapest route was chosen (else the fastest)
+
+    @classmethod
+    def routed(cls, rows: OptionRows, **route_columns: np.ndarray) -> OptionTable:
+        """`rows` with the route columns added (transfer_s, egress_cost, finish_s, cost,
+        cheap_route)."""
+        return cls(**{f.name: getattr(rows, f.name) for f in fields(rows)}, **route_columns)
