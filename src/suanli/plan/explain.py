@@ -46,7 +46,7 @@ def infeasible_after_constraints(desc, finish_f, cost_c, ok_f, ok_c, finish_c, c
 
 
 def _center_of(desc, i: int) -> int:
-    return int(desc.net.pool_center[desc.cand[desc.cols["pool"][i]]])
+    return int(desc.net.pool_center[desc.cand[desc.cols.pool[i]]])
 
 
 def _runner_up(desc, order: np.ndarray) -> int | None:
@@ -56,7 +56,7 @@ def _runner_up(desc, order: np.ndarray) -> int | None:
         return None
     c = desc.cols
     first, rest = int(order[0]), order[1:]
-    other = rest[(c["pool"][rest] != c["pool"][first]) | (c["pool_b"][rest] != c["pool_b"][first])]
+    other = rest[(c.pool[rest] != c.pool[first]) | (c.pool_b[rest] != c.pool_b[first])]
     return int(other[0]) if len(other) else int(rest[0])
 
 
@@ -65,7 +65,7 @@ def _best_elsewhere(desc, order: np.ndarray) -> int | None:
     if len(order) < 2:
         return None
     rest = order[1:]
-    centers = desc.net.pool_center[desc.cand[desc.cols["pool"][rest]]]
+    centers = desc.net.pool_center[desc.cand[desc.cols.pool[rest]]]
     other = rest[centers != _center_of(desc, int(order[0]))]
     return int(other[0]) if len(other) else None
 
@@ -87,17 +87,17 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
     """Why the winner wins: against the runner-up, and against the best on the other axis."""
     c, dur, money, label = desc.cols, desc.dur, desc.money, desc.label
     i0 = int(order[0])
-    f0, c0 = float(c["finish"][i0]), float(c["cost"][i0])
+    f0, c0 = float(c.finish_s[i0]), float(c.cost[i0])
     start = "now" if chosen.start_s < 1 else f"in {dur(chosen.start_s)}"
     lines = [
         f"Chosen: {chosen.label} (pool {chosen.pool}): starts {start}, runs "
         f"{dur(chosen.run_s)}, finishes in {dur(f0)}, costs {money(c0)}."
     ]
     ru = _runner_up(desc, order)
-    fastest = int(np.argmin(c["finish"]))
-    cheapest = int(np.argmin(c["cost"]))
+    fastest = int(np.argmin(c.finish_s))
+    cheapest = int(np.argmin(c.cost))
     if ru is not None:
-        f1, c1 = float(c["finish"][ru]), float(c["cost"][ru])
+        f1, c1 = float(c.finish_s[ru]), float(c.cost[ru])
         if obj.name == "cost":
             lines.append(f"Cheapest: {money(c0)} vs {money(c1)} for the runner-up, {label(ru)}, "
                          f"which {_sooner_later(f1 - f0, dur)}.")
@@ -105,8 +105,8 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
             lines.append(f"Fastest: finishes in {dur(f0)} vs {dur(f1)} for the runner-up, "
                          f"{label(ru)}, which {_less_more(c1 - c0, money)}.")
         else:
-            bf, bc = float(c["finish"].min()), float(c["cost"].min())
-            s = obj.score(c["finish"], c["cost"], bf, bc)
+            bf, bc = float(c.finish_s.min()), float(c.cost.min())
+            s = obj.score(c.finish_s, c.cost, bf, bc)
             lines.append(
                 f"Best weighted score (time {obj.time_weight:.2f}, cost {obj.cost_weight:.2f}; "
                 f"1.00 is best on both): {s[i0]:.2f} vs {s[ru]:.2f} for the runner-up, "
@@ -116,17 +116,17 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
         lines.append("It is the only feasible option.")
     away = _best_elsewhere(desc, order)
     if away is not None and away not in (ru, fastest, cheapest):
-        fa, ca = float(c["finish"][away]), float(c["cost"][away])
+        fa, ca = float(c.finish_s[away]), float(c.cost[away])
         lines.append(f"Best at another center: {label(away)}, {money(ca)}, finishing in "
                      f"{dur(fa)}.")
-    if obj.name in ("cost", "mix") and fastest != i0 and c["finish"][fastest] < f0 - 1:
-        ff, cf = float(c["finish"][fastest]), float(c["cost"][fastest])
+    if obj.name in ("cost", "mix") and fastest != i0 and c.finish_s[fastest] < f0 - 1:
+        ff, cf = float(c.finish_s[fastest]), float(c.cost[fastest])
         lines.append(f"The fastest option, {label(fastest)}, finishes {dur(f0 - ff)} sooner "
                      f"(in {dur(ff)}) but {_less_more(cf - c0, money)}.")
     elif obj.name == "cost":
         lines.append("It is also the fastest option.")
-    if obj.name in ("time", "mix") and cheapest != i0 and c["cost"][cheapest] < c0 - 0.005:
-        fc, cc = float(c["finish"][cheapest]), float(c["cost"][cheapest])
+    if obj.name in ("time", "mix") and cheapest != i0 and c.cost[cheapest] < c0 - 0.005:
+        fc, cc = float(c.finish_s[cheapest]), float(c.cost[cheapest])
         lines.append(f"The cheapest option, {label(cheapest)}, costs {money(c0 - cc)} less "
                      f"({money(cc)}) but {_sooner_later(fc - f0, dur)}.")
     elif obj.name == "time":
@@ -135,36 +135,36 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
     e = everything
     if deadline is not None:
         line = f"Meets the deadline of {dur(deadline)} with {dur(deadline - f0)} to spare"
-        miss = np.flatnonzero((e["cost"] < c0 - 1e-9) & (e["finish"] > deadline))
+        miss = np.flatnonzero((e.cost < c0 - 1e-9) & (e.finish_s > deadline))
         if len(miss):
-            k = int(miss[np.argmin(e["cost"][miss])])
+            k = int(miss[np.argmin(e.cost[miss])])
             verb = "s miss" if len(miss) > 1 else " misses"
             line += (f"; {len(miss)} cheaper option{verb} it (the "
-                     f"cheapest, {label(k, e)}, {money(e['cost'][k])}, would finish in "
-                     f"{dur(e['finish'][k])})")
+                     f"cheapest, {label(k, e)}, {money(e.cost[k])}, would finish in "
+                     f"{dur(e.finish_s[k])})")
         lines.append(line + ".")
     if budget is not None:
         line = f"Within the budget of {money(budget)} with {money(budget - c0)} to spare"
-        over = np.flatnonzero((e["finish"] < f0 - 1e-9) & (e["cost"] > budget))
+        over = np.flatnonzero((e.finish_s < f0 - 1e-9) & (e.cost > budget))
         if len(over):
-            k = int(over[np.argmin(e["finish"][over])])
+            k = int(over[np.argmin(e.finish_s[over])])
             verb = "s exceed" if len(over) > 1 else " exceeds"
             line += (f"; {len(over)} faster option{verb} it (the "
-                     f"fastest, {label(k, e)}, would finish in {dur(e['finish'][k])} for "
-                     f"{money(e['cost'][k])})")
+                     f"fastest, {label(k, e)}, would finish in {dur(e.finish_s[k])} for "
+                     f"{money(e.cost[k])})")
         lines.append(line + ".")
 
     if move is not None:
         lines.append(_data_sentence(move, chosen, desc))
         if move.size_gb > 0 and chosen.transfer_s > 0:
-            local = order[c["transfer"][order] == 0]
+            local = order[c.transfer_s[order] == 0]
             if len(local):
                 k = int(local[0])
                 lines.append(
                     f"Running where the data is, the best option is {label(k)}: it skips the "
                     f"{dur(chosen.transfer_s)} transfer and {money(chosen.egress_cost)} egress "
-                    f"but {_less_more(c['cost'][k] - c0, money)} and "
-                    f"{_sooner_later(c['finish'][k] - f0, dur)}.")
+                    f"but {_less_more(c.cost[k] - c0, money)} and "
+                    f"{_sooner_later(c.finish_s[k] - f0, dur)}.")
             else:
                 lines.append(f"No feasible option runs where the data is ({move.location}).")
     if chosen.wait_s > 0:
@@ -186,16 +186,16 @@ def explain_choice(desc, builder, order, obj, deadline, budget, everything, move
             lines.append(f"Preference order {', '.join(prefs)}: no feasible option on "
                          f"{', '.join(prefs[:r])}; {prefs[r]} is choice {r + 1}.")
         else:
-            others = np.flatnonzero(c["rank"] > 0)
+            others = np.flatnonzero(c.rank > 0)
             if len(others):
-                bf, bc = float(c["finish"].min()), float(c["cost"].min())
-                k1, k2 = obj.keys(c["finish"], c["cost"], bf, bc)
+                bf, bc = float(c.finish_s.min()), float(c.cost.min())
+                k1, k2 = obj.keys(c.finish_s, c.cost, bf, bc)
                 k = int(others[np.lexsort((k2[others], k1[others]))[0]])
                 if (k1[k], k2[k]) < (k1[i0], k2[i0]):
                     lines.append(
                         f"Preferred {prefs[0]} (first choice) over {label(k)}, which "
-                        f"{_sooner_later(c['finish'][k] - f0, dur)} and "
-                        f"{_less_more(c['cost'][k] - c0, money)}.")
+                        f"{_sooner_later(c.finish_s[k] - f0, dur)} and "
+                        f"{_less_more(c.cost[k] - c0, money)}.")
     return lines
 
 
