@@ -52,6 +52,7 @@ import numpy as np
 from suanli.engine.backend import Backend, run_end_s
 from suanli.engine.cluster import Cluster
 from suanli.engine.events import EventsMixin
+from suanli.engine.mixed import MixedMixin
 from suanli.engine.failures import FailureScope, FailuresMixin, parse_failure
 from suanli.engine.placement import BrokerPlacer, Choice, PlacementMixin, Placer
 from suanli.engine.policy_lookup import policy_name, resolve_policy, resolve_traits
@@ -79,7 +80,7 @@ __all__ = ["DEFAULT_REALLOC_INTERVAL_S", "Engine", "policy_name", "resolve_polic
 
 class Engine(
     EventsMixin, RoundsMixin, PriorityMixin, PlacementMixin, StagingMixin, RunsMixin,
-    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin,
+    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin, MixedMixin,
 ):
     """Drives jobs through their lifecycle against a clock and a backend.
 
@@ -131,6 +132,8 @@ class Engine(
         self._shuffle_pools = gavel_mode and self.traits.agnostic
         self.placer = self._choose_placer(placement)
         self._planned: dict[int, Choice] = {}  # job index -> the broker's choice this round
+        self._mixed_thr: dict[int, float] = {}  # running mixed-chip gang -> its split's rate
+        self._split_only: set[int] = set()  # fits no single pool, only a mixed-chip split
         self._data_at: dict[str, set[str]] = {}  # dataset name -> regions holding a copy
         self._pool_rng = random.Random(seed + 5)  # Gavel's worker-type shuffler seed
         self._half_round = self.round_s / 2.0
@@ -394,7 +397,9 @@ class Engine(
         if not runnable.any():
             return "no pool can run it: no throughput for it on any pool"
         fits = runnable & (self._static_cap >= c)
-        if not fits.any():
+        if not fits.any() and self._may_split(i):
+            self._split_only.add(i)
+        elif not fits.any():
             largest = int(self._static_cap[runnable].max())
             return (
                 f"gang of {c} chips does not fit: the largest pool that can run it has "
