@@ -52,8 +52,8 @@ import numpy as np
 from suanli.engine.backend import Backend, run_end_s
 from suanli.engine.cluster import Cluster
 from suanli.engine.events import EventsMixin
-from suanli.engine.mixed import MixedMixin
 from suanli.engine.failures import FailureScope, FailuresMixin, parse_failure
+from suanli.engine.mixed import MixedMixin
 from suanli.engine.placement import BrokerPlacer, Choice, PlacementMixin, Placer
 from suanli.engine.policy_lookup import policy_name, resolve_policy, resolve_traits
 from suanli.engine.priority import PriorityMixin
