@@ -89,3 +89,11 @@ def test_an_outage_of_either_pool_stops_the_whole_mixed_gang(setup):
     hit = [r for t, s, r in rec.events if s == "preempted" and "failure" in r]
     assert hit and "910b" in hit[0]
     assert eng.used_chips == {"mixed/h800": 0, "mixed/910b": 0}
+
+
+def test_without_the_broker_a_gang_no_single_pool_holds_fails_at_once(setup):
+    _, cluster = setup
+    eng = _engine(cluster, placement="policy")
+    rec = eng.submit(engine_job_from_spec("j", mixed_job(), cluster, 0.0, count=32))
+    assert rec.state is JobState.FAILED
+    assert "gang of 32 chips does not fit" in rec.reason

@@ -397,7 +397,8 @@ class Engine(
         if not runnable.any():
             return "no pool can run it: no throughput for it on any pool"
         fits = runnable & (self._static_cap >= c)
-        if not fits.any() and self._may_split(i):
+        if not fits.any() and self.placer is not None and self._may_split(i):
+            # Only the broker places a gang over two pools.
             self._split_only.add(i)
         elif not fits.any():
             largest = int(self._static_cap[runnable].max())

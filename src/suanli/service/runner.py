@@ -718,7 +718,7 @@ class Runner:
             # The pool shrank or vanished while we were down: end the orphan run, queue again.
             self._stop_orphan(row, handle, ej, placement, now)
             self._note(row, "queued", f"requeued after restart: pool {placement.pool_id} no "
-                                      f"longer has {placement.num_chips} free chips")
+                                      f"longer has {placement.count} free chips")
             self._retries(self.engine.submit(ej), row)  # may fail it: nowhere else to run
             counts["requeued"] += 1
             return
@@ -744,7 +744,7 @@ class Runner:
         """Whether the restored engine's pool still has the chips a stored run holds."""
         free = self.engine.up_capacity.get(placement.pool_id, 0) - self.engine.used_chips.get(
             placement.pool_id, 0)
-        return free >= placement.num_chips
+        return free >= placement.count
 
     def _stop_orphan(self, row: dict[str, Any], handle: dict[str, Any] | None, ej: Any,
                      placement: Any, now: float) -> None:
