@@ -112,7 +112,7 @@ class RunsMixin:
         pool = self.cluster.pools[p]
         placement = Placement(
             pool_id=pool.pool_id,
-            num_chips=int(self._chips[i]),
+            count=int(self._chips[i]),
             nodes=tuple(nodes),
             accelerator=pool.accelerator,
             center=pool.center,

@@ -97,14 +97,15 @@ class PlacementPart:
 class Placement:
     """Where a job runs: a whole gang in one pool, spread over named nodes, or a mixed-chip
     gang over two pools of one center (`parts`, the first is the primary: `pool_id`,
-    `accelerator` and `nodes` are its; `num_chips` is the whole gang).
+    `accelerator` and `nodes` are its; `count` is the whole gang). `count` is the word the
+    planner, the store and the service use too (`num_chips` stays as a read-only alias).
 
     `throughput`, `work_remaining` and `restore_s` describe the run the engine expects (the
     simulated backend runs exactly that; a real backend may ignore them).
     """
 
     pool_id: str
-    num_chips: int
+    count: int
     nodes: tuple[tuple[int, int], ...] = ()  # (node index in the pool, chips on it)
     accelerator: str = ""
     center: str = ""
@@ -119,9 +120,9 @@ class Placement:
     parts: tuple[PlacementPart, ...] = ()  # a mixed-chip gang's pools (empty: one pool)
 
     @property
-    def count(self) -> int:
-        """The whole gang's chips (the store's and service's name for `num_chips`)."""
-        return self.num_chips
+    def num_chips(self) -> int:
+        """The engine's older name for `count` (the gang's chips)."""
+        return self.count
 
     @property
     def mixed(self) -> bool:
@@ -130,8 +131,7 @@ class Placement:
     def to_dict(self) -> dict[str, Any]:
         data = {
             "pool_id": self.pool_id,
-            "num_chips": self.num_chips,
-            "count": self.num_chips,
+            "count": self.count,
             "nodes": [list(n) for n in self.nodes],
             "accelerator": self.accelerator,
             "center": self.center,

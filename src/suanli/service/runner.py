@@ -703,7 +703,7 @@ class Runner:
             counts["requeued"] += 1
             return
         placement = Placement(pool_id=f"{row['center']}/{row['pool']}",
-                              num_chips=int(row["count"] or ej.num_chips),
+                              count=int(row["count"] or ej.num_chips),
                               accelerator=row["accelerator"] or "", center=row["center"])
         handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
         if handle is None and state == "starting":
