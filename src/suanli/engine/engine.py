@@ -33,6 +33,8 @@ planner's best option that can start now on the live state, within the pools the
 (any chip for a chip-agnostic policy, the chip class it chose otherwise). A placement-aware
 policy (declared at registration) keeps its own pool. A job whose dataset lives in another
 region first moves it (STAGING, `staging.py`): link-model time, egress charged, once per region.
+When the broker's option is a mixed-chip split, the job runs as one gang over both pools
+(`mixed.py`): both parts' chips at once, the split's throughput, each part at its own price.
 
 `gavel_mode=True` reproduces Gavel's simulator: rounds run back to back and a round ends
 when its longest micro-task ends (at most round_s), pool types are visited in a fixed order
