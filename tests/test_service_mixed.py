@@ -8,6 +8,7 @@ import json
 from decimal import ROUND_CEILING, Decimal
 
 from conftest import wait_for_state
+from suanli.tables import placement_text
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -49,6 +50,7 @@ def test_a_mixed_chip_job_runs_once_over_both_pools_and_pays_each_parts_price(
     assert {k: p["count"] for k, p in parts.items()} == {"mixed/h800": 16, "mixed/910b": 16}
     assert {k: Decimal(p["price_per_chip_hour"]) for k, p in parts.items()} == {
         "mixed/h800": Decimal(17), "mixed/910b": Decimal(7)}
+    assert placement_text(done) in ("16 H800 + 16 910B @ mixed", "16 910B + 16 H800 @ mixed")
     log = team.get(f"/v1/jobs/{done['id']}/logs").text
     env_parts = json.loads(log.split("placement=", 1)[1].splitlines()[0])
     assert sorted((p["accelerator"], p["count"]) for p in env_parts) == [("910B", 16),
