@@ -8,6 +8,10 @@ import json
 from decimal import ROUND_CEILING, Decimal
 
 from conftest import wait_for_state
+from suanli.jobs.spec import parse_job
+from suanli.network import load_network
+from suanli.plan import plan
+from suanli.store.types import money
 from suanli.tables import placement_text
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -40,8 +44,15 @@ def test_a_mixed_chip_job_runs_once_over_both_pools_and_pays_each_parts_price(
             "run": 'echo "placement=$SUANLI_PLACEMENT"; echo "parts=$SUANLI_PARTS '
                    '$SUANLI_PART_0_ACCELERATOR:$SUANLI_PART_0_COUNT '
                    '$SUANLI_PART_1_ACCELERATOR:$SUANLI_PART_1_COUNT"; sleep 2'}
+    preview = team.post("/v1/plan", json=body)
+    assert preview.status_code == 200, preview.text
+    now = preview.json()["placement_now"]  # the option the scheduler uses now: the split
+    assert now["heterogeneous"] and now["count"] == 32
     r = team.post("/v1/jobs", json=body)
     assert r.status_code == 201, r.text
+    chosen = plan(parse_job(body), load_network(net)).chosen
+    assert chosen.heterogeneous
+    assert r.json()["reserved"] == str(money(repr(float(chosen.cost))))  # the split's cost
     done = wait_for_state(team, r.json()["id"], TERMINAL, timeout_s=120)
     assert done["state"] == "succeeded", done
     placement = done["placement"]
