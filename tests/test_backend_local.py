@@ -273,7 +273,7 @@ def test_engine_protocol_start_goes_through_the_adapter(backend: LocalBackend):
     assert isinstance(backend, Backend)
     job = EngineJob(job_id="e1", num_chips=2, total_work=1.0, throughput={"c2/910b": 1.0},
                     arrival_s=0.0, meta={"run": 'echo "on $SUANLI_POOL x$SUANLI_COUNT"'})
-    placement = Placement(pool_id="c2/910b", num_chips=2, accelerator="910B", center="c2")
+    placement = Placement(pool_id="c2/910b", count=2, accelerator="910B", center="c2")
     backend.start(job, placement, 0.0)
     [event] = wait_events(backend)
     assert event.kind == "succeeded" and backend.next_event_s() is None

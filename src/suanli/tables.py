@@ -21,6 +21,9 @@ def placement_text(job: dict[str, Any]) -> str:
         est = job.get("estimate") or {}
         return f"(est. {est.get('count')} {est.get('accelerator')})" if est.get("accelerator") \
             else "-"
+    if p.get("parts"):  # a mixed-chip gang: "16 H800 + 16 910B @ center"
+        chips = " + ".join(f"{q['count']} {q['accelerator']}" for q in p["parts"])
+        return f"{chips} @ {p['center']}"
     return f"{p['count']} {p['accelerator']} @ {p['center']}/{p['pool']}"
 
 

@@ -144,7 +144,23 @@ def job_env(spec: RunSpec, checkpoint_dir: Path, inherit: Iterable[str] = INHERI
         "SUANLI_POOL": spec.pool_id,
         "SUANLI_CHECKPOINT_DIR": str(checkpoint_dir),
     })
+    env.update(placement_env(spec))
     env.update(extra or {})
+    return env
+
+
+def placement_env(spec: RunSpec) -> dict[str, str]:
+    """SUANLI_PLACEMENT (every part as JSON) and, per part k, SUANLI_PART_<k>_POOL,
+    _ACCELERATOR, _COUNT and _LAYERS: a mixed-chip job starts once and reads its stages here."""
+    if not spec.placement:
+        return {}
+    parts = json.loads(spec.placement)
+    env = {"SUANLI_PLACEMENT": spec.placement, "SUANLI_PARTS": str(len(parts))}
+    for k, part in enumerate(parts):
+        env[f"SUANLI_PART_{k}_POOL"] = str(part.get("pool_id", ""))
+        env[f"SUANLI_PART_{k}_ACCELERATOR"] = str(part.get("accelerator", ""))
+        env[f"SUANLI_PART_{k}_COUNT"] = str(part.get("count", ""))
+        env[f"SUANLI_PART_{k}_LAYERS"] = str(part.get("layers", 0))
     return env
 
 

@@ -10,8 +10,10 @@ and `checkpoint/` directories; in single-user mode (`isolation="none"`) as the s
 Its environment is a minimal PATH/HOME/LANG (single-user: an allow-list of the service's
 variables, `INHERITED_ENV`), then the job's `env:`, then SUANLI_JOB_ID, SUANLI_CENTER,
 SUANLI_ACCELERATOR, SUANLI_COUNT, SUANLI_POOL and SUANLI_CHECKPOINT_DIR (a directory kept across
-attempts, so a job can resume). The service's directories are 0700 and the job's log is written
-through the wrapper's stdout, so no other tenant can read it.
+attempts, so a job can resume), and SUANLI_PLACEMENT (every part of its placement as JSON; a
+mixed-chip gang over two pools is one process with two parts) with SUANLI_PART_<k>_POOL,
+_ACCELERATOR, _COUNT and _LAYERS per part. The service's directories are 0700 and the job's
+log is written through the wrapper's stdout, so no other tenant can read it.
 
 A job without a `run` command runs `sleep <duration_s>` when its meta carries `duration_s`
 (its estimated duration: a stand-in that occupies the placement as long as the real job

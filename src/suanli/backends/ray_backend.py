@@ -35,6 +35,7 @@ job resumes from SUANLI_CHECKPOINT_DIR.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 import sys
@@ -78,8 +79,18 @@ def _is_loopback(address: str | None) -> bool:
 
 
 def placement_resources(spec: RunSpec, request_pool_chips: bool = False) -> dict[str, float]:
-    """The custom resources a job's task asks for."""
+    """The custom resources a job's task asks for. A mixed-chip gang is one task (it starts
+    once, with SUANLI_PLACEMENT) on a node of its center that carries every part's chip
+    marker, and with `request_pool_chips` each part's chips of its own pool: the parts of
+    a split share one center (`plan/hetero.py`), which is one node of a local Ray cluster."""
     res = {f"center:{spec.center}": MARKER}
+    parts = json.loads(spec.placement) if spec.placement else []
+    if len(parts) > 1:
+        for part in parts:
+            res[f"accelerator_type:{part['accelerator']}"] = MARKER
+            if request_pool_chips:
+                res[f"pool:{part['pool_id']}"] = float(part["count"])
+        return res
     if spec.accelerator:
         res[f"accelerator_type:{spec.accelerator}"] = MARKER
     if request_pool_chips and spec.pool_id:

@@ -7,6 +7,7 @@ engine's classes, and the core never imports a backend.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,9 @@ class RunSpec:
     dataset_path: str | None = None  # the registered directory to copy to the center
     workdir: str | None = None  # "sha256:<hex>": the job's code, unpacked into work/ first
     retry_on_exit_codes: tuple[int, ...] = ()  # other non-zero exits fail the job at once
+    # Every part of the placement as JSON (SUANLI_PLACEMENT): one for a single pool, two for
+    # a mixed-chip gang (pool_id, center, pool, accelerator, count, nodes, layers each).
+    placement: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
     if not isinstance(env, Mapping):
         raise SuanliError(f"job {job_id}: meta.env must be a mapping", field="env", value=env)
     duration = meta.get("duration_s")
+    parts = [p.to_dict() for p in _get(placement, "parts", ()) or ()] or [{
+        "pool_id": pool_id, "center": str(center), "pool": pool_id.partition("/")[2],
+        "accelerator": str(_get(placement, "accelerator", "") or ""), "count": int(count),
+        "nodes": [list(n) for n in _get(placement, "nodes", ()) or ()], "layers": 0}]
     return RunSpec(
         job_id=job_id,
         run=meta.get("run"),
@@ -105,6 +113,7 @@ def run_spec_from(job: Any, placement: Any) -> RunSpec:
         dataset_path=meta.get("dataset_path") if _get(placement, "staging_s", 0.0) else None,
         workdir=meta.get("workdir"),
         retry_on_exit_codes=tuple(int(c) for c in meta.get("retry_on_exit_codes") or ()),
+        placement=json.dumps(parts),
     )
 
 

@@ -33,6 +33,8 @@ planner's best option that can start now on the live state, within the pools the
 (any chip for a chip-agnostic policy, the chip class it chose otherwise). A placement-aware
 policy (declared at registration) keeps its own pool. A job whose dataset lives in another
 region first moves it (STAGING, `staging.py`): link-model time, egress charged, once per region.
+When the broker's option is a mixed-chip split, the job runs as one gang over both pools
+(`mixed.py`): both parts' chips at once, the split's throughput, each part at its own price.
 
 `gavel_mode=True` reproduces Gavel's simulator: rounds run back to back and a round ends
 when its longest micro-task ends (at most round_s), pool types are visited in a fixed order
@@ -53,6 +55,7 @@ from suanli.engine.backend import Backend, run_end_s
 from suanli.engine.cluster import Cluster
 from suanli.engine.events import EventsMixin
 from suanli.engine.failures import FailureScope, FailuresMixin, parse_failure
+from suanli.engine.mixed import MixedMixin
 from suanli.engine.placement import BrokerPlacer, Choice, PlacementMixin, Placer
 from suanli.engine.policy_lookup import policy_name, resolve_policy, resolve_traits
 from suanli.engine.priority import PriorityMixin
@@ -79,7 +82,7 @@ __all__ = ["DEFAULT_REALLOC_INTERVAL_S", "Engine", "policy_name", "resolve_polic
 
 class Engine(
     EventsMixin, RoundsMixin, PriorityMixin, PlacementMixin, StagingMixin, RunsMixin,
-    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin,
+    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin, MixedMixin,
 ):
     """Drives jobs through their lifecycle against a clock and a backend.
 
@@ -131,6 +134,8 @@ class Engine(
         self._shuffle_pools = gavel_mode and self.traits.agnostic
         self.placer = self._choose_placer(placement)
         self._planned: dict[int, Choice] = {}  # job index -> the broker's choice this round
+        self._mixed_thr: dict[int, float] = {}  # running mixed-chip gang -> its split's rate
+        self._split_only: set[int] = set()  # fits no single pool, only a mixed-chip split
         self._data_at: dict[str, set[str]] = {}  # dataset name -> regions holding a copy
         self._pool_rng = random.Random(seed + 5)  # Gavel's worker-type shuffler seed
         self._half_round = self.round_s / 2.0
@@ -394,7 +399,10 @@ class Engine(
         if not runnable.any():
             return "no pool can run it: no throughput for it on any pool"
         fits = runnable & (self._static_cap >= c)
-        if not fits.any():
+        if not fits.any() and self.placer is not None and self._may_split(i):
+            # Only the broker places a gang over two pools.
+            self._split_only.add(i)
+        elif not fits.any():
             largest = int(self._static_cap[runnable].max())
             return (
                 f"gang of {c} chips does not fit: the largest pool that can run it has "

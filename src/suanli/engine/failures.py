@@ -92,10 +92,9 @@ class FailuresMixin:
             self._node_down[p][n] += 1
             if self._node_down[p][n] == 1:
                 touched.add(p)
-                for i in list(self._on_chips):
-                    pl = self._records[i].placement
-                    if int(self._run_pool[i]) == p and pl is not None:
-                        if any(node == n for node, _ in pl.nodes):
+                for i in list(self._on_chips):  # a mixed gang goes if either part is hit
+                    for q, _, nodes in self._parts_on(i):
+                        if q == p and any(node == n for node, _ in nodes):
                             victims[i] = None
         for i in victims:
             rec = self._records[i]
@@ -129,10 +128,9 @@ class FailuresMixin:
         up = self._node_down[p] == 0
         free = np.where(up, self._node_chips[p], 0)
         for i in self._on_chips:
-            if int(self._run_pool[i]) == p:
-                pl = self._records[i].placement
-                if pl is not None:
-                    for node, chips in pl.nodes:
+            for q, _, nodes in self._parts_on(i):
+                if q == p:
+                    for node, chips in nodes:
                         free[node] -= chips
         self._node_free[p] = np.maximum(free, 0)
         self._cap_up[p] = int(self._node_chips[p][up].sum())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -42,6 +42,10 @@ class Choice:
     egress_cost: float = 0.0
     note: str = ""
     transfer_s: float | None = None  # the option's dataset transfer (its route), if planned
+    # A mixed-chip gang: (pool index, chips, layers) per part, `pool` is the first part's;
+    # `throughput` is the split's work units per second.
+    split: tuple[tuple[int, int, int], ...] = ()
+    throughput: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class LiveView:
     staging_s: np.ndarray  # [P] moving its dataset to each pool's region, seconds
     egress_cost: np.ndarray  # [P] and what that transfer costs
     network_state: Callable[[], NetworkState]  # the planner's view, built when first asked
+    runnable: np.ndarray | None = None  # [P] bool: pools the job may use now (any room)
 
 
 class Placer(Protocol):
@@ -110,10 +115,17 @@ class BrokerPlacer:
                                    f"the policy")
         index = {pid: k for k, pid in enumerate(cluster.pool_ids)}
         for option in startable_now(result):
+            note = "" if option is result.chosen else _why_not(result.chosen, view, index)
+            if option.heterogeneous:
+                split = _split_room(job, option, view, index)
+                if split:
+                    return Choice(split[0][0], float(option.cost), float(option.run_s),
+                                  float(option.egress_cost), note, float(option.transfer_s),
+                                  split, job.total_work / float(option.run_s))
+                continue
             k = index.get(f"{option.center}/{option.pool}")
             if k is None or not view.allowed[k]:
                 continue
-            note = "" if option is result.chosen else _why_not(result.chosen, view, index)
             return Choice(k, float(option.cost), float(option.run_s),
                           float(option.egress_cost), note, float(option.transfer_s))
         return Choice(-1, note=f"the broker's options ({result.chosen.label} first) have no "
@@ -121,15 +133,29 @@ class BrokerPlacer:
 
 
 def startable_now(result: PlanResult) -> Iterator[PlacementOption]:
-    """The options the engine can place on now, best first: single-pool, no wait for chips.
-    The first is where a job goes (the plan preview shows it as `placement_now`)."""
-    return (o for o in result.options if not o.heterogeneous and o.wait_s <= 0)
+    """The options the engine can place on now, best first: no wait for chips (a mixed-chip
+    split included: the engine holds both pools as one gang). The first is where a job goes
+    (the plan preview shows it as `placement_now`)."""
+    return (o for o in result.options if o.wait_s <= 0)
+
+
+def _split_room(job: EngineJob, option, view: LiveView,
+                index: dict[str, int]) -> tuple[tuple[int, int, int], ...]:
+    """A mixed-chip option's parts as (pool index, chips, layers) if every part has room
+    and can run the job now (a pool the job may not use or that is down: no room)."""
+    parts = []
+    for share in option.split:
+        k = index.get(f"{option.center}/{share.pool}")
+        if k is None or view.free_chips[k] < share.count or not view.runnable[k]:
+            return ()
+        parts.append((k, int(share.count), int(share.layers)))
+    return tuple(parts) if len(parts) > 1 and job.total_work > 0 else ()
 
 
 def _why_not(chosen, view: LiveView, index: dict[str, int]) -> str:
     """Why the planner's first option is not where the job goes."""
     if chosen.heterogeneous:
-        return f"planned {chosen.label} (a mixed-chip split the engine does not run yet)"
+        return f"planned {chosen.label}, but its pools have no room for both parts now"
     k = index[f"{chosen.center}/{chosen.pool}"]
     free = int(view.free_chips[k])
     if free < chosen.count:
@@ -152,13 +178,18 @@ class PlacementMixin:
     def _broker_pass(self, A: np.ndarray, target: np.ndarray, now: float) -> np.ndarray:
         """Re-choose the pool of each job that starts this round (not those staying put)."""
         current = self._run_pool[A]
-        starts = np.flatnonzero((target >= 0) & (current != target))
+        split_only = np.zeros(len(A), dtype=bool)
+        if self._split_only:
+            split_only = np.isin(A, list(self._split_only)) & (target < 0) & (current < 0)
+        starts = np.flatnonzero(((target >= 0) & (current != target)) | split_only)
         if len(starts) == 0:
             return target
         chips = self._chips[A]
         left = self._cap_up.astype(np.int64).copy()
         placed = target >= 0
         np.subtract.at(left, target[placed], chips[placed])
+        if self._mixed_thr:
+            left -= self._held_by_mixed(A, target)
         blocked = self._blocked_mask(A)
         state_cache: list[NetworkState] = []
         target = target.copy()
@@ -166,11 +197,13 @@ class PlacementMixin:
             i = int(A[k])
             p0 = int(target[k])
             c = int(chips[k])
-            left[p0] += c
-            allowed = (left >= c) & (self._thr[i] > 0)
+            if p0 >= 0:
+                left[p0] += c
+            runnable = (self._thr[i] > 0) & (self._cap_up > 0)
             if blocked is not None:
-                allowed &= ~blocked[k]
-            if not self.traits.agnostic:
+                runnable &= ~blocked[k]
+            allowed = (left >= c) & runnable
+            if not self.traits.agnostic and p0 >= 0:
                 allowed &= self._pool_class == self._pool_class[p0]
             rec = self._records[i]
 
@@ -184,8 +217,24 @@ class PlacementMixin:
                             remaining_work=float(self._total[i] - self._base[i]),
                             throughput=self._thr[i], price_per_chip_hour=self._price,
                             spent=rec.cost, network_state=network_state,
-                            staging_s=stage_s, egress_cost=egress)
+                            staging_s=stage_s, egress_cost=egress, runnable=runnable)
             choice = self.placer.choose(rec.job, view, self.cluster)
+            if choice.split and all(left[q] >= n for q, n, _ in choice.split) and (
+                    self.traits.agnostic or p0 < 0
+                    or any(self._pool_class[q] == self._pool_class[p0] for q, *_ in choice.split)):
+                moved = _moved_note(rec, self._pool_ids[choice.pool])
+                if moved:
+                    choice = replace(choice, note="; ".join(x for x in (moved, choice.note) if x))
+                self._planned[i] = choice  # one gang over both pools (`mixed.py`)
+                for q, n, _ in choice.split:
+                    left[q] -= n
+                target[k] = choice.pool
+                state_cache.clear()
+                continue
+            if p0 < 0:
+                continue  # fits no single pool: only a split places it
+            if choice.split:
+                choice = Choice(-1, note="the broker's mixed-chip split has no room now")
             p = choice.pool if choice.pool >= 0 and allowed[choice.pool] else p0
             moved = _moved_note(rec, self._pool_ids[p])
             if moved:

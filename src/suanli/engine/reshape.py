@@ -59,7 +59,7 @@ class ReshapeMixin:
             pl = self._records[i].placement
             pool_id = pl.pool_id if pl is not None else None
             k = cluster._index.get(pool_id) if pool_id is not None else None
-            if k is None:
+            if k is None or pl.parts:  # a mixed gang is placed again as a whole
                 victims.append(i)
                 continue
             pool = cluster.pools[k]

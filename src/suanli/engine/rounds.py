@@ -79,7 +79,7 @@ class RoundsMixin:
         self._force_realloc = False
         placed_any = False
         if len(A):
-            target = self._assign(A)
+            target = self._assign_pinned(A)
             if self.placer is not None:
                 target = self._broker_pass(A, target, now)
             placed_any = self._apply(target, A, now)
@@ -214,8 +214,13 @@ class RoundsMixin:
                     planned.transfer_s is not None:
                 # The broker's option says which route the data takes (fastest or cheapest).
                 stage_s, egress = planned.transfer_s, planned.egress_cost
-            nodes = self._take_chips(i, p, None)
-            placement = self._begin_run(i, p, now, restore, nodes, planned, stage_s, egress)
+            if planned is not None and planned.split and planned.pool == p:
+                parts = self._take_parts(i, planned.split)  # a mixed-chip gang
+                placement = self._begin_run(i, p, now, restore, parts[0].nodes, planned,
+                                            stage_s, egress, parts, planned.throughput)
+            else:
+                nodes = self._take_chips(i, p, None)
+                placement = self._begin_run(i, p, now, restore, nodes, planned, stage_s, egress)
             if first:
                 rec.start_s = now
             why = f": {placement.note}" if placement.note else ""

@@ -14,7 +14,7 @@ import numpy as np
 
 from suanli.engine.backend import run_end_s
 from suanli.engine.placement import Choice
-from suanli.engine.types import ON_CHIPS_STATES, Placement
+from suanli.engine.types import ON_CHIPS_STATES, Placement, PlacementPart
 
 
 def pick_nodes(free: np.ndarray, c: int, per_node: int) -> tuple[tuple[int, int], ...]:
@@ -58,7 +58,7 @@ class RunsMixin:
         productive = now - self._seg_start[i] - self._seg_restore[i]
         if productive <= 0:
             return float(self._base[i])
-        return float(min(self._total[i], self._base[i] + productive * self._thr[i, p]))
+        return float(min(self._total[i], self._base[i] + productive * self._rate_of(i, p)))
 
     def _work_now(self, idx: np.ndarray, now: float) -> np.ndarray:
         """Estimated work done by each job in idx at `now` (vectorised _work_at)."""
@@ -68,7 +68,11 @@ class RunsMixin:
         if on.any():
             j = idx[on]
             productive = np.maximum(now - self._seg_start[j] - self._seg_restore[j], 0.0)
-            work[on] = np.minimum(self._total[j], work[on] + productive * self._thr[j, pools[on]])
+            rate = self._thr[j, pools[on]]
+            if self._mixed_thr:
+                rate = np.array([self._rate_of(int(a), int(b)) for a, b in
+                                 zip(j, pools[on], strict=True)])
+            work[on] = np.minimum(self._total[j], work[on] + productive * rate)
         return work
 
     def _checkpoint_at(self, i: int, now: float) -> float:
@@ -78,7 +82,7 @@ class RunsMixin:
             return float(self._base[i])
         iv = self._ckpt_iv[i]
         saved = math.floor(productive / iv) * iv if math.isfinite(iv) else 0.0
-        return float(min(self._total[i], self._base[i] + saved * self._thr[i, p]))
+        return float(min(self._total[i], self._base[i] + saved * self._rate_of(i, p)))
 
     def _take_chips(self, i: int, p: int, nodes: tuple[tuple[int, int], ...] | None) -> tuple:
         c = int(self._chips[i])
@@ -92,8 +96,10 @@ class RunsMixin:
 
     def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes,
                    planned: Choice | None = None, staging_s: float = 0.0,
-                   egress_cost: float = 0.0) -> Placement:
-        """Take the run's columns; the productive time starts after staging + restore."""
+                   egress_cost: float = 0.0, parts: tuple[PlacementPart, ...] = (),
+                   throughput: float | None = None) -> Placement:
+        """Take the run's columns; the productive time starts after staging + restore.
+        A mixed-chip gang passes its `parts` (chips already taken) and the split's throughput."""
         restore_s = restore_s + staging_s
         rec = self._records[i]
         self._run_pool[i] = p
@@ -101,26 +107,29 @@ class RunsMixin:
         self._seg_restore[i] = restore_s
         self._acct[i] = now
         self._on_chips[i] = None
+        if parts:
+            self._mixed_thr[i] = float(throughput or 0.0)
         pool = self.cluster.pools[p]
         placement = Placement(
             pool_id=pool.pool_id,
-            num_chips=int(self._chips[i]),
+            count=int(self._chips[i]),
             nodes=tuple(nodes),
             accelerator=pool.accelerator,
             center=pool.center,
-            throughput=float(self._thr[i, p]),
+            throughput=self._rate_of(i, p),
             work_remaining=float(self._total[i] - self._base[i]),
             restore_s=restore_s,
             staging_s=staging_s,
             egress_cost=egress_cost,
+            parts=parts,
         )
         if planned is not None and planned.pool == p:
             placement = replace(placement, planned_cost=planned.cost,
                                 planned_run_s=planned.run_s, note=planned.note)
         rec.placement = placement
-        if not rec.pools or rec.pools[-1] != pool.pool_id:
-            if pool.pool_id not in rec.pools:
-                rec.pools.append(pool.pool_id)
+        for pool_id in [part.pool_id for part in parts] or [pool.pool_id]:
+            if pool_id not in rec.pools:
+                rec.pools.append(pool_id)
         return placement
 
     def _end_run(self, i: int, now: float, keep: str) -> None:
@@ -139,23 +148,23 @@ class RunsMixin:
             work = self._checkpoint_at(i, now)
         self._account_one(i, now)
         dur = max(0.0, now - self._seg_start[i])
-        chips = int(self._chips[i])
-        chip_s = dur * chips
+        chip_s = dur * int(self._chips[i])
         rec.chip_seconds += chip_s
         staged = min(rec.placement.staging_s, dur) if rec.placement is not None else 0.0
-        rec.cost += (dur - staged) * chips / 3600.0 * float(self._price[p])
-        rec.energy_kwh += chip_s * float(self._watts[p]) / 3.6e6
-        self._busy_chip_s[p] += chip_s
+        for q, chips, nodes in self._parts_on(i) or [(p, int(self._chips[i]), ())]:
+            # Each part at its own pool's price and power.
+            rec.cost += (dur - staged) * chips / 3600.0 * float(self._price[q])
+            rec.energy_kwh += dur * chips * float(self._watts[q]) / 3.6e6
+            self._busy_chip_s[q] += dur * chips
+            free = self._node_free[q]
+            for node, c in nodes:
+                if self._node_down[q][node] == 0:
+                    free[node] += c
+            self._used[q] -= chips
         self._attained[i] += chip_s
         self._base[i] = work
         rec.done_work = rec.checkpoint_work = work
-        pl = rec.placement
-        if pl is not None:
-            free = self._node_free[p]
-            for node, c in pl.nodes:
-                if self._node_down[p][node] == 0:
-                    free[node] += c
-        self._used[p] -= chips
+        self._mixed_thr.pop(i, None)
         self._run_pool[i] = -1
         self._on_chips.pop(i, None)
         rec.placement = None

@@ -77,15 +77,35 @@ class DataNeed:
 
 
 @dataclass(frozen=True, slots=True)
+class PlacementPart:
+    """One pool's share of a mixed-chip gang: its chips, the nodes they sit on, its layers."""
+
+    pool_id: str
+    accelerator: str
+    count: int
+    nodes: tuple[tuple[int, int], ...] = ()
+    layers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        center, _, pool = self.pool_id.partition("/")
+        return {"pool_id": self.pool_id, "center": center, "pool": pool or self.pool_id,
+                "accelerator": self.accelerator, "count": self.count,
+                "nodes": [list(n) for n in self.nodes], "layers": self.layers}
+
+
+@dataclass(frozen=True, slots=True)
 class Placement:
-    """Where a job runs: a whole gang in one pool, spread over named nodes.
+    """Where a job runs: a whole gang in one pool, spread over named nodes, or a mixed-chip
+    gang over two pools of one center (`parts`, the first is the primary: `pool_id`,
+    `accelerator` and `nodes` are its; `count` is the whole gang). `count` is the word the
+    planner, the store and the service use too (`num_chips` stays as a read-only alias).
 
     `throughput`, `work_remaining` and `restore_s` describe the run the engine expects (the
     simulated backend runs exactly that; a real backend may ignore them).
     """
 
     pool_id: str
-    num_chips: int
+    count: int
     nodes: tuple[tuple[int, int], ...] = ()  # (node index in the pool, chips on it)
     accelerator: str = ""
     center: str = ""
@@ -97,15 +117,28 @@ class Placement:
     egress_cost: float = 0.0  # of the dataset's move to this pool (charged at staging)
     note: str = ""  # why the broker placed it here and not where it planned (empty: as planned)
     staging_s: float = 0.0  # the dataset's transfer before the run (included in restore_s)
+    parts: tuple[PlacementPart, ...] = ()  # a mixed-chip gang's pools (empty: one pool)
+
+    @property
+    def num_chips(self) -> int:
+        """The engine's older name for `count` (the gang's chips)."""
+        return self.count
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.parts) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "pool_id": self.pool_id,
-            "num_chips": self.num_chips,
+            "count": self.count,
             "nodes": [list(n) for n in self.nodes],
             "accelerator": self.accelerator,
             "center": self.center,
         }
+        if self.parts:
+            data["parts"] = [part.to_dict() for part in self.parts]
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,19 +59,23 @@ WAITING = ("pending", "queued", "preempted")
 
 
 def placement_dict(placement: Placement | None) -> dict[str, Any] | None:
-    """The engine's Placement as the database stores it: center, pool, accelerator, count."""
+    """The engine's Placement as the database stores it: center, pool, accelerator, count
+    (a mixed-chip gang: its primary part's pool, the whole gang's count, and `parts`)."""
     if placement is None:
         return None
     pool_id = placement.pool_id
     center, _, pool = pool_id.partition("/")
-    return {
+    out = {
         "center": placement.center or center,
         "pool": pool or pool_id,
         "pool_id": pool_id,
         "accelerator": placement.accelerator or None,
-        "count": int(placement.num_chips) or None,
+        "count": int(placement.count) or None,
         "nodes": [list(n) for n in placement.nodes],
     }
+    if placement.parts:
+        out["parts"] = [part.to_dict() for part in placement.parts]
+    return out
 
 
 class _WriteFirst:
@@ -547,6 +551,8 @@ class Runner:
         remaining = work / thr if thr > 0 and math.isfinite(work / thr) else None
         planned = engine_placement.planned_cost
         price = self._price_of(job_id, placement)
+        if placement.get("parts"):
+            price = self._mixed_price(job_id, placement)
         option = None
         if planned is not None and math.isfinite(planned):
             option = money(repr(float(planned)))  # as the admission estimate prices it
@@ -587,6 +593,17 @@ class Runner:
         with self.db.read() as conn:
             stored = store_jobs.get_job(conn, int(job_id))["state"]
         return stored == "pending" and new == "queued"
+
+    def _mixed_price(self, job_id: str, placement: dict[str, Any]) -> Decimal:
+        """A mixed-chip gang's price per chip-hour: each part at its own pool's price,
+        averaged over the gang's chips (the job row bills count x price), rounded up to the
+        price column's scale (never under the parts' sum). Each part's price is noted in it."""
+        total, chips = Decimal(0), 0
+        for part in placement["parts"]:
+            part["price_per_chip_hour"] = str(self._price_of(job_id, part))
+            total += Decimal(part["price_per_chip_hour"]) * int(part["count"])
+            chips += int(part["count"])
+        return (total / chips).quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
 
     def _price_of(self, job_id: str, placement: dict[str, Any]) -> Decimal:
         """The chip-hour price of a placement, spot if the job asked for it and it is offered."""
@@ -670,7 +687,8 @@ class Runner:
             self._retries(self.engine.submit(ej), row)
             counts["requeued"] += 1
             return
-        if state in ON_CHIPS and self._adopting() is None:
+        if state in ON_CHIPS and (self._adopting() is None or row.get("placement_parts")):
+            # A mixed-chip gang is placed again as a whole rather than re-attached.
             # This backend cannot re-attach to a run (e.g. ray): run the job again.
             rec = self.engine.restore(ej, JobState.QUEUED, None, row["done_work"] or 0.0)
             self._retries(rec, row)
@@ -685,7 +703,7 @@ class Runner:
             counts["requeued"] += 1
             return
         placement = Placement(pool_id=f"{row['center']}/{row['pool']}",
-                              num_chips=int(row["count"] or ej.num_chips),
+                              count=int(row["count"] or ej.num_chips),
                               accelerator=row["accelerator"] or "", center=row["center"])
         handle = json.loads(row["handle"]) if row["handle"] else self._launch_record(row)
         if handle is None and state == "starting":
@@ -700,7 +718,7 @@ class Runner:
             # The pool shrank or vanished while we were down: end the orphan run, queue again.
             self._stop_orphan(row, handle, ej, placement, now)
             self._note(row, "queued", f"requeued after restart: pool {placement.pool_id} no "
-                                      f"longer has {placement.num_chips} free chips")
+                                      f"longer has {placement.count} free chips")
             self._retries(self.engine.submit(ej), row)  # may fail it: nowhere else to run
             counts["requeued"] += 1
             return
@@ -726,7 +744,7 @@ class Runner:
         """Whether the restored engine's pool still has the chips a stored run holds."""
         free = self.engine.up_capacity.get(placement.pool_id, 0) - self.engine.used_chips.get(
             placement.pool_id, 0)
-        return free >= placement.num_chips
+        return free >= placement.count
 
     def _stop_orphan(self, row: dict[str, Any], handle: dict[str, Any] | None, ej: Any,
                      placement: Any, now: float) -> None:

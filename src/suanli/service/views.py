@@ -16,6 +16,8 @@ def job_view(row: dict[str, Any], *, with_spec: bool = False) -> dict[str, Any]:
     if row.get("center"):
         placement = {"center": row["center"], "pool": row["pool"],
                      "accelerator": row["accelerator"], "count": row["count"]}
+        if row.get("placement_parts"):  # a mixed-chip gang: count is the whole gang's
+            placement["parts"] = json.loads(row["placement_parts"])
     out = {
         "id": row["id"],
         "name": row["name"],

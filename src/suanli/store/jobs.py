@@ -157,6 +157,8 @@ def record_transition(conn: Connection, job_id: int, old: str | None, new: str, 
         for k in ("center", "pool", "accelerator", "count"):
             if placement.get(k) is not None:
                 values[k] = placement[k]
+        parts = placement.get("parts")
+        values["placement_parts"] = json.dumps(parts) if parts else None
     if hold is not None:
         # The option's cost already counts the egress; a hold priced from the run alone adds it.
         held = job if hold.option_cost is not None or hold.egress <= 0 else {

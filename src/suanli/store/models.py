@@ -167,6 +167,9 @@ class Job(Base):
     price_per_chip_hour: Mapped[Decimal | None] = mapped_column(Money(scale=4), nullable=True)
     spent: Mapped[Decimal] = mapped_column(Money(scale=6), default=Decimal("0"),
                                            server_default="0")
+    # A mixed-chip gang's parts (JSON list of center/pool/accelerator/count/price per part);
+    # center/pool/accelerator above are then its primary part's and count the whole gang.
+    placement_parts: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JobEvent(Base):
