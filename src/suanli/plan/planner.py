@@ -28,6 +28,7 @@ from suanli.plan.prepared import PreparedNetwork, prepare
 from suanli.plan.result import PlacementOption, PlanResult, PoolShare
 from suanli.plan.state import NetworkState
 from suanli.plan.units import format_duration, format_money
+from suanli.plan.vouchers import VoucherTerms, net_prices
 
 HETERO_KINDS = ("train", "finetune")
 
@@ -55,6 +56,7 @@ def plan(
     weights: Mapping[str, float] | None = None,
     catalog: Catalog | None = None,
     top: int | None = None,
+    vouchers: tuple[VoucherTerms, ...] = (),  # the tenant's: costs are its net price
 ) -> PlanResult:
     """Where should this job run? Every feasible placement, best first, with the reasons.
 
@@ -180,6 +182,7 @@ def plan(
     spot_price = net.spot_price[cand]
     use_spot = job.resources.spot & ~np.isnan(spot_price)
     eff_price = np.where(use_spot, spot_price, price)
+    eff_price = net_prices(eff_price, net, cand, vouchers)  # plan.vouchers
     ranks = np.array([rank_of.get(a, 0) for a in cand_accs], dtype=np.int64)
 
     # --- single-pool options: pools x counts -------------------------------------------
