@@ -93,3 +93,41 @@ def test_the_cli_issues_lists_and_revokes_a_voucher(db_url, start_service, http)
     assert again.exit_code != 0 and "already revoked" in again.output
     mine = runner.invoke(cli, ["vouchers", "--url", server.url, "--token", alice_token])
     assert "revoked" in mine.output
+
+
+def _lora(run: str | None = None) -> dict:
+    import yaml
+
+    from suanli.jobs.spec import load_job  # noqa: F401 - the example is a valid job
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    job = yaml.safe_load((root / "examples" / "llama2-70b-lora.yaml").read_text())
+    job["objective"] = "cost"
+    if run is not None:
+        job.update(run=run, max_retries=0)
+    return job
+
+
+def test_a_voucher_moves_the_preview_and_the_placement_to_its_center(db_url, start_service,
+                                                                     http):
+    server = start_service(db_url, backend="local", network="east-west")
+    admin = http(server)
+    alice = http(server, _tenant(admin, "alice", credits="1000.00"))
+    before = alice.post("/v1/plan", json=_lora()).json()
+    assert before["chosen"]["center"] == "qingyang", before["chosen"]
+    r = admin.post("/v1/admin/vouchers", json=_voucher(share="0.3", centers=["horinger"]))
+    assert r.status_code == 201, r.text
+    after = alice.post("/v1/plan", json=_lora()).json()
+    assert (after["chosen"]["center"], after["chosen"]["pool"]) == ("horinger", "h800")
+    assert after["placement_now"]["center"] == "horinger"
+    assert any("pays 30% of the price at horinger" in line for line in after["explanation"])
+    assert after["chosen"]["cost"] < before["chosen"]["cost"]
+    job = alice.post("/v1/jobs", json=_lora(run="sleep 1")).json()
+    done = wait_for_state(alice, job["id"], TERMINAL, timeout_s=90)
+    assert (done["state"], done["placement"]["center"]) == ("succeeded", "horinger"), done
+    usage = alice.get("/v1/usage").json()
+    paid = Decimal(usage["vouchers_paid"])
+    assert paid == (Decimal(done["charged"]) * Decimal("0.3")).quantize(
+        Decimal("0.01"), rounding="ROUND_FLOOR")
+    assert usage["ledger_balance"] == usage["balance"] and usage["reserved"] == "0.00"
+    assert Decimal(usage["balance"]) == Decimal("1000.00") - Decimal(done["charged"]) + paid

@@ -63,3 +63,13 @@ def net_prices(price: np.ndarray, net: PreparedNetwork, pools: np.ndarray,
     if not vouchers:
         return price
     return price * (1.0 - covered_share(net, pools, vouchers))
+
+
+def describe(vouchers: Sequence[VoucherTerms]) -> list[str]:
+    """Lines for a plan's explanation: which vouchers priced it, and where they pay."""
+    out = []
+    for v in vouchers:
+        where = ", ".join(sorted(v.centers | v.regions)) or "anywhere"
+        out.append(f"voucher{' from ' + v.issuer if v.issuer else ''}: pays {v.share:.0%} of "
+                   f"the price at {where}; costs are your net price")
+    return out

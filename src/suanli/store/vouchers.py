@@ -24,13 +24,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
 from suanli.store.errors import Conflict, NotFound, StoreError
 from suanli.store.models import CenterRow, Voucher, VoucherEntry
 from suanli.store.types import money
+
+if TYPE_CHECKING:
+    from suanli.plan.vouchers import VoucherTerms
+    from suanli.store.db import Database
 
 V = Voucher.__table__
 VL = VoucherEntry.__table__
@@ -216,3 +220,12 @@ def paid_for_job(conn: Connection, job_id: int) -> Decimal:
     total = conn.execute(select(func.sum(VL.c.amount)).where(
         VL.c.job_id == job_id, VL.c.kind == "pay")).scalar_one()
     return -money(total or 0)
+
+
+def active_terms(db: Database, tenant_id: int, at: float | None = None
+                 ) -> tuple[VoucherTerms, ...]:
+    """What the planner needs of a tenant's vouchers that can pay now (`plan.vouchers`)."""
+    from suanli.plan.vouchers import terms_of  # the planner is a sibling layer: loaded late
+
+    with db.read() as conn:
+        return terms_of(active(conn, int(tenant_id), at))
