@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
@@ -206,3 +206,35 @@ def test_a_split_never_pays_more_than_the_charge_or_a_cap(charge, vs):
     assert len({vid for vid, _ in parts}) == len(parts)
     share = {v["id"]: v["share"] for v in vs}
     assert all(a <= share[vid] * charge for vid, a in parts)
+
+
+_step = st.one_of(
+    st.tuples(st.just("job"), st.floats(1.0, 400.0), st.floats(0.0, 600.0)),
+    st.tuples(st.just("revoke"), st.integers(0, 3), st.just(0.0)))
+_issued = st.lists(st.tuples(st.sampled_from(["0.1", "0.3", "0.5", "1"]),
+                             st.sampled_from(["0.05", "0.50", "3.00", "50.00"]),
+                             st.floats(1.0, 600.0),
+                             st.sampled_from([(), ("alpha",), ("elsewhere",)])),
+                   min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(issued=_issued, steps=st.lists(_step, min_size=1, max_size=6))
+def test_random_vouchers_and_jobs_keep_every_balance_equal_to_its_ledger(db, issued, steps):
+    tid = _tenant(db, "1000.00")
+    ids = [_issue(db, tid, share=s, cap=c, expires_at=T0 + e, centers=where)["id"]
+           for s, c, e, where in issued]
+    charged = Decimal("0.00")
+    for kind, a, b in steps:
+        if kind == "job":
+            charged += _run_job(db, tid, run_s=a, start=T0 + b)["charged"]
+        else:
+            with db.write() as conn:
+                if vouchers.get(conn, ids[a % len(ids)])["revoked_at"] is None:
+                    vouchers.revoke(conn, ids[a % len(ids)], at=T0)
+        _check_invariants(db, tid)
+    with db.read() as conn:
+        balance, _ = tenants.balance_of(conn, tid)
+        paid = sum(vouchers.paid_by_voucher(conn, tid).values(), Decimal("0.00"))
+    assert Decimal("1000.00") - balance + paid == charged  # every fen charged is paid once
