@@ -96,7 +96,7 @@ def list_all(request: Request, _who: Principal = Depends(admin),
 
 @router.delete("/admin/vouchers/{voucher_id}", responses=_ERRORS,
                summary="Revoke a voucher (admin): it pays for no job settled from now on")
-def revoke_voucher(request: Request, voucher_id: int = Path(ge=1, le=2**62),
+def revoke_voucher(request: Request, voucher_id: int = Path(ge=1, le=2**31 - 1),
                    _who: Principal = Depends(admin)) -> dict[str, Any]:
     with svc_of(request).db.write() as conn:
         v = vouchers.revoke(conn, voucher_id)
