@@ -7,6 +7,7 @@ import typer
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
 from suanli.cli.token_cmds import token_app
+from suanli.cli.voucher_cmds import voucher_app
 from suanli.errors import SuanliError
 from suanli.service.profiles import Profile, save_profile
 from suanli.tables import tenants_table
@@ -18,6 +19,7 @@ pool_app = typer.Typer(help="Pools: prices and inventory.", no_args_is_help=True
 admin_app.add_typer(tenant_app, name="tenant")
 admin_app.add_typer(pool_app, name="pool")
 admin_app.add_typer(token_app(tenant_arg=True), name="token")
+admin_app.add_typer(voucher_app, name="voucher")
 
 app = typer.Typer()
 app.add_typer(admin_app, name="admin")

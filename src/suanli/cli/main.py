@@ -18,6 +18,7 @@ from suanli.cli import (
     service_cmds,
     simulate_cmds,
     token_cmds,
+    voucher_cmds,
 )
 
 app = typer.Typer(
@@ -28,7 +29,7 @@ app = typer.Typer(
 )
 
 for _group in (catalog_cmds, perf_cmds, simulate_cmds, policy_cmds, service_cmds, login_cmds,
-               jobs_cmds, market_cmds, admin_cmds, token_cmds, node_cmds):
+               jobs_cmds, market_cmds, admin_cmds, token_cmds, node_cmds, voucher_cmds):
     app.add_typer(_group.app)
 plan_cmds.register(app)  # (plan_cmds is another helper's file: mounted as it is)
 

@@ -104,6 +104,7 @@ class BrokerPlacer:
         budget = spec.budget - view.spent if spec.budget is not None else None
         try:
             result = plan(gang, cluster.network, view.network_state(), objective=spec.objective,
+                          vouchers=job.vouchers,
                           deadline_s=deadline if deadline and deadline > 0 else None,
                           budget=budget if budget and budget > 0 else None)
         except SuanliError as exc:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from suanli.jobs.spec import JobSpec
+    from suanli.plan.vouchers import VoucherTerms
 
 
 class JobState(StrEnum):
@@ -65,6 +66,7 @@ class EngineJob:
     spec: JobSpec | None = None  # a submitted job's spec: the broker plans it where it is placed
     objective: str = "time"  # the broker's ranking for a job without a spec (cost | time)
     dataset: DataNeed | None = None  # the data it reads, and where it lives
+    vouchers: tuple[VoucherTerms, ...] = ()  # its tenant's: the broker ranks by the net price
 
 
 @dataclass(frozen=True, slots=True)

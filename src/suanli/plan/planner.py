@@ -43,6 +43,7 @@ from suanli.plan.result import PlacementOption, PlanResult, PoolShare
 from suanli.plan.state import NetworkState
 from suanli.plan.table import EligiblePools, OptionRows, OptionTable, PerfGrid, Transfers
 from suanli.plan.units import format_duration, format_money
+from suanli.plan.vouchers import VoucherTerms, net_prices
 
 HETERO_KINDS = ("train", "finetune")
 
@@ -118,6 +119,7 @@ def plan(
     weights: Mapping[str, float] | None = None,
     catalog: Catalog | None = None,
     top: int | None = None,
+    vouchers: tuple[VoucherTerms, ...] = (),  # the tenant's: costs are its net price
 ) -> PlanResult:
     """Where should this job run? Every feasible placement, best first, with the reasons.
 
@@ -134,7 +136,7 @@ def plan(
     result = functools.partial(_empty_result, job, network, obj, limits)
     rank_of = _accelerator_ranks(job, catalog)
     try:
-        pools = _eligible_pools(job, net, rank_of, blocked)
+        pools = _eligible_pools(job, net, rank_of, blocked, vouchers)
         move = _dataset_move(job, network)
         transfers = _transfers(net, pools.index, move,
                                state.dataset_copies.get(move.name, ()) if move else ())
@@ -175,7 +177,8 @@ def _limits(job: JobSpec, deadline_s: float | None, budget: float | None,
 
 
 def _eligible_pools(job: JobSpec, net: PreparedNetwork, rank_of: dict[str, int],
-                    blocked: Iterable[str]) -> EligiblePools:
+                    blocked: Iterable[str],
+                    vouchers: tuple[VoucherTerms, ...] = ()) -> EligiblePools:
     """The pools the job may use: an allowed chip, in an allowed region, not blocked.
 
     Each filter that empties the set says so, naming what the network has instead, because a
@@ -217,11 +220,13 @@ def _eligible_pools(job: JobSpec, net: PreparedNetwork, rank_of: dict[str, int],
     grid_accs = list(dict.fromkeys(cand_accs))
     spot_price = net.spot_price[cand]
     use_spot = job.resources.spot & ~np.isnan(spot_price)
+    # the tenant's net price where its vouchers pay a share (plan.vouchers)
+    price = net_prices(np.where(use_spot, spot_price, net.price[cand]), net, cand, vouchers)
     return EligiblePools(
         index=cand, capacity=net.capacity[cand], chips_per_node=net.chips_per_node[cand],
         accelerators=grid_accs,
         acc_code=np.array([grid_accs.index(a) for a in cand_accs], dtype=np.int64),
-        price_per_chip_hour=np.where(use_spot, spot_price, net.price[cand]), spot=use_spot,
+        price_per_chip_hour=price, spot=use_spot,
         rank=np.array([rank_of.get(a, 0) for a in cand_accs], dtype=np.int64))
 
 

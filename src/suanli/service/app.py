@@ -10,7 +10,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from suanli.jobs.spec import JobSpec
-from suanli.service import dashboard, errors, routes_admin, routes_jobs, routes_misc, routes_tokens
+from suanli.service import (
+    dashboard,
+    errors,
+    routes_admin,
+    routes_jobs,
+    routes_misc,
+    routes_tokens,
+    routes_vouchers,
+)
 from suanli.service.auth import needs_token
 from suanli.service.dashboard import Sampler
 from suanli.service.limits import RequestGuard
@@ -57,6 +65,7 @@ def create_app(settings: Settings | None = None, state: ServiceState | None = No
     app.include_router(routes_admin.router)
     app.include_router(routes_misc.router)
     app.include_router(routes_tokens.router)
+    app.include_router(routes_vouchers.router)
     sampler = dashboard.install(app, svc)
     # Inside the latency timer: refused requests are timed too. SQLite auths on the event loop
     # (one short indexed read, as the SQLite submit path does); PostgreSQL in a thread.

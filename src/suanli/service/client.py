@@ -184,3 +184,22 @@ class Client:
 
 def _tokens_path(tenant: str | None) -> str:
     return "/v1/tokens" if tenant is None else f"/v1/admin/tenants/{tenant}/tokens"
+
+
+class VoucherCalls:
+    """The voucher endpoints (`service.routes_vouchers`), on a Client."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def issue(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.request("POST", "/v1/admin/vouchers", json=body).json()
+
+    def all(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        return self.client.get("/v1/admin/vouchers", tenant=tenant)["vouchers"]
+
+    def revoke(self, voucher_id: int) -> dict[str, Any]:
+        return self.client.request("DELETE", f"/v1/admin/vouchers/{voucher_id}").json()
+
+    def mine(self) -> list[dict[str, Any]]:
+        return self.client.get("/v1/vouchers")["vouchers"]

@@ -26,6 +26,7 @@ from suanli.store import jobs as store_jobs
 from suanli.store.jobs import Admission
 from suanli.store.models import JOB_STATES, TERMINAL_STATES
 from suanli.store.tenants import Principal
+from suanli.store.vouchers import active_terms
 
 router = APIRouter(prefix="/v1")
 MAX_BODY_BYTES = 1 << 20
@@ -326,19 +327,22 @@ async def plan_preview(request: Request, who: Principal = Depends(principal),
     data, _raw = await read_job_body(request)
     svc = svc_of(request)
     spec = _parse(data, who)
-    return await run_in_threadpool(_plan, svc, spec, objective or spec.objective)
+    return await run_in_threadpool(_plan, svc, spec, objective or spec.objective,
+                                   who.tenant_id)
 
 
-def _plan(svc: ServiceState, spec: JobSpec, objective: str) -> dict[str, Any]:
+def _plan(svc: ServiceState, spec: JobSpec, objective: str,
+          tenant_id: int | None = None) -> dict[str, Any]:
     try:
         from suanli.plan import plan
     except ImportError:
         raise ApiError(503, "the planner is not available in this build", field="plan") from None
     from suanli.errors import SuanliError
 
+    vouchers = active_terms(svc.db, tenant_id) if tenant_id is not None else ()
     try:
         state = svc.runner.live_state if svc.runner is not None else None
-        result = plan(spec, svc.network, state, objective=objective)
+        result = plan(spec, svc.network, state, objective=objective, vouchers=vouchers)
     except SuanliError:
         raise
     except Exception as exc:  # a planner bug: logged, reported as a job it cannot price
@@ -348,8 +352,10 @@ def _plan(svc: ServiceState, spec: JobSpec, objective: str) -> dict[str, Any]:
         raise ApiError(422, f"the planner could not place this job ({type(exc).__name__}: "
                             f"{exc}); the error is logged", field="<job>") from None
     from suanli.engine.placement import startable_now
+    from suanli.plan.vouchers import describe
 
     out = result.to_dict()
+    out["explanation"] = [*out["explanation"], *describe(vouchers)]  # plan.vouchers
     now = next(startable_now(result), None) if result.chosen is not None else None
     out["placement_now"] = now.to_dict() if now is not None else None
     return out

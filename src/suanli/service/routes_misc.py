@@ -15,7 +15,7 @@ from suanli.service.metrics import CONTENT_TYPE, GaugeFamily
 from suanli.service.routes_jobs import _ERRORS, svc_of
 from suanli.service.views import money_str
 from suanli.store import jobs as store_jobs
-from suanli.store import tenants
+from suanli.store import tenants, vouchers
 from suanli.store.models import Job
 from suanli.store.tenants import Principal
 
@@ -43,6 +43,9 @@ def usage(request: Request, who: Principal = Depends(principal),
         sums = tenants.ledger_sums(conn, tid)
         by_state = store_jobs.counts_by_state(conn, tid)
         quotas = tenants.quotas_of(conn, tid)
+        paid_by = [{"id": v["id"], "issuer": v["issuer"], "paid": money_str(v["paid"]),
+                    "remaining": money_str(v["remaining"])}
+                   for v in vouchers.list_vouchers(conn, tid)]
         acc = func.coalesce(J.c.accelerator, J.c.est_accelerator)
         n = func.coalesce(J.c.count, J.c.est_count)
         in_use = {a: int(k) for a, k in conn.execute(
@@ -62,6 +65,8 @@ def usage(request: Request, who: Principal = Depends(principal),
         "ledger_balance": money_str(sum(sums.values(), Decimal("0.00"))),
         "jobs": by_state, "quotas": quotas, "chips_in_use": in_use,
         "chip_hours": chip_hours,
+        "vouchers": paid_by,  # what each voucher paid of this tenant's charges
+        "vouchers_paid": money_str(sum((Decimal(v["paid"]) for v in paid_by), Decimal("0.00"))),
     }
 
 

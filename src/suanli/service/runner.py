@@ -48,6 +48,7 @@ from suanli.store.db import Database
 from suanli.store.fastpath import FastPath
 from suanli.store.models import TERMINAL_STATES
 from suanli.store.types import money
+from suanli.store.vouchers import active_terms
 
 log = logging.getLogger("suanli.service.runner")
 
@@ -434,7 +435,8 @@ class Runner:
         meta = dict(ej.meta)
         meta.update(self._job_meta(row, spec))
         return dataclasses.replace(ej, meta=meta, max_retries=row["max_retries"],
-                                   tenant=str(row["tenant_id"]))
+                                   tenant=str(row["tenant_id"]),
+                                   vouchers=active_terms(self.db, row["tenant_id"]))
 
     def _engine_job(self, jid: str, spec: JobSpec, arrival_s: float, count: int | None) -> Any:
         """`engine_job_from_spec`, with the performance model run once per job shape: jobs

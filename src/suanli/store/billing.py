@@ -10,7 +10,10 @@ the hold, so the charge never exceeds the hold and a balance never goes below ze
 
 Spend accrues per run segment at the price of the segment's placement (`jobs.spent`, to the
 micro-yuan); a segment is the time on chips (`starting`, `running`, `checkpointing`).
-Charges round up to the fen and are never zero for a job that ran on a priced pool.
+Charges round up to the fen and are never zero for a job that ran on a priced pool. At
+settlement the tenant's eligible vouchers pay their share of the charge and the tenant's
+credits the rest (`store.vouchers` gives the order); holds are taken on the full price, so the
+tenant can always pay whatever the vouchers do not.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from suanli.store import tenants
+from suanli.store import tenants, vouchers
 from suanli.store.errors import InsufficientCredits
 from suanli.store.models import Job, PoolRow, Tenant
 
@@ -228,7 +231,8 @@ def enforce_holds(conn: Connection, jobs: list[dict[str, Any]], at: float,
 
 
 def settle_once(conn: Connection, job: dict[str, Any], values: dict[str, Any]) -> bool:
-    """Write a job's terminal columns and release its hold less its charge, exactly once:
+    """Write a job's terminal columns and release its hold less its charge, exactly once
+    (the tenant's eligible vouchers pay their part of the charge first, `store.vouchers`):
     the UPDATE only matches a job not yet charged (a second settle, from a replay or another
     process, changes nothing and returns False)."""
     spent = values.get("spent", job.get("spent") or Decimal(0))
@@ -240,6 +244,12 @@ def settle_once(conn: Connection, job: dict[str, Any], values: dict[str, Any]) -
     if done.rowcount == 0:
         return False
     count = job.get("count") or 0
-    tenants.settle(conn, job["tenant_id"], job["id"], job["reserved"], charge,
-                   note=f"{count} chips x {run_s:.3f} s: spend {spent}, charged {charge}")
+    at = float(values.get("finished_at") or values.get("updated_at") or 0.0)
+    paid = vouchers.pay_for_job(conn, {**job, **values}, charge, at)
+    by_vouchers = sum((p.amount for p in paid), Decimal("0.00"))
+    note = f"{count} chips x {run_s:.3f} s: spend {spent}, charged {charge}"
+    if paid:
+        note += "; vouchers paid " + ", ".join(f"{p.amount} ({p.issuer})" for p in paid)
+    tenants.settle(conn, job["tenant_id"], job["id"], job["reserved"], charge - by_vouchers,
+                   note=note)
     return True

@@ -202,3 +202,44 @@ class LeaderLease(Base):
     expires_at: Mapped[float] = mapped_column(Float, default=0.0)
     acquired_at: Mapped[float] = mapped_column(Float, default=0.0)
     renewed_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Voucher(Base):
+    """A compute voucher (算力券) a city issues to a tenant: it pays `share` of a job's charge
+    at the eligible centers or regions (none listed: anywhere), up to `cap` in all, for jobs
+    that start before `expires_at`. `remaining` is a balance of its own, always equal to the
+    sum of its rows in `voucher_ledger` (see `store.vouchers`)."""
+
+    __tablename__ = "vouchers"
+    __table_args__ = (CheckConstraint("remaining >= 0", name="ck_voucher_remaining"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                           index=True)
+    issuer: Mapped[str] = mapped_column(String(200))
+    share: Mapped[Decimal] = mapped_column(Money(scale=4))  # 0 < share <= 1
+    centers: Mapped[str] = mapped_column(Text, default="")  # comma-separated center ids
+    regions: Mapped[str] = mapped_column(Text, default="")  # comma-separated region names
+    cap: Mapped[Decimal] = mapped_column(Money())
+    remaining: Mapped[Decimal] = mapped_column(Money())
+    expires_at: Mapped[float] = mapped_column(Float)
+    issued_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class VoucherEntry(Base):
+    """A movement of a voucher's cap: `issue` (+cap), `pay` (-what it paid of a job's charge),
+    `revoke` (-what was left). One `pay` row per voucher and job."""
+
+    __tablename__ = "voucher_ledger"
+    __table_args__ = (UniqueConstraint("voucher_id", "job_id", "kind",
+                                       name="uq_voucher_job_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    voucher_id: Mapped[int] = mapped_column(ForeignKey("vouchers.id", ondelete="CASCADE"),
+                                            index=True)
+    tenant_id: Mapped[int] = mapped_column(Integer, index=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    created_at: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
