@@ -6,6 +6,7 @@ on, so the scheduler's centers and pools are exactly the cluster's nodes and res
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -170,6 +171,60 @@ def test_cancel_kills_the_jobs_process_group_on_its_node(backend):
     assert backend.running() == []
     assert backend.poll(2.0) == []  # a stop the engine asked for is not reported back
     assert "stop requested: cancel" in log_of(backend, "long")
+
+
+def _events_until_done(b: RayBackend, job_id: str, timeout_s: float = 60.0) -> list[BackendEvent]:
+    seen: list[BackendEvent] = []
+    deadline = time.monotonic() + timeout_s
+    while not any(e.kind in ("succeeded", "failed") for e in seen):
+        assert time.monotonic() < deadline, f"{job_id} did not end: {seen}"
+        seen += [e for e in b.poll(time.monotonic()) if e.job_id == job_id]
+        time.sleep(0.05)
+    return seen
+
+
+def test_a_dataset_is_staged_by_a_task_on_the_target_centers_node_once(cluster, backend,
+                                                                         tmp_path: Path):
+    src = tmp_path / "corpus"
+    (src / "shards").mkdir(parents=True)
+    for k in range(4):
+        (src / "shards" / f"part-{k}.txt").write_text(f"shard {k}\n" * 20000)
+    run = 'wc -l < "$SUANLI_DATASET_DIR"/shards/part-3.txt'
+    first = spec("reads-corpus", "c3", "H800", run=run, dataset_name="corpus",
+                 dataset_path=str(src))
+    backend.stage(first, 0.0)
+    events = _events_until_done(backend, "reads-corpus")
+    assert events[-1].kind == "succeeded", events
+    progress = [e.detail for e in events if e.kind == "progress"]
+    assert [p.split(":")[1].split()[0] for p in progress] == ["25%", "50%", "75%", "100%"]
+    assert progress[-1].startswith("staging corpus: 100%")
+    staged = backend.staging_result("reads-corpus")
+    assert staged is not None and staged["ok"]
+    assert cluster.center_of(staged["node_id"]) == "c3"  # the copy ran on c3's node
+    copy = backend.root_dir / "centers" / "c3" / "datasets" / "corpus"
+    assert staged["dst"] == str(copy)
+    assert sorted(p.name for p in (copy / "shards").iterdir()) == [
+        f"part-{k}.txt" for k in range(4)]
+    assert "20000" in log_of(backend, "reads-corpus")
+    # Already at c3: a second job's staging task finds the copy and moves nothing.
+    copied_ns = (copy / "shards" / "part-0.txt").stat().st_mtime_ns
+    backend.stage(dataclasses.replace(first, job_id="again"), 0.0)
+    again = _events_until_done(backend, "again")
+    assert again[-1].kind == "succeeded", again
+    assert [e.detail for e in again if e.kind == "progress"] == [
+        f"dataset already at {copy}: nothing to move"]
+    assert cluster.center_of(backend.staging_result("again")["node_id"]) == "c3"
+    assert (copy / "shards" / "part-0.txt").stat().st_mtime_ns == copied_ns
+    # A job stopped while its data moves is never launched.
+    backend.stage(dataclasses.replace(first, job_id="stopped", center="c1",
+                                      accelerator="A100", pool_id="c1/A100"), 0.0)
+    backend.stop("stopped", 0.1, "cancel")
+    time.sleep(3.0)
+    assert [e for e in backend.poll(time.monotonic()) if e.job_id == "stopped"] == []
+    assert backend.result("stopped") is None and "stopped" not in backend.running()
+    assert not (backend.root_dir / "stopped").exists()  # no job directory: never started
+    c1 = backend.root_dir / "centers" / "c1" / "datasets"
+    assert not [p.name for p in c1.glob("*.partial-*")]  # a copy cut short leaves nothing
 
 
 def test_a_sandboxed_ray_job_gets_only_its_own_environment(cluster, backend, tmp_path: Path):

@@ -23,6 +23,12 @@ bubblewrap fails the job with an error naming the fix. The job directory root mu
 reachable at the same path from every node (a shared filesystem, or one machine as in
 `start_local_ray_cluster`).
 
+A job whose dataset must move first (`RunSpec.dataset_path`) is staged by a Ray task on a node
+of its center (the same `center:<id>` marker): it copies the registered directory into that
+node's center data directory (`backends/staging.py`, nothing moved when a copy is there),
+streaming each progress sentence back as the job's `progress` events; the job then launches
+with SUANLI_DATASET_DIR. A job stopped mid-copy is never launched and leaves no partial copy.
+
 `poll` is `ray.wait(timeout=0)`. `stop` is `ray.cancel(force=True)`, which kills the task's
 worker; the wrapper watches its owner (the worker) and SIGTERMs the job's process group when
 it is gone, then SIGKILLs it after `grace_s`, so the job's whole group goes wherever it runs.
@@ -34,12 +40,14 @@ job resumes from SUANLI_CHECKPOINT_DIR.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +55,7 @@ from typing import Any
 
 from suanli.backends import _proc
 from suanli.backends.sandbox import Isolation, make_isolation
+from suanli.backends.staging import copy_dataset, dataset_dir
 from suanli.backends.types import BackendCapabilities, BackendEvent, RunSpec, run_spec_from
 from suanli.errors import SuanliError
 
@@ -145,6 +154,39 @@ def _run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
             "resources": dict(resources), "pid": popen.pid, "attempt": attempt}
 
 
+def _stage_dataset(payload: dict[str, Any]) -> Iterable[Any]:
+    """Body of the staging task (a Ray generator, on a node of the target center): copy the
+    registered dataset into this node's center data directory, yielding each progress
+    sentence as it is said, then a dict saying whether the copy is there and where it ran.
+    The copy runs on a thread; a cancelled task tells it to stop between files, and
+    `copy_dataset` then leaves no partial copy behind."""
+    import queue
+
+    import ray
+
+    dst = dataset_dir(Path(payload["root_dir"]), payload["center"], payload["name"])
+    lines: queue.Queue[str | None] = queue.Queue()
+    stopped = threading.Event()
+    ok: list[bool] = []
+
+    def copy() -> None:
+        try:
+            ok.append(copy_dataset(Path(payload["src"]), dst, lines.put, stopped.is_set))
+        finally:
+            lines.put(None)
+
+    worker = threading.Thread(target=copy, name="stage-dataset", daemon=True)
+    worker.start()
+    try:
+        while (line := lines.get()) is not None:
+            yield line
+    finally:  # normal end, or the task was cancelled (KeyboardInterrupt) mid-copy
+        stopped.set()
+        worker.join()
+    yield {"ok": bool(ok and ok[0]), "dst": str(dst),
+           "node_id": ray.get_runtime_context().get_node_id()}
+
+
 class RayBackend:
     """Runs jobs as Ray tasks pinned to their placement's center; the engine's Backend."""
 
@@ -182,6 +224,10 @@ class RayBackend:
             ray.init(address=address, **kwargs)
             self._owns_ray = True
         self._task = ray.remote(_run_attempt)
+        self._stage_task = ray.remote(_stage_dataset)
+        self._staging: dict[str, threading.Event] = {}  # job -> set when stopped mid-copy
+        self._staging_refs: dict[str, Any] = {}  # job -> its staging task's generator
+        self._stagings: dict[str, dict[str, Any]] = {}  # job -> how its last staging ended
         self._refs: dict[str, Any] = {}  # job id -> ObjectRef of its running attempt
         self._pending: list[BackendEvent] = []
         self._results: dict[str, dict[str, Any]] = {}
@@ -190,13 +236,25 @@ class RayBackend:
     # -- the engine's Backend protocol -------------------------------------------------------
 
     def start(self, job: Any, placement: Any, now_s: float) -> None:
-        self.launch(run_spec_from(job, placement), now_s)
+        spec = run_spec_from(job, placement)
+        if spec.dataset_path and spec.dataset_name:
+            self.stage(spec, now_s)
+        else:
+            self.launch(spec, now_s)
 
     def stop(self, job_id: str, now_s: float, reason: str = "cancel") -> None:
         """Force-cancel the task; the job's process group follows it (see module doc)."""
         with self._lock:
             ref = self._refs.pop(job_id, None)
             self._pending = [e for e in self._pending if e.job_id != job_id]
+            staging = self._staging.pop(job_id, None)
+            stage_ref = self._staging_refs.pop(job_id, None)
+        if staging is not None:
+            staging.set()  # never launched; the task's copy stops between files
+            try:
+                self._ray.cancel(stage_ref)
+            except Exception:  # noqa: BLE001 - it may have finished meanwhile
+                pass
         if ref is None:
             return
         try:
@@ -260,6 +318,70 @@ class RayBackend:
         with self._lock:
             self._refs[spec.job_id] = ref
 
+    def stage(self, spec: RunSpec, now_s: float) -> None:
+        """Move the job's dataset with a task on a node of its center (once per center: the
+        task finds a copy already there), its progress sentences queued as the job's events;
+        then launch the job with SUANLI_DATASET_DIR set to the copy. A job stopped meanwhile
+        is not launched."""
+        resources = {f"center:{spec.center}": MARKER}
+        missing = self._unplaceable(resources)
+        if missing:
+            self._queue(BackendEvent(spec.job_id, "failed", now_s,
+                                     f"no live Ray node carries {missing} to stage dataset "
+                                     f"{spec.dataset_name} (attach a machine: suanli node join "
+                                     f"--center {spec.center} --address RAY_HEAD)"))
+            return
+        cancel = threading.Event()
+        payload = {"root_dir": str(self.root_dir), "center": spec.center,
+                   "name": str(spec.dataset_name), "src": str(spec.dataset_path)}
+        gen = self._stage_task.options(
+            num_cpus=0, resources=resources, max_retries=0, retry_exceptions=False,
+            name=f"suanli-stage:{spec.job_id}").remote(payload)
+        with self._lock:
+            self._staging[spec.job_id] = cancel
+            self._staging_refs[spec.job_id] = gen
+        t0 = time.monotonic()
+
+        def clock() -> float:  # the engine's clock, as it was handed to start()
+            return now_s + time.monotonic() - t0
+
+        def follow() -> None:
+            done: dict[str, Any] = {}
+            try:
+                for ref in gen:
+                    item = self._ray.get(ref)
+                    if isinstance(item, dict):
+                        done = item
+                    elif not cancel.is_set():
+                        self._queue(BackendEvent(spec.job_id, "progress", clock(), item))
+            except self._ray.exceptions.RayError as exc:
+                done = {"ok": False, "error": f"{type(exc).__name__}"}
+            with self._lock:
+                if self._staging.get(spec.job_id) is not cancel or cancel.is_set():
+                    return
+                self._staging_refs.pop(spec.job_id, None)
+                self._stagings[spec.job_id] = done
+                if not done.get("ok"):
+                    del self._staging[spec.job_id]
+            if not done.get("ok"):
+                self._queue(BackendEvent(spec.job_id, "failed", clock(),
+                                         f"could not stage dataset {spec.dataset_name}"
+                                         + (f": ray {done['error']}" if "error" in done else "")))
+                return
+            env = {**spec.env, "SUANLI_DATASET_DIR": str(done["dst"])}
+            self.launch(dataclasses.replace(spec, env=env), clock())
+            with self._lock:  # still listed until launched, so a stop meanwhile is seen here
+                if self._staging.get(spec.job_id) is cancel:
+                    del self._staging[spec.job_id]
+            if cancel.is_set():
+                self.stop(spec.job_id, clock(), "cancel")
+
+        threading.Thread(target=follow, name=f"stage-{spec.job_id}", daemon=True).start()
+
+    def staging_result(self, job_id: str) -> dict[str, Any] | None:
+        """How the job's last finished staging ended: ok, dst, node_id (the node that ran it)."""
+        return self._stagings.get(job_id)
+
     def _workdir_archive(self, spec: RunSpec) -> bytes | None:
         """The job's uploaded code, read here and shipped in the task (nodes share no disk)."""
         if not spec.workdir:
@@ -286,7 +408,9 @@ class RayBackend:
     def shutdown(self, stop_jobs: bool = False) -> None:
         """Forget every job (stopping them if asked); disconnect if this backend connected.
         Tasks die with their driver, so a disconnect ends them either way."""
-        for job_id in self.running():
+        with self._lock:
+            staging = sorted(self._staging)
+        for job_id in [*staging, *self.running()]:
             if stop_jobs:
                 self.stop(job_id, 0.0, "cancel")
         with self._lock:
