@@ -231,8 +231,8 @@ class RayBackend:
             return
         resources = placement_resources(spec, self.request_pool_chips)
         missing = self._unplaceable(resources)
-        if missing:
-            self._queue(BackendEvent(spec.job_id, "failed", now_s,
+        if missing:  # not the job's failure: the engine re-places it, no retry (engine/avoid.py)
+            self._queue(BackendEvent(spec.job_id, "unplaceable", now_s,
                                      f"no live Ray node carries {missing} (attach a machine: "
                                      f"suanli node join --center {spec.center} --address "
                                      f"RAY_HEAD)"))
