@@ -17,6 +17,8 @@ from conftest import wait_for_state
 
 pytest.importorskip("ray")
 
+from typer.testing import CliRunner  # noqa: E402
+
 from suanli.backends import _proc  # noqa: E402
 from suanli.backends.ray_backend import (  # noqa: E402
     RayBackend,
@@ -25,6 +27,7 @@ from suanli.backends.ray_backend import (  # noqa: E402
     start_local_ray_cluster,
 )
 from suanli.backends.types import BackendEvent, RunSpec  # noqa: E402
+from suanli.cli.main import app  # noqa: E402
 from suanli.network import load_network  # noqa: E402
 
 CENTERS = {"c1": ["A100"], "c2": ["H20", "910B"], "c3": ["H800"]}
@@ -284,3 +287,14 @@ def test_a_job_placed_on_a_center_with_no_live_node_is_re_placed_without_a_retry
     waited = [r for r in reasons if "no live Ray node carries center:c4" in r]
     assert waited and "no retry used" in waited[0], reasons
     assert not any("retry 1" in r or "retries exhausted" in r for r in reasons), reasons
+
+    nodes = {n["center"]: n for n in http(server).get("/healthz").json()["nodes"]}
+    assert set(nodes) == {"c1", "c2", "c3"}  # c4: no machine stands for it
+    assert nodes["c2"]["accelerators"] == ["910B", "H20"] and nodes["c1"]["nodes"] == 1
+    assert nodes["c2"]["chips"] == {"H20": 64, "910B": 64}
+    status = CliRunner().invoke(app, ["status", "--url", server.url, "--token",
+                                      token.json()["token"]], env={"COLUMNS": "100"})
+    assert status.exit_code == 0, status.output
+    line_c4 = next(line for line in status.stdout.splitlines() if line.strip().startswith("c4"))
+    assert "none: jobs wait" in line_c4
+    assert "1 node (910B 64, H20 64)" in status.stdout
