@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -199,3 +200,14 @@ class LeaderLease(Base):
     expires_at: Mapped[float] = mapped_column(Float, default=0.0)
     acquired_at: Mapped[float] = mapped_column(Float, default=0.0)
     renewed_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Upload(Base):
+    """A job's code (`workdir:`), a tar.gz kept by its sha256 in the database every replica
+    shares, so the leader can unpack it whichever replica took the submission."""
+
+    __tablename__ = "uploads"
+    digest: Mapped[str] = mapped_column(String(71), primary_key=True)  # "sha256:<64 hex>"
+    archive: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
