@@ -18,6 +18,8 @@ from conftest import wait_for_state
 
 pytest.importorskip("ray")
 
+from typer.testing import CliRunner  # noqa: E402
+
 from suanli.backends import _proc  # noqa: E402
 from suanli.backends.ray_backend import (  # noqa: E402
     RayBackend,
@@ -26,6 +28,7 @@ from suanli.backends.ray_backend import (  # noqa: E402
     start_local_ray_cluster,
 )
 from suanli.backends.types import BackendEvent, RunSpec  # noqa: E402
+from suanli.cli.main import app  # noqa: E402
 from suanli.network import load_network  # noqa: E402
 
 CENTERS = {"c1": ["A100"], "c2": ["H20", "910B"], "c3": ["H800"]}
@@ -137,13 +140,14 @@ def test_exit_codes_map_to_states(backend):
     assert "failing" in log_of(backend, "bad")
 
 
-def test_a_placement_no_node_carries_fails_at_once(backend):
+def test_a_placement_no_node_carries_is_reported_unplaceable_at_once(backend):
     backend.launch(spec("nowhere", "c9", "A100", run="true"), 0.0)
     backend.launch(spec("wrong-chip", "c1", "H20", run="true"), 0.0)  # c1 has no H20
     backend.launch(spec("no-run", "c1", "A100", run=None), 0.0)
     events = {e.job_id: e for e in backend.poll(0.0)}
     assert "center:c9" in events["nowhere"].detail
-    assert events["wrong-chip"].kind == "failed"
+    assert events["nowhere"].kind == events["wrong-chip"].kind == "unplaceable"
+    assert events["no-run"].kind == "failed"
     assert "no `run` command" in events["no-run"].detail
 
 
@@ -307,3 +311,45 @@ def test_service_jobs_run_on_the_ray_node_of_the_center_the_scheduler_chose(
     wait_until(lambda: not _alive(child), timeout_s=15.0)  # the process went with its task
     assert ray_backend.running() == []
     assert alice.get("/v1/usage").json()["reserved"] == "0.00"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_job_placed_on_a_center_with_no_live_node_is_re_placed_without_a_retry(
+        cluster, backend, db_url, start_service, http, tmp_path):
+    """c4 is the cheapest A100 center but no Ray node stands for it: the job waits and the
+    scheduler re-places it on c1 with the reason in its events; max_retries 0 is not spent."""
+    network = tmp_path / "network.yaml"
+    network.write_text(RAY_NETWORK + """\
+  - id: c4
+    name: Center c4, no node attached
+    region: r1
+    lat: 30.0
+    lon: 110.0
+    electricity_price_per_kwh: 0.1
+    pools:
+      - {id: A100, accelerator: A100, nodes: 8, chips_per_node: 8, price_per_chip_hour: 0.5}
+""")
+    server = start_service(db_url, backend="ray", ray_address=cluster.address,
+                           network=str(network), isolation="none")
+    token = http(server).post("/v1/tenants", json={"name": "bob", "credits": "100.00"})
+    bob = http(server, token.json()["token"])
+    job = bob.post("/v1/jobs", json=_job("cheap", "echo ran", "A100")).json()
+    done = wait_for_state(bob, job["id"], TERMINAL)
+    assert done["state"] == "succeeded", done
+    assert done["placement"]["center"] == "c1"
+    events = bob.get(f"/v1/jobs/{job['id']}/events").json()["events"]
+    reasons = [e["reason"] or "" for e in events]
+    waited = [r for r in reasons if "no live Ray node carries center:c4" in r]
+    assert waited and "no retry used" in waited[0], reasons
+    assert not any("retry 1" in r or "retries exhausted" in r for r in reasons), reasons
+
+    nodes = {n["center"]: n for n in http(server).get("/healthz").json()["nodes"]}
+    assert set(nodes) == {"c1", "c2", "c3"}  # c4: no machine stands for it
+    assert nodes["c2"]["accelerators"] == ["910B", "H20"] and nodes["c1"]["nodes"] == 1
+    assert nodes["c2"]["chips"] == {"H20": 64, "910B": 64}
+    status = CliRunner().invoke(app, ["status", "--url", server.url, "--token",
+                                      token.json()["token"]], env={"COLUMNS": "100"})
+    assert status.exit_code == 0, status.output
+    line_c4 = next(line for line in status.stdout.splitlines() if line.strip().startswith("c4"))
+    assert "none: jobs wait" in line_c4
+    assert "1 node (910B 64, H20 64)" in status.stdout

@@ -60,6 +60,10 @@ def test_up_with_backend_ray_and_no_address_runs_a_job_on_a_local_center_node(tm
         assert cli("status", "--wait", "150").returncode == 0, (tmp_path / "up.log").read_text()
         assert cli("login", "--credentials", "admin-credentials.toml").returncode == 0
         assert cli("admin", "tenant", "grant", "admin", "100").returncode == 0
+        status = json.loads(cli("status", "--json").stdout)
+        live = {n["center"]: n for n in status["nodes"]}
+        assert live["alpha"]["chips"] == {"l20": 1, "a800": 8}  # every center has its node
+        assert set(live) == {c["center"] for c in status["centers"]}
         r = cli("submit", str(job), "--json")
         assert r.returncode == 0, r.stderr
         r = cli("logs", str(json.loads(r.stdout)["id"]), "--follow")

@@ -13,8 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "80"}
+def _cli(*args: str, columns: int = 80) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": str(columns)}
     return subprocess.run([sys.executable, "-m", "suanli.cli.main", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -25,6 +25,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     ("network", "show", "east-west"),
     ("network", "list"),
     ("policies", "list"),
+    ("plan", "examples/llama3-8b-pretrain.yaml"),
+    ("plan", "examples/qwen2-7b-batch.yaml", "--counts", "--explain"),
 ])
 def test_a_table_fits_80_columns_with_every_header_whole(args):
     r = _cli(*args)
@@ -32,6 +34,32 @@ def test_a_table_fits_80_columns_with_every_header_whole(args):
     lines = r.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert "…" not in r.stdout
+
+
+def test_a_mixed_chip_plan_fits_80_columns_with_its_split_wrapped(tmp_path):
+    net = tmp_path / "net.yaml"
+    net.write_text(
+        "name: mixed\ncurrency: CNY\ncenters:\n- {id: yrd-demo-zone, name: m, region: r, lat: 0,"
+        " lon: 0, electricity_price_per_kwh: 0.5, pools: [{id: h800, accelerator: H800, nodes: 2,"
+        " price_per_chip_hour: 17}, {id: 910b, accelerator: 910B, nodes: 2,"
+        " price_per_chip_hour: 7}]}\n")
+    job = tmp_path / "job.yaml"
+    job.write_text("name: big\nkind: train\nmodel: llama-2-70b\nwork: {tokens: 1.0e+9}\n"
+                   "resources: {count: 32}\n")
+    r = _cli("plan", str(job), "--network", str(net))
+    assert r.returncode == 0, r.stderr
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+    words = " ".join(r.stdout.split())
+    assert "…" not in r.stdout and "16 H800 +" in words and "layers on 16 H800" in words
+
+
+def test_plan_wide_adds_pool_energy_and_co2_and_the_legend_says_the_units():
+    narrow = " ".join(_cli("plan", "examples/qwen2-7b-batch.yaml").stdout.split())
+    wide = " ".join(_cli("plan", "examples/qwen2-7b-batch.yaml", "--wide",
+                             columns=160).stdout.split())
+    assert "CO2 kg" not in narrow and "64 A800*" in narrow and "* spot" in narrow
+    assert "cost: CNY" in narrow and "--wide adds pool, energy and CO2" in narrow
+    assert "kWh: energy with PUE" in wide and "CO2 kg" in wide
 
 
 def _job(tmp_path: Path, resources: str) -> str:

@@ -154,3 +154,30 @@ def test_cost_and_energy_follow_the_pool_that_ran_the_job():
     assert j.chip_hours == pytest.approx(4.0)  # 3600 s x 4 chips
     assert j.cost == pytest.approx(40.0)  # 10 per chip-hour
     assert j.energy_kwh == pytest.approx(4.0 * 0.4 * 1.5)  # A100 400 W, PUE 1.5
+
+
+def test_a_pool_without_a_live_node_sends_the_job_elsewhere_without_a_retry():
+    backend = SimBackend(no_node_until={"east/a100": float("inf")})
+    eng = Engine(two_centers(), fastest_first, SimClock(), backend, round_s=60.0)
+    eng.submit(EngineJob("a", 8, 2_000.0, FAST, 0.0))
+    eng.run()
+    rec = eng.jobs["a"]
+    assert rec.state is JobState.SUCCEEDED and rec.retries == 0
+    assert rec.pools == ["east/a100", "west/a800"]  # tried the fastest pool, then re-placed
+    waits = [reason for _at, state, reason in rec.events if state == "queued"
+             and "no live node" in reason]
+    assert waits == ["no live node in the pool; waiting: east/a100 avoided for 120s, "
+                     "no retry used"]  # two rounds: the next round places it elsewhere
+
+
+def test_a_job_with_no_live_node_anywhere_waits_until_one_joins():
+    one_pool = {"east/a100": 2.0}
+    backend = SimBackend(no_node_until={"east/a100": 300.0})
+    eng = Engine(two_centers(), fastest_first, SimClock(), backend, round_s=60.0)
+    eng.submit(EngineJob("a", 8, 2_000.0, one_pool, 0.0, max_retries=0))
+    eng.run()
+    rec = eng.jobs["a"]
+    assert rec.state is JobState.SUCCEEDED and rec.retries == 0
+    tries = [at for at, state, reason in rec.events if state == "queued" and "avoided" in reason]
+    assert len(tries) >= 2 and all(t < 300.0 for t in tries)  # waited, not failed
+    assert rec.finish_s == pytest.approx(300.0 + 1_000.0, abs=120.0)

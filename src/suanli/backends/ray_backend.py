@@ -191,7 +191,7 @@ class RayBackend:
     """Runs jobs as Ray tasks pinned to their placement's center; the engine's Backend."""
 
     name = "ray"
-    capabilities = BackendCapabilities(adopt=False)  # tasks die with their driver
+    capabilities = BackendCapabilities(adopt=False, live_nodes=True)  # tasks die with driver
 
     def __init__(self, root_dir: str | Path, address: str | None = None, *,
                  grace_s: float = 10.0, request_pool_chips: bool = False,
@@ -300,8 +300,8 @@ class RayBackend:
             return
         resources = placement_resources(spec, self.request_pool_chips)
         missing = self._unplaceable(resources)
-        if missing:
-            self._queue(BackendEvent(spec.job_id, "failed", now_s,
+        if missing:  # not the job's failure: the engine re-places it, no retry (engine/avoid.py)
+            self._queue(BackendEvent(spec.job_id, "unplaceable", now_s,
                                      f"no live Ray node carries {missing} (attach a machine: "
                                      f"suanli node join --center {spec.center} --address "
                                      f"RAY_HEAD)"))
@@ -392,6 +392,29 @@ class RayBackend:
             return workdir.upload_path(self.root_dir, spec.workdir).read_bytes()
         except OSError:
             return None  # the node reports the missing code in the job's log
+
+    def live_centers(self) -> list[dict[str, Any]]:
+        """The centers whose `center:<id>` marker a live Ray node carries, with the
+        accelerators and pool chips those nodes declare (see `node_resources`)."""
+        out: dict[str, dict[str, Any]] = {}
+        for node in self._ray.nodes():
+            if not node.get("Alive"):
+                continue
+            res: dict[str, float] = node.get("Resources", {})
+            accs = [k.partition(":")[2] for k in res if k.startswith("accelerator_type:")]
+            for key in res:
+                if not key.startswith("center:"):
+                    continue
+                cid = key.partition(":")[2]
+                c = out.setdefault(cid, {"center": cid, "nodes": 0, "accelerators": [],
+                                         "chips": {}})
+                c["nodes"] += 1
+                c["accelerators"] = sorted(set(c["accelerators"]) | set(accs))
+                for k, v in res.items():
+                    center_of_pool, _, pool = k.partition(":")[2].partition("/")
+                    if k.startswith("pool:") and center_of_pool == cid:
+                        c["chips"][pool] = c["chips"].get(pool, 0) + int(v)
+        return sorted(out.values(), key=lambda c: c["center"])
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         """How and where the job's last finished attempt ran: exit_code, node_id, hostname,

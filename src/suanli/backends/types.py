@@ -125,9 +125,12 @@ class BackendCapabilities:
     `adopt`: a new instance can re-attach to a run an earlier instance (or another replica on
     the same machine) started, by the process identity the service stored; the backend then
     implements `AdoptingBackend`. Without it a run found after a restart is run again.
+    `live_nodes`: machines join and leave (Ray): the backend implements `NodeReportingBackend`,
+    so `suanli status` can say which centers have a live node now.
     """
 
     adopt: bool = False
+    live_nodes: bool = False
 
 
 class ServiceBackend(Protocol):
@@ -169,4 +172,13 @@ class AdoptingBackend(ServiceBackend, Protocol):
               started_at_ticks: int | None = None, *, boot_id: str = "",
               spec: RunSpec | None = None, now_s: float = 0.0) -> bool:
         """Re-attach to a run by its stored identity; False if it ended meanwhile."""
+        ...
+
+
+class NodeReportingBackend(ServiceBackend, Protocol):
+    """A backend with `capabilities.live_nodes`: it says which centers have live machines."""
+
+    def live_centers(self) -> list[dict[str, Any]]:
+        """Per center with a live node: {"center", "nodes", "accelerators", "chips"} where
+        chips maps a pool id to the chips its live nodes declare."""
         ...

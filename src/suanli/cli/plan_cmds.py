@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from suanli.catalog import load_catalog
@@ -74,6 +75,7 @@ def plan_command(
         False, "--counts", help="List every chip count of each pool (the count trade-off); "
         "by default each pool's best count only."),
     explain: bool = typer.Option(False, "--explain", help="Say why the winner wins."),
+    wide: bool = typer.Option(False, "--wide", help="Every column (pool, energy, CO2)."),
     blocked: str | None = typer.Option(None, help="Exclude centers or center/pool, comma list."),
     catalog: Path | None = typer.Option(None, help="YAML file adding or overriding chips."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -116,7 +118,7 @@ def plan_command(
         for reason in result.infeasible:
             err_console.print(f"  - {reason}", highlight=False, markup=False)
         raise typer.Exit(code=EXIT_INFEASIBLE)
-    _print_options(result, listed, counts)
+    _print_options(result, listed, counts, wide)
     _print_pareto(result)
     if explain:
         console.print("[bold]Why[/]")
@@ -136,7 +138,9 @@ def _money(result: PlanResult, x: float) -> str:
     return format_money(x, "")
 
 
-def _print_options(result: PlanResult, shown: list[PlacementOption], counts: bool) -> None:
+def _print_options(result: PlanResult, shown: list[PlacementOption], counts: bool,
+                   wide: bool) -> None:
+    """Fits 80 columns by default: short headers, spot as '*', units in the legend below."""
     constraint = []
     if result.deadline_s is not None:
         constraint.append(f"deadline {format_duration(result.deadline_s)}")
@@ -145,34 +149,40 @@ def _print_options(result: PlanResult, shown: list[PlacementOption], counts: boo
     title = (f"{result.job} on {result.network}: best {len(shown)} of {result.total_options} "
              f"options by {result.objective}" + (f" ({', '.join(constraint)})" if constraint
                                                   else ""))
-    per = ("every chip count" if counts
-           else "best chip count per pool; --counts lists every count")
-    table = Table(title=title, caption="◆ Pareto front (finish time vs cost)   ✓ chosen   "
-                                       f"rows: {per}")
-    for col, justify in (("", "left"), ("center", "left"), ("pool", "left"),
-                         ("chips", "left"), ("transfer", "right"), ("wait", "right"),
-                         ("run", "right"), ("finish", "right"),
-                         (f"cost {result.currency}", "right"), ("energy kWh", "right"),
-                         ("CO2 kg", "right"), ("P", "center")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    cols = ["", "center"] + (["pool"] if wide else []) + ["chips", "xfer", "wait", "run",
+                                                          "finish", "cost"]
+    if wide:
+        cols += ["kWh", "CO2 kg"]
+    for col in cols:
+        table.add_column(col, no_wrap=col != "chips",
+                         justify="left" if col in ("", "center", "pool", "chips") else "right")
     for o in shown:
-        chips = o.chips_label + (" (spot)" if o.spot else "")
-        table.add_row(
-            "✓" if o.chosen else "", o.center, o.pool, chips, format_duration(o.transfer_s),
-            format_duration(o.wait_s), format_duration(o.run_s), format_duration(o.finish_s),
-            _money(result, o.cost), f"{o.energy_kwh:,.1f}", f"{o.carbon_kg:,.1f}",
-            "◆" if o.pareto else "",
-            style="bold green" if o.chosen else None,
-        )
+        row = [("✓" if o.chosen else " ") + ("◆" if o.pareto else ""), o.center]
+        row += [o.pool] if wide else []
+        row += [o.chips_label + ("*" if o.spot else ""), format_duration(o.transfer_s),
+                format_duration(o.wait_s), format_duration(o.run_s), format_duration(o.finish_s),
+                _money(result, o.cost)]
+        row += [f"{o.energy_kwh:,.1f}", f"{o.carbon_kg:,.1f}"] if wide else []
+        table.add_row(*row, style="bold green" if o.chosen else None)
     console.print(table)
+    per = ("every chip count" if counts
+           else "best chip count per pool (--counts: every count)")
+    console.print(
+        f"✓ chosen  ◆ Pareto front (finish vs cost)  * spot. xfer: data transfer; wait: for "
+        f"chips; finish = max(wait, xfer) + run; cost: {result.currency}"
+        + ("; kWh: energy with PUE" if wide else "; --wide adds pool, energy and CO2")
+        + f". Rows: {per}.", highlight=False, markup=False)
 
 
 def _print_pareto(result: PlanResult) -> None:
     table = Table(title=f"Pareto front: {len(result.pareto)} options no other beats on both "
-                        "finish time and cost")
-    for col in ("finish", f"cost {result.currency}", "placement", "split"):
-        table.add_column(col)
+                        "finish time and cost", box=box.SIMPLE_HEAD)
+    split = any(o.split for o in result.pareto)  # the column only when some option is split
+    for col in ("finish", f"cost {result.currency}", "placement") + (("split",) if split else ()):
+        table.add_column(col, no_wrap=col != "split")
     for o in result.pareto:
-        table.add_row(format_duration(o.finish_s), _money(result, o.cost), o.label,
-                      o.split_text or "-", style="bold green" if o.chosen else None)
+        row = [format_duration(o.finish_s), _money(result, o.cost), o.label]
+        table.add_row(*row, *([o.split_text or "-"] if split else []),
+                      style="bold green" if o.chosen else None)
     console.print(table)

@@ -115,7 +115,9 @@ def status(wait_s: float = typer.Option(0.0, "--wait", help="wait up to this man
         role = "leader" if lead.get("leading") else "follower"
         console.print(f"this replica: {lead.get('replica')} ({role})")
     if centers is not None:
-        console.print(centers_table(centers))
+        console.print(centers_table(centers, h.get("nodes")))
+    elif h.get("nodes") is not None:
+        console.print(f"live nodes: {_nodes_text(h['nodes'])}", highlight=False)
 
 
 def centers_summary(pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,14 +132,33 @@ def centers_summary(pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def centers_table(centers: list[dict[str, Any]]) -> Table:
+def centers_table(centers: list[dict[str, Any]],
+                  nodes: list[dict[str, Any]] | None = None) -> Table:
+    """Chips used/free per center; with `nodes` (a Ray backend) the live machines of each, so
+    a center no machine stands for is seen before a job waits on it."""
     table = Table(title="centers: chips used / free", box=box.SIMPLE_HEAD)
     table.add_column("center", no_wrap=True)
     table.add_column("chips (used/free)")
+    live = {n["center"]: n for n in nodes or ()}
+    if nodes is not None:
+        table.add_column("live nodes (chips)")
     for c in centers:
-        table.add_row(c["center"], ", ".join(f"{a} {v['used']}/{v['free']}"
-                                             for a, v in sorted(c["chips"].items())))
+        row = [c["center"], ", ".join(f"{a} {v['used']}/{v['free']}"
+                                      for a, v in sorted(c["chips"].items()))]
+        if nodes is not None:
+            n = live.get(c["center"])
+            row.append(_nodes_text([n]) if n else "[red]none: jobs wait[/]")
+        table.add_row(*row)
     return table
+
+
+def _nodes_text(nodes: list[dict[str, Any]]) -> str:
+    """'1 node (A100 64)' per center; several centers joined by '; '."""
+    return "; ".join(
+        f"{'' if len(nodes) == 1 else n['center'] + ': '}{n['nodes']} "
+        f"node{'s' if n['nodes'] != 1 else ''} ("
+        + ", ".join(f"{pool} {chips}" for pool, chips in sorted(n["chips"].items())) + ")"
+        for n in nodes) or "none"
 
 
 @app.command("demo")

@@ -37,7 +37,9 @@ class SimBackend:
     """Virtual-time backend. Deterministic for a seed.
 
     `failure_rate_per_hour`: each run fails at an exponential random time with this rate (per
-    job, not per chip); `fail_first`: job id -> number of runs that fail half-way (for tests).
+    job, not per chip); `fail_first`: job id -> number of runs that fail half-way (for tests);
+    `no_node_until`: pool id -> virtual time before which the pool has no live node, so a run
+    placed there is reported "unplaceable" at once (as the Ray backend does).
     """
 
     def __init__(
@@ -46,7 +48,9 @@ class SimBackend:
         failure_rate_per_hour: float = 0.0,
         fail_first: dict[str, int] | None = None,
         seed: int = 0,
+        no_node_until: dict[str, float] | None = None,
     ) -> None:
+        self.no_node_until = dict(no_node_until or {})
         self.failure_rate_per_hour = failure_rate_per_hour
         self.fail_first = dict(fail_first or {})
         self._rng = random.Random(seed)
@@ -61,7 +65,9 @@ class SimBackend:
         run = self._run_counter
         end = run_end_s(now_s, placement)
         kind = "succeeded"
-        if self.fail_first.get(job.job_id, 0) > 0:
+        if now_s < self.no_node_until.get(placement.pool_id, float("-inf")):
+            end, kind = now_s, "unplaceable"
+        elif self.fail_first.get(job.job_id, 0) > 0:
             self.fail_first[job.job_id] -= 1
             end = now_s + (end - now_s) / 2 if end != float("inf") else now_s + 1.0
             kind = "failed"
@@ -87,7 +93,8 @@ class SimBackend:
         while heap and heap[0][0] <= now_s:
             at, _run, job_id, kind = heapq.heappop(heap)
             del self._live[job_id]
-            detail = "" if kind == "succeeded" else "simulated job failure"
+            detail = {"succeeded": "", "unplaceable": "no live node in the pool"}.get(
+                kind, "simulated job failure")
             events.append(BackendEvent(job_id, kind, at, detail))  # type: ignore[arg-type]
             self._drop_stale()
         return events

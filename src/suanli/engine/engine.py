@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from suanli.engine.avoid import AvoidMixin
 from suanli.engine.backend import Backend, run_end_s
 from suanli.engine.cluster import Cluster
 from suanli.engine.events import EventsMixin
@@ -82,7 +83,7 @@ __all__ = ["DEFAULT_REALLOC_INTERVAL_S", "Engine", "policy_name", "resolve_polic
 
 class Engine(
     EventsMixin, RoundsMixin, PriorityMixin, PlacementMixin, StagingMixin, RunsMixin,
-    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin, MixedMixin,
+    FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin, MixedMixin, AvoidMixin,
 ):
     """Drives jobs through their lifecycle against a clock and a backend.
 
@@ -142,6 +143,7 @@ class Engine(
 
         self._init_pools(cluster)
         self._down_links: dict[frozenset[str], int] = {}
+        self._avoid: dict[int, dict[str, float]] = {}  # job index -> pool id -> until (avoid.py)
 
         # Jobs: records plus NumPy columns indexed by an internal job index.
         self.jobs: dict[str, JobRecord] = {}

@@ -31,6 +31,8 @@ class EventsMixin:
                 self._fail_start(payload, at)
             elif kind == "recover":
                 self._fail_end(payload, at)
+            elif kind == "unavoid":
+                self._unavoid(payload, at)
 
     def _arrive(self, i: int, now: float) -> None:
         self._pending.discard(i)
@@ -62,6 +64,8 @@ class EventsMixin:
         at = ev.at_s
         if ev.kind == "progress":  # a note in the job's events (a dataset's copy, ...)
             self._set_state(i, rec.state, at, ev.detail)
+        elif ev.kind == "unplaceable":  # nothing ran: wait and re-place, no retry
+            self._requeue_unplaceable(i, at, ev.detail)
         elif ev.kind == "succeeded":
             self._data_arrived(i)  # it read its data here: a live copy may beat the link model
             self._end_run(i, at, keep="all")

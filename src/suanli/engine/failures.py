@@ -149,9 +149,11 @@ class FailuresMixin:
         return sorted(self._region_index, key=self._region_index.__getitem__)
 
     def _blocked_mask(self, idx: np.ndarray) -> np.ndarray | None:
-        """[len(idx), P] True where a link outage cuts a job from its data."""
+        """[len(idx), P] True where a link outage cuts a job from its data, or the job avoids
+        the pool (engine/avoid.py)."""
+        avoid = self._avoid_mask(idx)
         if not self._down_links:
-            return None
+            return avoid
         names = self._region_names()
         R = len(names)
         down = np.zeros((R, R), dtype=bool)
@@ -164,4 +166,4 @@ class FailuresMixin:
         has = dr >= 0
         if has.any():
             mask[has] = down[dr[has]][:, self._pool_region]
-        return mask
+        return mask if avoid is None else mask | avoid

@@ -155,7 +155,8 @@ class Transition:
     reason: str = ""
 
 
-BackendEventKind = Literal["succeeded", "failed", "progress"]  # progress: a note, no change
+BackendEventKind = Literal["succeeded", "failed", "progress", "unplaceable"]
+# progress: a note, no change; unplaceable: no live node for the placement (engine/avoid.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from suanli.jobs import workdir
 from suanli.jobs.spec import JobSpec, parse_job, stored_spec_json
+from suanli.service import uploads
 from suanli.service.auth import principal
 from suanli.service.errors import ApiError
 from suanli.service.estimate import shape_key
@@ -124,7 +125,10 @@ async def submit_job(request: Request) -> JSONResponse:
     try:
         archive = data.pop("workdir_archive", None)
         spec = _parse(data, who)
-        _keep_workdir(svc, spec, archive)
+        if svc.db.is_sqlite:
+            _keep_workdir(svc, spec, archive)
+        else:
+            await run_in_threadpool(_keep_workdir, svc, spec, archive)
         shape = shape_key(data)
         est = svc.estimator.cached(shape)
         if est is None:  # planning a new job shape takes ~0.1 s: off the event loop
@@ -148,17 +152,18 @@ async def submit_job(request: Request) -> JSONResponse:
 
 
 def _keep_workdir(svc: ServiceState, spec: JobSpec, archive: object) -> None:
-    """The code a job ships: checked against its digest and stored before admission, so the
-    scheduler never starts a job whose code is not there yet."""
+    """The code a job ships: checked against its digest and stored in the database before
+    admission, so the scheduler (on whichever replica leads) never starts a job whose code is
+    not there yet."""
     if spec.workdir is None:
         if archive is not None:
             raise ApiError(422, "workdir_archive: sent without a 'workdir' naming its digest",
                            field="workdir_archive")
         return
-    path = workdir.upload_path(svc.data_dir, spec.workdir)
+    workdir.upload_path(svc.data_dir, spec.workdir)  # a well-formed digest, or 422
     if archive is not None:
-        workdir.store(svc.data_dir, workdir.decode_upload(archive, spec.workdir))
-    elif not path.exists():
+        uploads.keep(svc.db, svc.data_dir, workdir.decode_upload(archive, spec.workdir))
+    elif not uploads.known(svc.db, spec.workdir):
         raise ApiError(422, f"workdir: no code uploaded as {spec.workdir} (submit with the "
                             "CLI, which packs and sends the directory)", field="workdir",
                        value=spec.workdir)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import func, select, text
 
+from suanli.backends.types import NodeReportingBackend
 from suanli.service.auth import principal
 from suanli.service.errors import ApiError
 from suanli.service.metrics import CONTENT_TYPE, GaugeFamily
@@ -18,6 +19,9 @@ from suanli.store import jobs as store_jobs
 from suanli.store import tenants, vouchers
 from suanli.store.models import Job
 from suanli.store.tenants import Principal
+
+if TYPE_CHECKING:
+    from suanli.service.runner import Runner
 
 router = APIRouter()
 
@@ -118,4 +122,14 @@ def healthz(request: Request) -> dict[str, Any]:
     return {"ok": True, "database": svc.db.dialect, "network": svc.network.name,
             "scheduler": None if runner is None else {"steps": runner.steps,
                                                       "last_error": runner.last_error},
-            "leader": None if runner is None else runner.leader_info()}
+            "leader": None if runner is None else runner.leader_info(),
+            "nodes": _live_nodes(runner)}
+
+
+def _live_nodes(runner: Runner | None) -> list[dict[str, Any]] | None:
+    """Centers with a live machine, for a backend whose machines come and go (Ray); None for
+    one that runs where the service runs."""
+    if runner is None or not runner.backend.capabilities.live_nodes:
+        return None
+    backend = cast(NodeReportingBackend, runner.backend)
+    return backend.live_centers()

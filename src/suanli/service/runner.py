@@ -39,6 +39,7 @@ from suanli.engine.types import EngineJob, JobRecord, Placement
 from suanli.jobs.spec import JobSpec
 from suanli.network import Network
 from suanli.plan.state import NetworkState
+from suanli.service import uploads
 from suanli.service.leadership import Lease, LostLeadership
 from suanli.store import billing
 from suanli.store import jobs as store_jobs
@@ -85,14 +86,17 @@ class _WriteFirst:
     and a replica that lost its lease acts on nothing."""
 
     def __init__(self, backend: Any, flush: Callable[[], None],
-                 before_act: Callable[[], None] | None = None) -> None:
+                 before_act: Callable[[], None] | None = None,
+                 before_start: Callable[[EngineJob], None] | None = None) -> None:
         self._backend = backend
         self._flush = flush
         self._before_act = before_act or (lambda: None)
+        self._before_start = before_start or (lambda job: None)
 
     def start(self, job: EngineJob, placement: Placement, now_s: float) -> None:
         self._flush()
         self._before_act()
+        self._before_start(job)
         self._backend.start(job, placement, now_s)
 
     def stop(self, job_id: str, now_s: float, reason: str) -> None:
@@ -175,9 +179,17 @@ class Runner:
             kwargs["address"] = self._ray_address
         self.backend: ServiceBackend = make_backend(self._backend_name, **kwargs)
         self.engine = Engine(self.cluster, get_policy(self._policy), self.clock,
-                             _WriteFirst(self.backend, self._write_held, self._check_lease),
+                             _WriteFirst(self.backend, self._write_held, self._check_lease,
+                                         self._fetch_workdir),
                              round_s=self._round_s, listener=self._on_transition,
                              realloc_interval_s=self._realloc_s)
+
+    def _fetch_workdir(self, job: EngineJob) -> None:
+        """The job's uploaded code from the database into this machine's cache, where the
+        backend reads it (another replica may have taken the submission)."""
+        digest = job.meta.get("workdir")
+        if digest:
+            uploads.ensure_local(self.db, self.data_dir, digest)
 
     # -- called from HTTP handlers (any thread) ----------------------------------------------
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -243,3 +244,14 @@ class VoucherEntry(Base):
     amount: Mapped[Decimal] = mapped_column(Money())
     created_at: Mapped[float] = mapped_column(Float)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Upload(Base):
+    """A job's code (`workdir:`), a tar.gz kept by its sha256 in the database every replica
+    shares, so the leader can unpack it whichever replica took the submission."""
+
+    __tablename__ = "uploads"
+    digest: Mapped[str] = mapped_column(String(71), primary_key=True)  # "sha256:<64 hex>"
+    archive: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
