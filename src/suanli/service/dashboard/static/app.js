@@ -321,11 +321,17 @@ function costOf(j, progress) {
   return 0;
 }
 
+// "wuhu/l20 L20×1"; a mixed-chip gang: "horinger H800×16 + 910B×16"; staging says so.
+function chipsText(p) {
+  if (p.parts?.length) return p.parts.map((q) => `${q.accelerator}×${q.count}`).join(" + ");
+  return `${p.accelerator}×${p.count}`;
+}
+
 function placementText(j) {
   const p = j.placement;
   if (p) {
-    const extra = Object.keys(p).filter((k) => !["center", "pool", "accelerator", "count"].includes(k));
-    return `${p.center}/${p.pool} ${p.accelerator}×${p.count}` + (extra.length ? ` +${extra.join(",")}` : "");
+    const where = p.parts?.length ? p.center : `${p.center}/${p.pool}`;
+    return `${where} ${chipsText(p)}` + (j.state === "staging" ? " (moving data)" : "");
   }
   const e = j.estimate ?? {};
   return e.accelerator ? `planned ${e.accelerator}×${e.count}` : "—";
@@ -514,7 +520,7 @@ function jobPage() {
                 td(fmtDur(e.run_s)), td(e.cost ?? "—")] },
       { attrs: { "data-actual": p ? "placed" : "none" },
         cells: [td("actual"), td(p ? `${p.center}/${p.pool}` : "not placed yet"),
-                td(p ? `${p.accelerator} × ${p.count}` : "—"), td(fmtDur(j.run_s)), td(j.charged ?? "—")] },
+                td(p ? chipsText(p) : "—"), td(fmtDur(j.run_s)), td(j.charged ?? "—")] },
     ]);
     const evs = (await getJson(`/v1/jobs/${id}/events`)).events;
     renderRows($("job-events"), evs.map((ev) => ({
