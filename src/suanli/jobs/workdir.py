@@ -50,13 +50,14 @@ def pack(directory: Path) -> PackedWorkdir:
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tar:
         for path in _files(directory):
             rel = path.relative_to(directory).as_posix()
-            total += path.stat().st_size
+            size = path.stat().st_size
+            total += size
             if total > MAX_UNPACKED_BYTES:
                 raise SpecError(f"workdir: {directory} holds more than {MAX_UNPACKED_BYTES} "
                                 "bytes of files; ship code, not data (use `dataset:`)",
                                 field="workdir", value=str(directory))
             info = tarfile.TarInfo(rel)
-            info.size = path.stat().st_size
+            info.size = size
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
             with path.open("rb") as f:
                 tar.addfile(info, f)
