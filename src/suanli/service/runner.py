@@ -352,14 +352,11 @@ class Runner:
             return
         self._network_nudged = False
         self._next_network_check = now + NETWORK_POLL_S
-        from suanli.network.load import parse_network
-
         with self.db.read() as conn:
             version = store_leader.network_version(conn)
             if version == self._network_version:
                 return
             net = store_network.load(conn)
-        net = parse_network(net.model_dump(mode="json"), "database")
         self._network_version = version
         if self.on_network is not None:
             self.on_network(net)

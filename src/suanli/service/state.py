@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 
 from suanli.errors import SuanliError
 from suanli.network import Network, load_network
-from suanli.network.load import parse_network
 from suanli.service.auth import TokenCache
 from suanli.service.estimate import Estimator
 from suanli.service.metrics import Metrics
@@ -61,7 +60,6 @@ class ServiceState:
         with self._network_lock:
             with self.db.read() as conn:
                 net = store_network.load(conn)
-            net = parse_network(net.model_dump(mode="json"), "database")
             self.network = net
             self.estimator.set_network(net)
         if self.runner is not None:
@@ -94,7 +92,6 @@ def open_state(settings: Settings) -> ServiceState:
             store_network.seed(conn, load_network(settings.network))
         net = store_network.load(conn)
         bootstrap = _ensure_admin(conn, settings)
-    net = parse_network(net.model_dump(mode="json"), "database")
     data_dir = settings.resolved_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     state = ServiceState(settings=settings, db=db, network=net, estimator=Estimator(net),

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from suanli.network import Network
+from suanli.network.load import parse_network
 from suanli.store.errors import Conflict, NotFound
 from suanli.store.models import CenterRow, Meta, PoolRow
 from suanli.store.types import money
@@ -142,7 +143,8 @@ def prices(conn: Connection) -> dict[tuple[str, str], tuple[Decimal, Decimal | N
 
 
 def load(conn: Connection) -> Network:
-    """The network as the engine and planner see it, rebuilt from the tables."""
+    """The network as the engine and planner see it, rebuilt from the tables (validated once,
+    with canonical accelerator ids, as `parse_network` gives it)."""
     raw = get_meta(conn, "network")
     if raw is None:
         raise NotFound("the database holds no network yet", field="network")
@@ -160,4 +162,4 @@ def load(conn: Connection) -> Network:
     doc["links"] = [lk for lk in doc.get("links", []) if lk["a"] in regions and lk["b"] in regions]
     doc["datasets"] = [d for d in doc.get("datasets", [])
                        if d["location"] in regions or d["location"] in ids]
-    return Network.model_validate(doc)
+    return parse_network(doc, "database")
