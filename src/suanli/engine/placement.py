@@ -28,7 +28,7 @@ from suanli.errors import SuanliError
 if TYPE_CHECKING:
     from suanli.engine.cluster import Cluster
     from suanli.plan.result import PlacementOption, PlanResult
-    from suanli.plan.state import NetworkState
+    from suanli.plan.state import NetworkState, RunningJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +193,7 @@ class PlacementMixin:
             left -= self._held_by_mixed(A, target)
         blocked = self._blocked_mask(A)
         state_cache: list[NetworkState] = []
+        load: list[tuple[list[tuple[RunningJob, ...]], np.ndarray]] = []
         target = target.copy()
         for k in starts.tolist():
             i = int(A[k])
@@ -210,7 +211,9 @@ class PlacementMixin:
 
             def network_state(free=left) -> NetworkState:
                 if not state_cache:
-                    state_cache.append(self.network_state(now, free))
+                    if not load:  # running jobs and queued work: the same all round
+                        load.append(self._pool_load(now))
+                    state_cache.append(self._network_state(load[0], free))
                 return state_cache[0]
 
             stage_s, egress = self._staging_rows(i)
@@ -254,9 +257,14 @@ class PlacementMixin:
     def network_state(self, now: float, free: np.ndarray | None = None) -> NetworkState:
         """The planner's view of the engine: free chips, running jobs (chips, time left) and
         queued work (chip-seconds on each waiting job's fastest pool) per pool."""
-        from suanli.plan.state import NetworkState, PoolState, RunningJob
-
         free = self._cap_up - self._used if free is None else free
+        return self._network_state(self._pool_load(now), free)
+
+    def _pool_load(self, now: float) -> tuple[list[tuple[RunningJob, ...]], np.ndarray]:
+        """Running jobs (chips, time left) and queued chip-seconds per pool at `now`; the
+        broker's pass builds it once a round and only the free chips change between jobs."""
+        from suanli.plan.state import RunningJob
+
         running: list[list[RunningJob]] = [[] for _ in range(self._P)]
         queued = np.zeros(self._P)
         for i in self._active:
@@ -272,8 +280,15 @@ class PlacementMixin:
                 if row.max() > 0:
                     q = int(row.argmax())
                     queued[q] += self._chips[i] * left / row[q]
+        return [tuple(r) for r in running], queued
+
+    def _network_state(self, load: tuple[list[tuple[RunningJob, ...]], np.ndarray],
+                       free: np.ndarray) -> NetworkState:
+        from suanli.plan.state import NetworkState, PoolState
+
+        running, queued = load
         return NetworkState({
-            pid: PoolState(free_chips=int(max(free[k], 0)), running=tuple(running[k]),
+            pid: PoolState(free_chips=int(max(free[k], 0)), running=running[k],
                            queued_chip_s=float(queued[k]))
             for k, pid in enumerate(self._pool_ids)
         }, dataset_copies={name: frozenset(regions) for name, regions in self._data_at.items()})
