@@ -20,8 +20,6 @@ import numpy as np
 from suanli.engine.runs import pick_nodes
 from suanli.engine.types import PlacementPart
 
-HETERO_KINDS = ("train", "finetune")  # the planner's kinds that may split (plan/planner.py)
-
 
 class MixedMixin:
     """Part of `Engine`: taking, holding and releasing a mixed-chip gang's chips."""
@@ -43,6 +41,8 @@ class MixedMixin:
     def _may_split(self, i: int) -> bool:
         """A job that fits no single pool but may run over two pools of distinct chips in one
         center (the planner decides whether a split is worth it)."""
+        from suanli.plan.planner import HETERO_KINDS  # the kinds the planner may split
+
         job = self._records[i].job
         spec = job.spec
         if spec is None or spec.kind not in HETERO_KINDS or self.cluster.network is None:
