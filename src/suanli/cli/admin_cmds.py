@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from suanli.cli.common import console, print_json, user_errors
+from suanli.cli.common import console, emit, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
 from suanli.cli.token_cmds import token_app
 from suanli.cli.voucher_cmds import voucher_app
@@ -72,10 +72,7 @@ def tenant_grant(name: str = typer.Argument(..., help="tenant name"),
     """Grant credits (a compute voucher)."""
     with client(url, token) as c:
         t = c.grant(name, amount, note)
-    if as_json:
-        print_json(t)
-    else:
-        console.print(f"tenant {t['name']}: balance {t['balance']}")
+    emit(t, as_json, lambda: f"tenant {t['name']}: balance {t['balance']}")
 
 
 @tenant_app.command("quota")
@@ -86,10 +83,7 @@ def tenant_quota(name: str = typer.Argument(..., help="tenant name"),
     """Set chip limits per accelerator."""
     with client(url, token) as c:
         q = c.set_quotas(name, parse_quotas(quota))  # type: ignore[arg-type]
-    if as_json:
-        print_json(q)
-    else:
-        console.print(f"tenant {name}: quotas {q['quotas']}")
+    emit(q, as_json, lambda: f"tenant {name}: quotas {q['quotas']}")
 
 
 @tenant_app.command("list")
@@ -98,10 +92,7 @@ def tenant_list(url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> Non
     """All tenants and their balances."""
     with client(url, token) as c:
         ts = c.tenants()
-    if as_json:
-        print_json(ts)
-    else:
-        console.print(tenants_table(ts))
+    emit(ts, as_json, lambda: tenants_table(ts))
 
 
 @pool_app.command("set")

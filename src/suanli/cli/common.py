@@ -43,6 +43,15 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=_default) + "\n")
 
 
+def emit(data: Any, as_json: bool, render: Callable[[], Any], **print_kw: Any) -> None:
+    """`data` as JSON under `--json`, else what `render()` builds (a line, a table) on the
+    console; `render` runs only then."""
+    if as_json:
+        print_json(data)
+    else:
+        console.print(render(), **print_kw)
+
+
 def _default(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from suanli.cli.common import console, print_json, user_errors
+from suanli.cli.common import emit, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
 from suanli.tables import tokens_table
 
@@ -24,10 +24,8 @@ def token_app(tenant_arg: bool) -> typer.Typer:
         """Tokens with id, prefix, creation time and revoked; never the secret."""
         with client(url, token) as c:
             ts = c.tokens(tenant)
-        if as_json:
-            print_json(ts)
-        else:
-            console.print(tokens_table(f"tokens of {tenant}" if tenant else "your tokens", ts))
+        emit(ts, as_json, lambda: tokens_table(f"tokens of {tenant}" if tenant else
+                                               "your tokens", ts))
 
     @group.command("create")
     @user_errors
@@ -36,11 +34,8 @@ def token_app(tenant_arg: bool) -> typer.Typer:
         """A new token; its secret is printed this once."""
         with client(url, token) as c:
             t = c.create_token(tenant)
-        if as_json:
-            print_json(t)
-        else:
-            console.print(f"token {t['id']} for [bold]{t['tenant']}[/] (shown once): "
-                          f"[bold]{t['token']}[/]", highlight=False)
+        emit(t, as_json, lambda: f"token {t['id']} for [bold]{t['tenant']}[/] (shown once): "
+             f"[bold]{t['token']}[/]", highlight=False)
 
     @group.command("revoke")
     @user_errors
@@ -50,10 +45,7 @@ def token_app(tenant_arg: bool) -> typer.Typer:
         """Revoke a token: refused by every replica from the next request on."""
         with client(url, token) as c:
             t = c.revoke_token(token_id, tenant)
-        if as_json:
-            print_json(t)
-        else:
-            console.print(f"token {t['id']} ({t['prefix']}...) of {t['tenant']} revoked")
+        emit(t, as_json, lambda: f"token {t['id']} ({t['prefix']}...) of {t['tenant']} revoked")
 
     return group
 
