@@ -154,6 +154,7 @@ class Runner:
         self._prices: dict[tuple[str, str], tuple[Decimal, Decimal | None]] = {}
         self._spot: dict[str, bool] = {}  # job id -> may run on spot price
         self._stop_reasons: dict[str, str] = {}  # job id -> why the runner ends it (credits)
+        self._voucher_terms: dict[int, tuple[Any, ...]] = {}  # tenant -> vouchers, this tick
         self._next_hold_check = 0.0  # monotonic time of the next overrun check
         self._handles_known: set[str] = set()
         self._recovering = False
@@ -326,6 +327,7 @@ class Runner:
         self._check_lease()
         self._poll_network()
         self._held = []
+        self._voucher_terms.clear()
         try:
             self._drained_at = time.time()
             self._drain()
@@ -445,7 +447,15 @@ class Runner:
         meta.update(self._job_meta(row, spec))
         return dataclasses.replace(ej, meta=meta, max_retries=row["max_retries"],
                                    tenant=str(row["tenant_id"]),
-                                   vouchers=active_terms(self.db, row["tenant_id"]))
+                                   vouchers=self._vouchers_of(int(row["tenant_id"])))
+
+    def _vouchers_of(self, tenant_id: int) -> tuple[Any, ...]:
+        """The tenant's vouchers that can pay now, read once per tick (a burst of one tenant's
+        submissions is one read, not one per job)."""
+        terms = self._voucher_terms.get(tenant_id)
+        if terms is None:
+            terms = self._voucher_terms[tenant_id] = active_terms(self.db, tenant_id)
+        return terms
 
     def _engine_job(self, jid: str, spec: JobSpec, arrival_s: float, count: int | None) -> Any:
         """`engine_job_from_spec`, with the performance model run once per job shape: jobs
@@ -678,6 +688,7 @@ class Runner:
         with self.db.read() as conn:
             rows = store_jobs.active_jobs(conn)
         counts = {"requeued": 0, "adopted": 0, "lost": 0}
+        self._voucher_terms.clear()
         self._recovering = True
         try:
             for row in rows:
