@@ -173,6 +173,14 @@ def _moved_note(rec, pool_id: str) -> str:
     return f"moved from {rec.pools[-1]} ({why})"
 
 
+def _with_moved_note(choice: Choice, rec, pool_id: str) -> Choice:
+    """The choice with `_moved_note` put before its own note (unchanged if it did not move)."""
+    moved = _moved_note(rec, pool_id)
+    if not moved:
+        return choice
+    return replace(choice, note="; ".join(x for x in (moved, choice.note) if x))
+
+
 class PlacementMixin:
     """Part of `Engine`: the broker's pass over the jobs a round starts."""
 
@@ -226,10 +234,8 @@ class PlacementMixin:
             if choice.split and all(left[q] >= n for q, n, _ in choice.split) and (
                     self.traits.agnostic or p0 < 0
                     or any(self._pool_class[q] == self._pool_class[p0] for q, *_ in choice.split)):
-                moved = _moved_note(rec, self._pool_ids[choice.pool])
-                if moved:
-                    choice = replace(choice, note="; ".join(x for x in (moved, choice.note) if x))
-                self._planned[i] = choice  # one gang over both pools (`mixed.py`)
+                # one gang over both pools (`mixed.py`)
+                self._planned[i] = _with_moved_note(choice, rec, self._pool_ids[choice.pool])
                 for q, n, _ in choice.split:
                     left[q] -= n
                 target[k] = choice.pool
@@ -240,14 +246,9 @@ class PlacementMixin:
             if choice.split:
                 choice = Choice(-1, note="the broker's mixed-chip split has no room now")
             p = choice.pool if choice.pool >= 0 and allowed[choice.pool] else p0
-            moved = _moved_note(rec, self._pool_ids[p])
-            if moved:
-                choice = Choice(choice.pool, choice.cost, choice.run_s, choice.egress_cost,
-                                "; ".join(x for x in (moved, choice.note) if x),
-                                choice.transfer_s)
+            choice = _with_moved_note(choice, rec, self._pool_ids[p])
             if p != p0 or choice.pool >= 0 or choice.note:
-                self._planned[i] = Choice(p, choice.cost, choice.run_s, choice.egress_cost,
-                                          choice.note, choice.transfer_s)
+                self._planned[i] = replace(choice, pool=p)
             if p != p0:
                 state_cache.clear()
             left[p] -= c
