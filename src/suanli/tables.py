@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Iterable
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 JOB_STATE_COLORS = {"succeeded": "green", "failed": "red", "cancelled": "yellow",
@@ -13,6 +15,17 @@ JOB_STATE_COLORS = {"succeeded": "green", "failed": "red", "cancelled": "yellow"
 
 def clock(t: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def simple_table(title: str, cols: Iterable[str], right: Collection[str],
+                 wrap: Collection[str] = ()) -> Table:
+    """A table with a rule under its header only: the `right` columns right-aligned, only the
+    `wrap` columns allowed to wrap."""
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in cols:
+        table.add_column(col, no_wrap=col not in wrap,
+                         justify="right" if col in right else "left")
+    return table
 
 
 def placement_text(job: dict[str, Any]) -> str:

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 import yaml
-from rich import box
-from rich.table import Table
 
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
@@ -23,7 +21,7 @@ from suanli.cli.submit_prep import (
 from suanli.errors import SuanliError
 from suanli.plan.units import format_duration
 from suanli.store.models import JOB_STATES
-from suanli.tables import events_table, jobs_table
+from suanli.tables import events_table, jobs_table, simple_table
 
 if TYPE_CHECKING:
     from suanli.service.client import Client
@@ -217,10 +215,8 @@ def queue(url: str = URL, token: str = TOKEN, as_json: bool = JSON) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title="queue", box=box.SIMPLE_HEAD)
-    for col in ("#", "id", "name", "state", "waited", "starts in", "where"):
-        table.add_column(col, no_wrap=col != "name",
-                         justify="right" if col in ("#", "id", "waited", "starts in") else "left")
+    table = simple_table("queue", ("#", "id", "name", "state", "waited", "starts in", "where"),
+                         right=("#", "id", "waited", "starts in"), wrap=("name",))
     for r in rows:
         start = "-" if r["est_start_s"] is None else format_duration(r["est_start_s"])
         table.add_row(str(r["position"]), str(r["id"]), r["name"], r["state"],

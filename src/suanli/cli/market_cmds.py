@@ -9,11 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 import typer
-from rich import box
-from rich.table import Table
 
 from suanli.cli.common import console, print_json, user_errors
 from suanli.cli.options import JSON, TOKEN, URL, client
+from suanli.tables import simple_table
 
 app = typer.Typer()
 
@@ -41,10 +40,8 @@ def gpus(accelerator: str = typer.Argument(None, help="only this chip, e.g. H800
     if as_json:
         print_json(rows)
         return
-    table = Table(title="chips", box=box.SIMPLE_HEAD)
-    for col in ("chip", "center", "pool", "free", "of", "price/h", "spot/h"):
-        table.add_column(col, no_wrap=True,
-                         justify="left" if col in ("chip", "center", "pool") else "right")
+    table = simple_table("chips", ("chip", "center", "pool", "free", "of", "price/h", "spot/h"),
+                         right=("free", "of", "price/h", "spot/h"))
     for r in rows:
         table.add_row(r["accelerator"], r["center"], r["pool"], f"{r['free']:,}",
                       f"{r['chips']:,}", r["price_per_chip_hour"],
@@ -89,10 +86,9 @@ def cost_report(all_tenants: bool = typer.Option(False, "--all", help="admin: ev
     if as_json:
         print_json(data)
         return
-    table = Table(title="cost per job", box=box.SIMPLE_HEAD)
-    for col in ("id", "name", "tenant", "state", "day", "charged", "estimate"):
-        table.add_column(col, no_wrap=col != "name",
-                         justify="right" if col in ("id", "charged", "estimate") else "left")
+    table = simple_table("cost per job", ("id", "name", "tenant", "state", "day", "charged",
+                                          "estimate"),
+                         right=("id", "charged", "estimate"), wrap=("name",))
     for j in data["jobs"]:
         table.add_row(str(j["id"]), j["name"], str(j["tenant_id"]), j["state"], j["day"],
                       j["charged"], j["estimate"])
