@@ -21,9 +21,9 @@ from suanli.store.tenants import Principal
 TOKEN_MAX_CHARS = 200  # ours are 46; a longer header is refused before it is hashed
 
 
-class TokenCache:
-    """Token lookups for one process. The name stays (the service state's field); nothing is
-    remembered between requests, so a revocation needs no invalidation anywhere. The price,
+class Tokens:
+    """Token lookups for one process. Nothing is remembered between requests, so a
+    revocation needs no invalidation anywhere. The price,
     measured with benchmarks/bench_submit.py: one indexed read per request, about 0.3 ms of
     server CPU per submission on PostgreSQL (thread hop included) and within noise on SQLite."""
 
@@ -65,8 +65,8 @@ async def principal(request: Request) -> Principal:
     who = request.scope.get(PRINCIPAL_KEY)
     if isinstance(who, Principal):
         return who
-    cache: TokenCache = request.app.state.svc.tokens
-    return await run_in_threadpool(cache.authenticate, request.headers.get("authorization"))
+    lookup: Tokens = request.app.state.svc.tokens
+    return await run_in_threadpool(lookup.authenticate, request.headers.get("authorization"))
 
 
 async def admin(request: Request) -> Principal:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from suanli.errors import SuanliError
 from suanli.network import Network, load_network
-from suanli.service.auth import TokenCache
+from suanli.service.auth import Tokens
 from suanli.service.estimate import Estimator
 from suanli.service.metrics import Metrics
 from suanli.service.profiles import write_secret_toml
@@ -34,7 +34,7 @@ class ServiceState:
     db: Database
     network: Network
     estimator: Estimator
-    tokens: TokenCache
+    tokens: Tokens
     metrics: Metrics
     data_dir: Path
     fast: FastPath = None  # type: ignore[assignment]
@@ -95,7 +95,7 @@ def open_state(settings: Settings) -> ServiceState:
     data_dir = settings.resolved_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     state = ServiceState(settings=settings, db=db, network=net, estimator=Estimator(net),
-                         tokens=TokenCache(db), metrics=Metrics(), data_dir=data_dir,
+                         tokens=Tokens(db), metrics=Metrics(), data_dir=data_dir,
                          bootstrap_token=bootstrap, lock_file=lock_file)
     if bootstrap:
         path = settings.credentials_path()
