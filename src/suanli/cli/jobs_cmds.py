@@ -20,15 +20,13 @@ from suanli.cli.submit_prep import (
 )
 from suanli.errors import SuanliError
 from suanli.plan.units import format_duration
-from suanli.store.models import JOB_STATES
+from suanli.store.models import JOB_STATES, TERMINAL_STATES
 from suanli.tables import events_table, jobs_table, simple_table
 
 if TYPE_CHECKING:
     from suanli.service.client import Client
 
 app = typer.Typer()
-
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 @app.command("submit")
@@ -152,7 +150,7 @@ def logs(job_id: int = typer.Argument(..., help="job id"),
                 else:
                     sys.stdout.write(text)
                     sys.stdout.flush()
-            if not follow or (state in TERMINAL and not text):
+            if not follow or (state in TERMINAL_STATES and not text):
                 break
             if not text:
                 time.sleep(0.5)
@@ -175,7 +173,7 @@ def cancel(job_ids: list[int] = typer.Argument(None, help="job ids"),
     with client(url, token) as c:
         ids = list(job_ids or [])
         if name is not None or all_jobs:
-            active = c.jobs([s for s in JOB_STATES if s not in TERMINAL], 1000)
+            active = c.jobs([s for s in JOB_STATES if s not in TERMINAL_STATES], 1000)
             ids += [j["id"] for j in active if all_jobs or j["name"] == name]
         done = [c.cancel(i) for i in dict.fromkeys(ids)]
     if as_json:
