@@ -28,6 +28,7 @@ from suanli.service.errors import ApiError, error_body
 MAX_DEPTH = 64  # nesting levels of a JSON or YAML body; a job file needs fewer than 10
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 PRINCIPAL_KEY = "suanli.principal"  # where the guard leaves the caller in the ASGI scope
+PARSED_JSON_KEY = "suanli.json"  # where it leaves a JSON body it parsed and checked
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -169,7 +170,7 @@ class RequestGuard:
             body = await self._read_body(headers, receive)
             if body and _is_json(headers):
                 try:
-                    load_json(body)
+                    scope[PARSED_JSON_KEY] = load_json(body)  # routes need not parse it again
                 except ValueError:
                     pass  # not JSON at all: the route answers that, in its own words
         except ApiError as exc:

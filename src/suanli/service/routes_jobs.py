@@ -19,7 +19,7 @@ from suanli.service import uploads
 from suanli.service.auth import principal
 from suanli.service.errors import ApiError
 from suanli.service.estimate import shape_key
-from suanli.service.limits import load_json, load_yaml
+from suanli.service.limits import PARSED_JSON_KEY, load_json, load_yaml
 from suanli.service.state import ServiceState
 from suanli.service.views import job_view
 from suanli.store import billing
@@ -31,6 +31,7 @@ from suanli.store.vouchers import active_terms
 
 router = APIRouter(prefix="/v1")
 MAX_BODY_BYTES = 1 << 20
+_UNPARSED = object()
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 _JOB_BODY = {
@@ -67,7 +68,9 @@ async def read_job_body(request: Request) -> tuple[dict[str, Any], bytes]:
         if ctype in YAML_TYPES:
             data = load_yaml(body.decode("utf-8"))
         elif ctype in ("application/json", "") or ctype.endswith("+json"):
-            data = load_json(body)
+            # RequestGuard parsed and checked it already; parse here only without the guard.
+            parsed = request.scope.get(PARSED_JSON_KEY, _UNPARSED)
+            data = load_json(body) if parsed is _UNPARSED else parsed
         else:
             raise ApiError(415, f"unsupported content type {ctype!r}: use application/json or "
                                 "application/yaml", field="Content-Type", value=ctype)
