@@ -71,7 +71,6 @@ def prepare_submission(job_file: Path, text: str, over: Overrides
         if over.count is not None:
             res["count"] = over.count
         data["resources"] = res
-    env = over.env
     packed = None
     if data.get("workdir") is not None:
         if not isinstance(data["workdir"], str):
@@ -80,10 +79,10 @@ def prepare_submission(job_file: Path, text: str, over: Overrides
         packed = workdir.pack((job_file.parent / data["workdir"]).resolve())
         data["workdir"] = packed.digest
         data["workdir_archive"] = packed.to_base64()
-    if env:
+    if over.env:
         key = "envs" if "envs" in data else "env"
         base = data.get(key) or {}
         if not isinstance(base, dict):
             raise SpecError(f"{key}: a mapping of names to values", field=key)
-        data[key] = {**base, **env}
+        data[key] = {**base, **over.env}
     return data, packed
