@@ -45,6 +45,7 @@ class RecordsMixin:
         grow("_seg_start", (cap,), float, 0.0)
         grow("_seg_restore", (cap,), float, 0.0)  # restore paid in the current run
         grow("_run_pool", (cap,), np.int64, -1)
+        grow("_run_end", (cap,), float, 0.0)  # when the current run ends if not stopped
         grow("_acct", (cap,), float, 0.0)
         grow("_attained", (cap,), float, 0.0)  # chip-seconds received
         grow("_recv", (cap, P), float, 0.0)  # time received per pool since reallocation
