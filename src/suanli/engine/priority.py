@@ -52,11 +52,11 @@ class PriorityMixin:
             # Per pool in `order_pools`, by priority, deficit, allocation (all descending);
             # the sort is stable, so equal keys keep job order as in Gavel.
             order = np.lexsort((jj, -xx, -de, -pr, rank[pp]))
-        else:
-            # Ties (jobs the allocation has not seen yet have priority 0): keep running jobs
-            # where they are, then prefer the faster pool, then the earlier job.
-            running_here = self._run_pool[A][jj] == pp
-            order = np.lexsort((pp, jj, -thr[jj, pp], ~running_here, -xx, -de, -pr))
+            return _fill_pools(order_pools, jj[order], pp[order], chips, cap)
+        # Ties (jobs the allocation has not seen yet have priority 0): keep running jobs
+        # where they are, then prefer the faster pool, then the earlier job.
+        running_here = self._run_pool[A][jj] == pp
+        order = np.lexsort((pp, jj, -thr[jj, pp], ~running_here, -xx, -de, -pr))
         js = jj[order].tolist()
         ps = pp[order].tolist()
         left = cap.tolist()
@@ -164,3 +164,34 @@ class PriorityMixin:
                 if n_full == C:
                     break
         return target
+
+
+def _fill_pools(order_pools: list[int], js: np.ndarray, ps: np.ndarray, chips: np.ndarray,
+                cap: np.ndarray) -> np.ndarray:
+    """The greedy fill when candidates are sorted pool by pool (Gavel mode): each pool in turn
+    takes its best candidates not yet placed whose gangs fit. The same result as one greedy
+    pass over the sorted (job, pool) pairs, a pool at a time in NumPy."""
+    target = np.full(len(chips), -1, dtype=np.int64)
+    placed = np.zeros(len(chips), dtype=bool)
+    uniform = bool((chips == chips[0]).all())
+    min_chips = int(chips.min())
+    for p in order_pools:
+        room = int(cap[p])
+        if room < min_chips:
+            continue
+        cand = js[ps == p]
+        cand = cand[~placed[cand]]
+        if uniform:
+            take = cand[: room // int(chips[0])]
+        else:
+            picks = []
+            for j, c in zip(cand.tolist(), chips[cand].tolist(), strict=True):
+                if c <= room:
+                    picks.append(j)
+                    room -= c
+                    if room < min_chips:
+                        break
+            take = np.array(picks, dtype=np.int64)
+        placed[take] = True
+        target[take] = p
+    return target
