@@ -8,7 +8,6 @@ time; ending a run commits the work that survives it and charges chip-seconds, c
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -115,14 +114,13 @@ class RunsMixin:
         if parts:
             self._mixed_thr[i] = float(throughput or 0.0)
         pool = self.cluster.pools[p]
+        as_planned = planned is not None and planned.pool == p
         placement = Placement(
             pool.pool_id, self._chips.item(i), tuple(nodes), pool.accelerator, pool.center,
             self._rate_of(i, p), self._total.item(i) - self._base.item(i), restore_s,
-            staging_s=staging_s, egress_cost=egress_cost, parts=parts,
+            planned.cost if as_planned else None, planned.run_s if as_planned else None,
+            egress_cost, planned.note if as_planned else "", staging_s, parts,
         )
-        if planned is not None and planned.pool == p:
-            placement = replace(placement, planned_cost=planned.cost,
-                                planned_run_s=planned.run_s, note=planned.note)
         rec.placement = placement
         self._run_end[i] = run_end_s(now, placement)
         if parts:
