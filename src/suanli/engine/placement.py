@@ -190,6 +190,30 @@ def _choice_at(choice: Choice, pool: int, note: str) -> Choice:
                   choice.split, choice.throughput)
 
 
+def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray):
+    """`BrokerPlacer._ranked` for many jobs without a spec or dataset at once (no staging, no
+    egress): each job's pools in the ranker's order, then per job the first allowed one.
+    The same arithmetic as `_ranked`, so the same choice and numbers."""
+    thr = engine._thr[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        run_s = (engine._total[idx] - engine._base[idx])[:, None] / thr
+    cost = chips[:, None] * engine._price[None, :] * run_s / 3600.0 + 0.0
+    finish = 0.0 + run_s
+    pools = np.broadcast_to(np.arange(thr.shape[1]), thr.shape)
+    by_time = np.lexsort((pools, cost, finish), axis=-1).tolist()
+    by_cost = np.lexsort((pools, finish, cost), axis=-1).tolist()
+    can = (thr > 0).tolist()
+
+    def choose(row: int, objective: str, allowed: np.ndarray) -> Choice:
+        ok = allowed.tolist()
+        for q in (by_time if objective == "time" else by_cost)[row]:
+            if ok[q] and can[row][q]:
+                return Choice(q, float(cost[row, q]), float(run_s[row, q]), 0.0)
+        return Choice(-1)
+
+    return choose
+
+
 class PlacementMixin:
     """Part of `Engine`: the broker's pass over the jobs a round starts."""
 
@@ -223,15 +247,31 @@ class PlacementMixin:
             runnable_allowed = runnable_rows & same_class
         else:
             runnable_allowed = runnable_rows
-        for n, k in enumerate(starts.tolist()):
+        ranked = None
+        if type(self.placer) is BrokerPlacer:
+            ranked = _ranked_rows(self, A[starts], chips[starts])
+        for row, k in enumerate(starts.tolist()):
             i = int(A[k])
             p0 = int(target[k])
             c = int(chips[k])
             if p0 >= 0:
                 left[p0] += c
-            runnable = runnable_rows[n]
-            allowed = (left >= c) & runnable_allowed[n]
+            runnable = runnable_rows[row]
+            allowed = (left >= c) & runnable_allowed[row]
             rec = self._records[i]
+            if ranked is not None and rec.job.spec is None and rec.job.dataset is None:
+                choice = ranked(row, rec.job.objective, allowed)
+                if p0 < 0:
+                    continue  # fits no single pool: only a split places it
+                p = choice.pool if choice.pool >= 0 else p0
+                choice = _with_moved_note(choice, rec, self._pool_ids[p])
+                if p != p0 or choice.pool >= 0 or choice.note:
+                    self._planned[i] = _choice_at(choice, p, choice.note)
+                if p != p0:
+                    state_cache.clear()
+                left[p] -= c
+                target[k] = p
+                continue
 
             def network_state(free=left) -> NetworkState:
                 if not state_cache:
