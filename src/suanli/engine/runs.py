@@ -145,7 +145,11 @@ class RunsMixin:
             work = self._work_at(i, now)
         else:
             work = self._checkpoint_at(i, now)
-        self._account_one(i, now)
+        dt = now - self._acct.item(i)  # _account_one, inline: this runs for every stop
+        if dt > 0:
+            self._recv[i, p] += dt
+            self._pool_time[p] += dt
+        self._acct[i] = now
         dur = max(0.0, now - self._seg_start.item(i))
         chips_i = self._chips.item(i)
         chip_s = dur * chips_i
