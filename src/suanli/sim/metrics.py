@@ -272,7 +272,7 @@ def _waiting_s(jct_s: float | None, chip_seconds: float, num_chips: int) -> floa
     chips (restores included: the job holds its chips while it restores)."""
     if jct_s is None:
         return None
-    return max(0.0, jct_s - chip_seconds / max(num_chips, 1))
+    return max(0.0, float(jct_s - chip_seconds / max(num_chips, 1)))
 
 
 def isolated_floor(isolated_s: np.ndarray, floor_s: float) -> np.ndarray:
