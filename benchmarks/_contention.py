@@ -57,6 +57,12 @@ def offered_load(jobs: Sequence[Any], cluster: Any) -> dict[str, Any]:
             "capacity_ref_chips": rate}
 
 
+def cpu_s() -> float:
+    """User + system CPU seconds of this process (the honest time on a shared machine)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_one(build: Callable[[], Replay], policy: str, round_s: float) -> dict[str, Any]:
     """Replay under one policy in this process; the record the parent collects."""
     from suanli.sim.runner import simulate
@@ -74,6 +80,7 @@ def run_one(build: Callable[[], Replay], policy: str, round_s: float) -> dict[st
         "wall_s": round(t_load + t_sim, 2),
         "load_s": round(t_load, 2),
         "simulate_s": round(t_sim, 2),
+        "cpu_s": round(cpu_s(), 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "jobs": s["jobs"],
         "succeeded": s["states"]["succeeded"],
