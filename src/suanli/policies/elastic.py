@@ -19,11 +19,17 @@ The value of a chip at count c is throughput(c) / c / remaining: sub-linear scal
 narrow options denser, so capacity pressure shrinks jobs and slack grows them, and the LP
 gives a fast chip to the job whose completion rate it raises most (comparative advantage).
 Identical jobs are grouped into one class and identical pools into one group, as in
-`_lp.py`, so a few thousand jobs stay a few thousand rows. The engine runs one count at a
-time, so each job gets the count that holds most of its fractions (ties keep the current
-count); a job the LP leaves out waits at its smallest count and takes leftover chips greedily
-(work conservation). Beyond MAX_LP_VARIABLES options the LP is replaced by a greedy on the same
-values: every job its densest option, then widened while chips are left.
+`_lp.py`, so a few thousand jobs stay a few thousand rows.
+
+The engine runs one count at a time, and time-sharing a gang costs a checkpoint/restore at
+every switch, so the LP's shares become space shares: an elastic job whose share is worth at
+least c chips full time (sum over c, p of c x[j, c, p] >= c) runs the largest such count all
+the time; by sub-linear scaling, thr(c) >= f thr(c / f), so this is never slower than the LP's
+time share f of a wider gang, and it does not thrash. Other jobs take the count that holds
+most of their fractions (ties keep the current count). A job the LP leaves out waits at its
+smallest count and takes leftover chips greedily (work conservation). Beyond MAX_LP_VARIABLES
+options the LP is replaced by a greedy on the same values: every job its densest option, then
+widened while chips are left.
 
 Hysteresis. Re-sizing a running job checkpoints and restores it. An option at another count
 than a running job's current one is valued at the job's completion rate with the restore
@@ -166,6 +172,27 @@ def pick_counts(x: np.ndarray, opts: ElasticOptions, current: np.ndarray) -> np.
     return np.where(keep, cur, best)
 
 
+def space_share(x: np.ndarray, opts: ElasticOptions, current: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One count per job and its fractions [J, P] (module doc: time-sharing to space-sharing).
+
+    An elastic job whose LP share is worth at least one of its counts full time runs the
+    largest such count all the time, on its pools in proportion to its chip-time there; other
+    jobs take the count holding most of their fractions, and those fractions.
+    """
+    rows = np.arange(x.shape[0])
+    c_idx = pick_counts(x, opts, current)
+    fractions = x[rows, c_idx, :]
+    chip_share = np.einsum("jc,jcp->jp", opts.counts.astype(float), x)
+    total = chip_share.sum(axis=1)
+    full_time = (opts.counts > 0) & (opts.counts <= total[:, None] * (1 + EPS))
+    widest = np.argmax(np.where(full_time, opts.counts, 0), axis=1)
+    spread = opts.elastic & full_time.any(axis=1)
+    c_idx = np.where(spread, widest, c_idx)
+    shares = chip_share / np.maximum(total, 1e-300)[:, None]
+    return c_idx, np.where(spread[:, None], shares, fractions)
+
+
 @register("elastic_jct", aliases=("elastic", "elastic_srpt"), elastic=True)
 def elastic_jct(state: PolicyState) -> Allocation:
     opts = options_of(state)
@@ -180,14 +207,14 @@ def elastic_jct(state: PolicyState) -> Allocation:
     greedy = n_options > MAX_LP_VARIABLES
     x = (greedy_options if greedy else solve_options)(value, opts.counts, cap)
     rows = np.arange(J)
-    c_idx = pick_counts(x, opts, current)
+    c_idx, fractions = space_share(x, opts, current)
     got = x.sum(axis=(1, 2)) > EPS
     # A job left out waits at its smallest count, the first to fit chips that free up.
     running = (np.asarray(state.running_on) >= 0 if state.running_on is not None
                else np.zeros(J, dtype=bool))
     c_idx = np.where(got | ~opts.elastic | running, c_idx, 0)
     chips = opts.counts[rows, c_idx].astype(float)
-    fractions = x[rows, c_idx, :]
+    fractions = np.where(got[:, None], fractions, 0.0)
     fractions = fractions + _fill_leftover(value[rows, c_idx, :], chips, cap, fractions, got)
     chosen = np.where(opts.elastic, opts.counts[rows, c_idx], 0)
     note = "elastic_jct greedy" if greedy else "elastic_jct"
