@@ -12,6 +12,8 @@ restore). The fixed-count policies (max_min_fairness_perf, suanli_jct, fifo) run
 the count its trace gives it; elastic_jct chooses counts and chips together.
 
 Usage: python benchmarks/bench_elastic.py [--jobs N] [--rate JOBS_PER_HOUR] [--philly N]
+(defaults: 300 Gavel jobs at 6/h on v100:36,p100:36,k80:36; Philly jobs 5000-5999 on
+v100:8,p100:8,k80:8; restore 120 s)
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300, help="Gavel-style jobs")
     parser.add_argument("--rate", type=float, default=6.0, help="arrivals per hour (Gavel)")
     parser.add_argument("--cluster", default="v100:36,p100:36,k80:36")
-    parser.add_argument("--philly", type=int, default=0, help="Philly jobs (0: skip)")
+    parser.add_argument("--philly", type=int, default=1000, help="Philly jobs (0: skip)")
     parser.add_argument("--philly-start", type=int, default=5000)
-    parser.add_argument("--philly-cluster", default="v100:32,p100:32,k80:32")
+    parser.add_argument("--philly-cluster", default="v100:8,p100:8,k80:8")
     parser.add_argument("--restore-s", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
