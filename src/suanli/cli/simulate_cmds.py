@@ -134,6 +134,9 @@ def simulate_command(
     reference: str | None = typer.Option(
         None, "--reference-accelerator",
         help="Chip the trace's durations were measured on (Philly: P100)."),
+    elastic: bool = typer.Option(
+        False, "--elastic", help="Let every job run on n/2..2n chips (Gavel traces: 1..8 "
+        "GPUs), for an elastic policy such as elastic_jct to choose."),
     failure: list[str] = typer.Option(
         [], "--failure", help="Inject an outage: SCOPE:TARGET@START+DURATION, e.g. "
         "center:wuhu@3600+7200 (repeatable)."),
@@ -157,6 +160,10 @@ def simulate_command(
         print_policies(as_json)
         return
     workload, window = _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, jobs)
+    if elastic:
+        from suanli.workloads import make_elastic
+
+        workload = make_elastic(workload, gavel_range=workload.throughputs is not None)
     cl = _build_cluster(network, cluster, workload)
     failures = [FailureSpec.parse(f) for f in failure]
     engine_jobs = engine_jobs_from_workload(workload, cl, reference_accelerator=reference)

@@ -60,6 +60,7 @@ class JobResult:
     data_moved_gb: float = 0.0
     egress_cost: float = 0.0
     staging_s: float = 0.0
+    resizes: int = 0  # runs checkpointed and restarted at another count (elastic jobs)
 
 
 def _pct(values: np.ndarray, q: float) -> float | None:
@@ -122,6 +123,7 @@ class SimResult:
                     data_moved_gb=r.data_moved_gb,
                     egress_cost=r.egress_cost,
                     staging_s=r.staging_s,
+                    resizes=r.resizes,
                 )
             )
         return cls(
@@ -205,6 +207,7 @@ class SimResult:
             "retries": int(sum(j.retries for j in jobs)),
             "interruptions": int(sum(j.interruptions for j in jobs)),
             "preemptions": int(sum(j.preemptions for j in jobs)),
+            "resizes": int(sum(j.resizes for j in jobs)),
             "rounds": self.rounds,
             "reallocations": self.reallocations,
         }
