@@ -195,9 +195,9 @@ def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray):
     egress): each job's pools in the ranker's order, then per job the first allowed one.
     The same arithmetic as `_ranked`, so the same choice and numbers."""
     thr = engine._thr[idx]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # pools it cannot run on: unused
         run_s = (engine._total[idx] - engine._base[idx])[:, None] / thr
-    cost = chips[:, None] * engine._price[None, :] * run_s / 3600.0 + 0.0
+        cost = chips[:, None] * engine._price[None, :] * run_s / 3600.0 + 0.0
     finish = 0.0 + run_s
     pools = np.broadcast_to(np.arange(thr.shape[1]), thr.shape)
     by_time = np.lexsort((pools, cost, finish), axis=-1).tolist()
