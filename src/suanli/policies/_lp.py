@@ -21,6 +21,7 @@ total utility, so leftover capacity is used (Gavel's interior-point solver sprea
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import highspy
@@ -31,6 +32,7 @@ from suanli.policies._matrices import group_columns, group_rows
 from suanli.quiet import create_quietly
 
 INF = highspy.kHighsInf
+_THREAD = threading.local()
 
 
 @dataclass
@@ -48,6 +50,16 @@ def _new_highs() -> highspy.Highs:
     return h
 
 
+def _solver() -> highspy.Highs:
+    """This thread's HiGHS instance, reset (creating one costs as much as a small solve).
+    `passModel` drops the previous model, basis and solution, so each solve starts cold."""
+    h = _THREAD.__dict__.get("highs")
+    if h is None:
+        h = _THREAD.highs = _new_highs()
+    h.setOptionValue("simplex_strategy", 1)  # the default; the efficiency pass changes it
+    return h
+
+
 def solve_lp(
     cost: np.ndarray,
     a_matrix: sp.spmatrix,
@@ -58,7 +70,8 @@ def solve_lp(
     *,
     maximize: bool = False,
 ) -> tuple[highspy.Highs, np.ndarray, bool]:
-    """Solve one LP with HiGHS; returns the solver (for warm re-solves), x and optimality."""
+    """Solve one LP with HiGHS; returns the solver (for warm re-solves, until the next solve on
+    this thread: the instance is reused), x and optimality."""
     a = sp.csc_matrix(a_matrix)
     return _solve_csc(cost, (a.indptr, a.indices, a.data), int(a.shape[0]), row_lower,
                       row_upper, col_lower, col_upper, maximize=maximize)
@@ -91,7 +104,7 @@ def _solve_csc(
     lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
     lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.asarray(value, dtype=float)
-    h = _new_highs()
+    h = _solver()
     h.passModel(lp)
     h.run()
     ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
