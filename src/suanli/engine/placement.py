@@ -203,13 +203,18 @@ def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray):
     by_time = np.lexsort((pools, cost, finish), axis=-1).tolist()
     by_cost = np.lexsort((pools, finish, cost), axis=-1).tolist()
     can = (thr > 0).tolist()
+    cost_l = cost.tolist()
+    run_l = run_s.tolist()
 
-    def choose(row: int, objective: str, allowed: np.ndarray) -> Choice:
+    def choose(row: int, objective: str, allowed: np.ndarray) -> tuple[int, float | None,
+                                                                       float | None]:
+        """(pool, cost, run seconds) of the job's choice; (-1, None, None) if none."""
         ok = allowed.tolist()
+        can_row = can[row]
         for q in (by_time if objective == "time" else by_cost)[row]:
-            if ok[q] and can[row][q]:
-                return Choice(q, float(cost[row, q]), float(run_s[row, q]), 0.0)
-        return Choice(-1)
+            if ok[q] and can_row[q]:
+                return q, cost_l[row][q], run_l[row][q]
+        return -1, None, None
 
     return choose
 
@@ -260,13 +265,13 @@ class PlacementMixin:
             allowed = (left >= c) & runnable_allowed[row]
             rec = self._records[i]
             if ranked is not None and rec.job.spec is None and rec.job.dataset is None:
-                choice = ranked(row, rec.job.objective, allowed)
                 if p0 < 0:
                     continue  # fits no single pool: only a split places it
-                p = choice.pool if choice.pool >= 0 else p0
-                choice = _with_moved_note(choice, rec, self._pool_ids[p])
-                if p != p0 or choice.pool >= 0 or choice.note:
-                    self._planned[i] = _choice_at(choice, p, choice.note)
+                q, cost, run_s = ranked(row, rec.job.objective, allowed)
+                p = q if q >= 0 else p0
+                note = _moved_note(rec, self._pool_ids[p])
+                if q >= 0 or note:  # as `_with_moved_note` and `_choice_at` would build it
+                    self._planned[i] = Choice(p, cost, run_s, 0.0, note)
                 if p != p0:
                     state_cache.clear()
                 left[p] -= c

@@ -75,7 +75,8 @@ class RecordsMixin:
         old = rec.state
         rec.state = new
         rec.reason = reason
-        self._event(rec, new, at, reason)
+        if self.record_events:
+            rec.events.append((at, new.value, reason))
         if self.listener is not None:
             self.listener(Transition(rec.job.job_id, old, new, at, rec.placement, reason))
 

@@ -117,7 +117,8 @@ class RunsMixin:
         as_planned = planned is not None and planned.pool == p
         placement = Placement(
             pool.pool_id, self._chips.item(i), tuple(nodes), pool.accelerator, pool.center,
-            self._rate_of(i, p), self._total.item(i) - self._base.item(i), restore_s,
+            float(throughput or 0.0) if parts else self._thr.item(i, p),  # _rate_of
+            self._total.item(i) - self._base.item(i), restore_s,
             planned.cost if as_planned else None, planned.run_s if as_planned else None,
             egress_cost, planned.note if as_planned else "", staging_s, parts,
         )
@@ -141,8 +142,16 @@ class RunsMixin:
         p = self._run_pool.item(i)
         if keep == "all":
             work = self._total.item(i)
+        elif keep == "full" and rec.state in ON_CHIPS_STATES:  # _work_at, inline
+            work = base = self._base.item(i)
+            productive = now - self._seg_start.item(i) - self._seg_restore.item(i)
+            if productive > 0:
+                rate = self._mixed_thr.get(i) if self._mixed_thr else None
+                if rate is None:
+                    rate = self._thr.item(i, p)
+                work = min(self._total.item(i), base + productive * rate)
         elif keep == "full":
-            work = self._work_at(i, now)
+            work = self._base.item(i)
         else:
             work = self._checkpoint_at(i, now)
         dt = now - self._acct.item(i)  # _account_one, inline: this runs for every stop
