@@ -28,20 +28,22 @@ class PriorityMixin:
         pool_time = self._pool_time
         if not self.gavel_mode and len(self._class_members) < P:
             return self._assign_by_class(A, X, thr, recv)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(pool_time > 0, recv / np.where(pool_time > 0, pool_time, 1.0), 0.0)
-            prio = np.where(frac > 0, X / np.where(frac > 0, frac, 1.0), X * 1e9)
-        prio[(X <= 0) | (thr <= 0)] = 0.0
+        # share of pool time received (0 where the pool has none), then X over it (X x 1e9
+        # where the job received nothing): division only where defined, no warnings to mute
+        frac = np.divide(recv, pool_time, out=np.zeros_like(recv), where=pool_time > 0)
+        prio = np.divide(X, frac, out=X * 1e9, where=frac > 0)
+        runs = thr > 0
+        prio[(X <= 0) | ~runs] = 0.0
         chips = self._chips[A]
         cap = self._cap_up
-        ok = (thr > 0) & (chips[:, None] <= cap[None, :])
+        ok = runs & (chips[:, None] <= cap[None, :])
         if not self.work_conserving:
             ok &= prio > 0
         jj, pp = np.nonzero(ok)
         if len(jj) == 0:
             return np.full(len(A), -1, dtype=np.int64)
         pr = prio[jj, pp]
-        de = self._deficit[A][jj, pp]
+        de = self._deficit[A[jj], pp]
         xx = X[jj, pp]
         if self.gavel_mode:
             order_pools = list(range(P))
