@@ -59,35 +59,7 @@ class PriorityMixin:
         # where they are, then prefer the faster pool, then the earlier job.
         running_here = self._run_pool[A][jj] == pp
         order = np.lexsort((pp, jj, -thr[jj, pp], ~running_here, -xx, -de, -pr))
-        js = jj[order].tolist()
-        ps = pp[order].tolist()
-        left = cap.tolist()
-        chips_l = chips.tolist()
-        min_chips = int(chips.min())
-        assigned: dict[int, int] = {}
-        n_jobs = len(A)
-        full = [c < min_chips for c in left]
-        n_full = sum(full)
-        for j, p in zip(js, ps, strict=True):
-            if j in assigned or full[p]:
-                continue
-            c = chips_l[j]
-            if c > left[p]:
-                continue
-            left[p] -= c
-            assigned[j] = p
-            if len(assigned) == n_jobs:
-                break
-            if left[p] < min_chips:
-                full[p] = True
-                n_full += 1
-                if n_full == P:
-                    break
-        target = np.full(len(A), -1, dtype=np.int64)
-        if assigned:
-            target[np.fromiter(assigned.keys(), dtype=np.int64, count=len(assigned))] = \
-                np.fromiter(assigned.values(), dtype=np.int64, count=len(assigned))
-        return target
+        return _greedy_in_order(jj[order], pp[order], chips, cap)
 
     def _assign_by_class(
         self, A: np.ndarray, X: np.ndarray, thr: np.ndarray, recv: np.ndarray
@@ -196,4 +168,44 @@ def _fill_pools(order_pools: list[int], js: np.ndarray, ps: np.ndarray, chips: n
             take = np.array(picks, dtype=np.int64)
         placed[take] = True
         target[take] = p
+    return target
+
+
+def _greedy_in_order(js: np.ndarray, ps: np.ndarray, chips: np.ndarray,
+                     cap: np.ndarray) -> np.ndarray:
+    """One greedy pass over (job, pool) pairs in order: a pair is taken when its job is not
+    placed yet and its gang fits what is left of the pool.
+
+    A pair that cannot be taken when reached never can be later (pools only fill, placed jobs
+    stay placed), so after a run of such pairs the rest of the list is filtered in NumPy,
+    dropping every pair that is dead by now; the Python loop then sees mostly pairs it takes.
+    """
+    target = np.full(len(chips), -1, dtype=np.int64)
+    where = [-1] * len(chips)  # target as a list: the loop reads it for every pair
+    chips_l = chips.tolist()
+    left = cap.tolist()
+    min_chips = int(chips.min())
+    placed = 0
+    n_jobs = len(chips)
+    while len(js):
+        skipped = 0
+        stop_at = len(js)
+        for n, (j, p) in enumerate(zip(js.tolist(), ps.tolist(), strict=True)):
+            c = chips_l[j]
+            if where[j] >= 0 or c > left[p]:
+                skipped += 1
+                if skipped >= 32:
+                    stop_at = n + 1
+                    break
+                continue
+            left[p] -= c
+            where[j] = target[j] = p
+            placed += 1
+            if placed == n_jobs or max(left) < min_chips:
+                return target
+        else:
+            return target
+        js, ps = js[stop_at:], ps[stop_at:]
+        live = (target[js] < 0) & (chips[js] <= np.asarray(left)[ps])
+        js, ps = js[live], ps[live]
     return target
