@@ -190,29 +190,31 @@ def _choice_at(choice: Choice, pool: int, note: str) -> Choice:
                   choice.split, choice.throughput)
 
 
-def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray):
+def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.ndarray):
     """`BrokerPlacer._ranked` for many jobs without a spec or dataset at once (no staging, no
-    egress): each job's pools in the ranker's order, then per job the first allowed one.
-    The same arithmetic as `_ranked`, so the same choice and numbers."""
+    egress): each job's pools in the ranker's order, then per job the first allowed one with
+    room. The same arithmetic as `_ranked`, so the same choice and numbers."""
     thr = engine._thr[idx]
     with np.errstate(divide="ignore", invalid="ignore"):  # pools it cannot run on: unused
         run_s = (engine._total[idx] - engine._base[idx])[:, None] / thr
         cost = chips[:, None] * engine._price[None, :] * run_s / 3600.0 + 0.0
     finish = 0.0 + run_s
     pools = np.broadcast_to(np.arange(thr.shape[1]), thr.shape)
-    by_time = np.lexsort((pools, cost, finish), axis=-1).tolist()
-    by_cost = np.lexsort((pools, finish, cost), axis=-1).tolist()
-    can = (thr > 0).tolist()
+    orders: dict[bool, list[list[int]]] = {}  # by time (finish, cost) or by cost, when asked
+    ok_rows = (allowed_rows & (thr > 0)).tolist()
     cost_l = cost.tolist()
     run_l = run_s.tolist()
 
-    def choose(row: int, objective: str, allowed: np.ndarray) -> tuple[int, float | None,
-                                                                       float | None]:
+    def choose(row: int, objective: str, left: np.ndarray, c: int) -> tuple[
+            int, float | None, float | None]:
         """(pool, cost, run seconds) of the job's choice; (-1, None, None) if none."""
-        ok = allowed.tolist()
-        can_row = can[row]
-        for q in (by_time if objective == "time" else by_cost)[row]:
-            if ok[q] and can_row[q]:
+        by_time = objective == "time"
+        if by_time not in orders:
+            keys = (pools, cost, finish) if by_time else (pools, finish, cost)
+            orders[by_time] = np.lexsort(keys, axis=-1).tolist()
+        ok = ok_rows[row]
+        for q in orders[by_time][row]:
+            if ok[q] and left[q] >= c:
                 return q, cost_l[row][q], run_l[row][q]
         return -1, None, None
 
@@ -254,20 +256,18 @@ class PlacementMixin:
             runnable_allowed = runnable_rows
         ranked = None
         if type(self.placer) is BrokerPlacer:
-            ranked = _ranked_rows(self, A[starts], chips[starts])
+            ranked = _ranked_rows(self, A[starts], chips[starts], runnable_allowed)
         for row, k in enumerate(starts.tolist()):
             i = int(A[k])
             p0 = int(target[k])
             c = int(chips[k])
             if p0 >= 0:
                 left[p0] += c
-            runnable = runnable_rows[row]
-            allowed = (left >= c) & runnable_allowed[row]
             rec = self._records[i]
             if ranked is not None and rec.job.spec is None and rec.job.dataset is None:
                 if p0 < 0:
                     continue  # fits no single pool: only a split places it
-                q, cost, run_s = ranked(row, rec.job.objective, allowed)
+                q, cost, run_s = ranked(row, rec.job.objective, left, c)
                 p = q if q >= 0 else p0
                 note = _moved_note(rec, self._pool_ids[p])
                 if q >= 0 or note:  # as `_with_moved_note` and `_choice_at` would build it
@@ -277,6 +277,8 @@ class PlacementMixin:
                 left[p] -= c
                 target[k] = p
                 continue
+            runnable = runnable_rows[row]
+            allowed = (left >= c) & runnable_allowed[row]
 
             def network_state(free=left) -> NetworkState:
                 if not state_cache:
