@@ -139,7 +139,7 @@ class RoundsMixin:
             capacity=self._cap_up.astype(float),
             price_per_chip_hour=self._price.copy(),
             deadline_s=self._deadline[A].copy(),
-            tenant=[self._tenants[int(i)] for i in A],
+            tenant=list(map(self._tenants.__getitem__, A.tolist())),
             running_on=running_on,
             reference_throughput=ref,
             elastic=self._elastic_options(A, thr, blocked),
