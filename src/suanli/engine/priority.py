@@ -57,8 +57,9 @@ class PriorityMixin:
             return _fill_pools(order_pools, jj[order], pp[order], chips, cap)
         # Ties (jobs the allocation has not seen yet have priority 0): keep running jobs
         # where they are, then prefer the faster pool, then the earlier job.
-        running_here = self._run_pool[A][jj] == pp
-        order = np.lexsort((pp, jj, -thr[jj, pp], ~running_here, -xx, -de, -pr))
+        running_here = self._run_pool[A[jj]] == pp
+        # (job, pool) as one key: pairs come out of nonzero in that order, so it is their index
+        order = np.lexsort((np.arange(len(jj)), -thr[jj, pp], ~running_here, -xx, -de, -pr))
         return _greedy_in_order(jj[order], pp[order], chips, cap)
 
     def _assign_by_class(

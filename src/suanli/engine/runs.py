@@ -28,7 +28,7 @@ def pick_nodes(free: np.ndarray, c: int, per_node: int) -> tuple[tuple[int, int]
         idx = np.flatnonzero(free)[:c]
         if len(idx) < c:
             raise RuntimeError("not enough free chips for a gang the round placed")
-        return tuple((n, 1) for n in idx.tolist())
+        return tuple(zip(idx.tolist(), [1] * c, strict=True))
     if c <= per_node:
         fit = np.where(free >= c, free, per_node + 1)
         n = int(fit.argmin())
