@@ -42,7 +42,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from suanli.policies._lp import INF, max_linear, max_min, repair, solve_lp, utility
-from suanli.policies._matrices import group_columns, group_rows
 
 MAX_FULL_VARIABLES = 20_000  # class x pool-group pairs up to which the exact full LP is solved
 JOBS_PER_PART = 200  # jobs per part: ~10 ms a part with candidate pools
@@ -84,20 +83,24 @@ def _usable(coef: np.ndarray, chips: np.ndarray, capacity: np.ndarray) -> np.nda
 
 
 def problem_size(coef: np.ndarray, chips: np.ndarray) -> tuple[int, int, int]:
-    """(job classes, pool groups, class x pool-group pairs with a positive coefficient)."""
+    """(job classes, pool groups, their product) as `_lp.max_min` would group them.
+
+    Rows and columns are told apart by a fixed random projection, O(J P) instead of sorting
+    whole rows: only used to choose between the exact LP and POP (and to report).
+    """
     active = coef.max(axis=1, initial=0.0) > 0
     if not active.any():
         return 0, 0, 0
     c = coef[active] / coef[active].max()
-    rep, _ = group_rows(np.column_stack([chips[active], c]))
-    col_rep, _ = group_columns(c[rep])
-    return rep.size, col_rep.size, int(np.count_nonzero(c[rep][:, col_rep]))
+    rng = np.random.default_rng(0)
+    row_key = c @ rng.uniform(1.0, 2.0, c.shape[1]) + chips[active] * np.pi
+    col_key = rng.uniform(1.0, 2.0, c.shape[0]) @ c
+    n_classes, n_groups = np.unique(row_key).size, np.unique(col_key).size
+    return n_classes, n_groups, n_classes * n_groups
 
 
-def n_parts(coef: np.ndarray, chips: np.ndarray) -> int:
+def n_parts(n_active: int, n_vars: int) -> int:
     """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs."""
-    _, _, n_vars = problem_size(coef, chips)
-    n_active = int(np.count_nonzero(coef.max(axis=1, initial=0.0) > 0))
     if n_vars <= MAX_FULL_VARIABLES or n_active < 2 * JOBS_PER_PART:
         return 1
     return -(-n_active // JOBS_PER_PART)
@@ -227,13 +230,20 @@ def fill_leftover(
 ) -> np.ndarray:
     """Offer unused chip-time to jobs with time left, spread by coefficient; never lowers a job."""
     free = cap - chips @ x
-    slack = 1.0 - x.sum(axis=1)
-    open_ = np.where((free > 1e-9)[None, :] & (slack > 1e-9)[:, None], coef, 0.0)
+    pools = np.flatnonzero(free > 1e-9 * np.maximum(cap, 1.0))
+    jobs = np.flatnonzero(x.sum(axis=1) < 1.0 - 1e-9)
+    if pools.size == 0 or jobs.size == 0:
+        return x
+    slack = 1.0 - x[jobs].sum(axis=1)
+    open_ = coef[np.ix_(jobs, pools)]
     total = open_.sum(axis=1)
     want = open_ * np.where(total > 0, slack / np.where(total > 0, total, 1.0), 0.0)[:, None]
-    used = chips @ want
-    scale = np.where(used > free, np.maximum(free, 0.0) / np.where(used > 0, used, 1.0), 1.0)
-    return x + want * scale[None, :]
+    used = chips[jobs] @ want
+    room = free[pools]
+    scale = np.where(used > room, room / np.where(used > 0, used, 1.0), 1.0)
+    x = x.copy()
+    x[np.ix_(jobs, pools)] += want * scale[None, :]
+    return x
 
 
 class _LevelSolver:
@@ -276,15 +286,15 @@ def solve_max_min(
     chips = np.asarray(chips, dtype=float)
     cap = np.asarray(capacity, dtype=float)
     coef = _usable(coef, chips, cap)
-    k = n_parts(coef, chips) if parts is None else max(int(parts), 1)
+    active = coef.max(axis=1, initial=0.0) > 0
+    n_classes, n_groups, n_vars = problem_size(coef, chips)
+    k = n_parts(int(active.sum()), n_vars) if parts is None else max(int(parts), 1)
     if k == 1:
         r = max_min(coef, chips, cap)
         return MaxMinSolution(r.fractions, r.value, r.n_classes, r.n_pool_groups, 1)
-    n_classes, n_groups, _ = problem_size(coef, chips)
     price = pilot_price(coef, chips, cap, k)
     x = _partitioned(coef, chips, cap, k, price, _LevelSolver())
     util = utility(coef, x)
-    active = coef.max(axis=1, initial=0.0) > 0
     value = float(util[active].min()) if active.any() else 0.0
     return MaxMinSolution(x, value, n_classes, n_groups, k)
 
@@ -296,7 +306,8 @@ def solve_max_linear(
     chips = np.asarray(chips, dtype=float)
     cap = np.asarray(capacity, dtype=float)
     weight = _usable(weight, chips, cap)
-    k = n_parts(weight, chips) if parts is None else max(int(parts), 1)
+    n_active = int(np.count_nonzero(weight.max(axis=1, initial=0.0) > 0))
+    k = n_parts(n_active, problem_size(weight, chips)[2]) if parts is None else max(int(parts), 1)
     if k == 1:
         return max_linear(weight, chips, cap)
     return _partitioned(weight, chips, cap, k, column_price(weight, chips), max_linear)
