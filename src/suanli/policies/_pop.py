@@ -117,22 +117,24 @@ def split_jobs(coef: np.ndarray, chips: np.ndarray, k: int) -> list[np.ndarray]:
 def max_min_lp(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray) -> LpArrays:
     """`_lp.max_min`'s first LP without grouping: columns x[j, p] for coef > 0, then t.
 
-    Rows: [0, J) t - sum_p c x <= 0, [J, 2J) sum_p x <= 1, [2J, 2J + P) sum_j chips x / cap <= 1.
+    Rows: [0, J) t - sum_p c x <= 0 (t only for jobs that can run), [J, 2J) sum_p x <= 1,
+    [2J, 2J + P) sum_j chips x / cap <= 1.
     Built here because POP wants its duals (pool prices) and the benchmark its reference optimum.
     """
     j, p = np.nonzero(coef > 0)
     n_j, n_p, n_v = coef.shape[0], coef.shape[1], j.size
     var = np.arange(n_v)
     safe_cap = np.where(cap > 0, cap, 1.0)
-    rows = np.concatenate([j, n_j + j, 2 * n_j + p, np.arange(n_j)])
-    cols = np.concatenate([var, var, var, np.full(n_j, n_v)])
-    data = np.concatenate([-coef[j, p], np.ones(n_v), chips[j] / safe_cap[p], np.ones(n_j)])
+    active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)  # jobs in the minimum
+    rows = np.concatenate([j, n_j + j, 2 * n_j + p, active])
+    cols = np.concatenate([var, var, var, np.full(active.size, n_v)])
+    data = np.concatenate([-coef[j, p], np.ones(n_v), chips[j] / safe_cap[p], np.ones(active.size)])
     a = sp.csc_matrix((data, (rows, cols)), shape=(2 * n_j + n_p, n_v + 1))
     upper = np.concatenate([np.zeros(n_j), np.ones(n_j + n_p)])
     cost = np.zeros(n_v + 1)
     cost[n_v] = 1.0
     return LpArrays(cost, a, np.full(upper.size, -INF), upper, np.zeros(n_v + 1),
-                    np.append(np.ones(n_v), INF), j, p)
+                    np.full(n_v + 1, INF), j, p)  # x <= 1 by its row, so its dual prices it
 
 
 def max_min_duals(
@@ -193,6 +195,8 @@ def pilot_price(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, k: int) ->
     """[J, P] chips_j y_p + z: the duals of a pilot max-min LP on PILOT_JOBS random jobs with
     their share of every pool, as the price of serving each job on each pool."""
     active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)
+    if active.size == 0:
+        return np.ones(coef.shape)
     sample = np.random.default_rng(0).choice(active, min(PILOT_JOBS, active.size), replace=False)
     _, y, z = max_min_duals(coef[sample], chips[sample], cap * sample.size / active.size)
     return chips[:, None] * y[None, :] + float(np.median(z))
@@ -209,6 +213,8 @@ def level_lp(
     """Max total utility with every job at >= level (`_lp.max_min`'s efficiency pass, with t
     given), or None if the level cannot be met. One LP without max-min's degenerate t column:
     ~3x faster than solving for t and then for efficiency."""
+    if not (coef > 0).any():
+        return np.zeros(coef.shape)
     lp = max_min_lp(coef, chips, cap)
     n_j, n_v = coef.shape[0], lp.job.size
     scale = coef.max()
