@@ -1,26 +1,51 @@
-"""Replay the full Philly trace (82,247 jobs) on a 2,000-chip heterogeneous network.
+"""Replay the full Philly trace (82,247 jobs) under contention, one policy per subprocess.
 
-Prints JSON: wall seconds, peak RSS (MB), jobs, policy, and the run's headline metrics.
-Usage: python benchmarks/bench_simulate_philly.py [--trace PATH] [--policy NAME] [--limit N]
+Prints one JSON document: the cluster, the load the trace offers it, and per policy wall
+seconds, peak RSS, JCT (mean, p50, p99), queueing delay (arrival to first start; and all time
+waiting), utilisation, finish-time fairness rho (with its floor), makespan, jobs finished, and
+whether queues formed and drained (peak, time-weighted mean, at the last arrival, drain time).
+
+Usage: python benchmarks/bench_simulate_philly.py [--cluster loaded|sized|bench-2000|COUNTS]
+       [--policies fifo,max_min_fairness,las,suanli_jct] [--limit N] [--timeout-s S]
+
+Clusters:
+- `loaded` (default): 60 P100 + 40 V100 chips (single-chip nodes, Gavel-style). The trace
+  offers about 1.3x what it can do (see `offered_load` in the output): the policies face a
+  queue for most of the trace.
+- `sized`: the same 60:40 P100:V100 mix scaled so the offered load is --target-load (0.8
+  by default): work (reference-chip seconds, sum of duration x chips) / (arrival span x sum of
+  pool chips x the pool's speed on the reference chip). Queues form in bursts and drain.
+- `bench-2000`: the illustrative 2,000-chip, three-center network of earlier runs; the trace
+  loads it to 1-3% and no queue forms.
+- `P100:60,V100:40` style counts.
 
 The trace is Microsoft's Philly (msr-fiddle/philly-traces, CC-BY-4.0) as processed in the Sia
 artifact; it is read from ../shared/data/philly/philly.csv unless --trace says otherwise.
 Durations are on the trace's reference chip (P100) and scale to each pool by peak TFLOPS.
-The network is illustrative: three centers, five chip types, 2,000 chips.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import math
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _contention import (  # noqa: E402
+    DEFAULT_POLICIES,
+    Replay,
+    drop_flag,
+    offered_load,
+    run_one,
+    run_policies,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "philly" / "philly.csv"
+LOADED = {"P100": 60, "V100": 40}
 
 NETWORK = {
     "name": "bench-2000",
@@ -48,62 +73,82 @@ NETWORK = {
 }
 
 
-def peak_rss_mb() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 1024.0 if sys.platform != "darwin" else rss / 1024.0 / 1024.0
+def _workload(args: argparse.Namespace):
+    from suanli.workloads import load_philly, select_jobs
+
+    workload = load_philly(args.trace)
+    if args.limit:
+        workload = select_jobs(workload, 0, args.limit)
+    if args.time_scale != 1.0:
+        workload = replace(workload, jobs=tuple(
+            replace(j, arrival_s=j.arrival_s * args.time_scale) for j in workload.jobs))
+    return workload
+
+
+def sized_counts(workload, target_load: float, mix: dict[str, int] = LOADED) -> dict[str, int]:
+    """`mix` scaled (up or down) so the trace offers `target_load` of the cluster's rate."""
+    from suanli.engine import Cluster
+    from suanli.engine.adapters import engine_jobs_from_workload
+
+    base = Cluster.from_counts(mix)
+    load = offered_load(engine_jobs_from_workload(workload, base), base)["offered_load"]
+    scale = (load or 0.0) / target_load
+    return {name: max(1, math.ceil(n * scale)) for name, n in mix.items()}
+
+
+def _cluster(spec: str, workload, target_load: float):
+    from suanli.engine import Cluster
+    from suanli.network.load import parse_network
+
+    if spec == "loaded":
+        return Cluster.from_counts(LOADED)
+    if spec == "sized":
+        return Cluster.from_counts(sized_counts(workload, target_load))
+    if spec == "bench-2000":
+        return Cluster.from_network(parse_network(NETWORK, "bench-2000"))
+    return Cluster.parse_counts(spec)
+
+
+def build(args: argparse.Namespace) -> Replay:
+    from suanli.engine.adapters import engine_jobs_from_workload
+
+    workload = _workload(args)
+    cluster = _cluster(args.cluster, workload, args.target_load)
+    jobs = engine_jobs_from_workload(workload, cluster)
+    return Replay(jobs, cluster, offered_load(jobs, cluster))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", default=str(DEFAULT_TRACE))
-    parser.add_argument("--policy", default="max_min_fairness_perf")
+    parser.add_argument("--cluster", default="loaded",
+                        help="loaded | sized | bench-2000 | counts such as P100:60,V100:40")
+    parser.add_argument("--target-load", type=float, default=0.8, help="for --cluster sized")
+    parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES))
     parser.add_argument("--limit", type=int, default=None, help="only the first N jobs")
     parser.add_argument("--round-s", type=float, default=360.0)
-    parser.add_argument("--realloc-interval-s", type=float, default=None)
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="multiply arrival times (0.25: four times the load)")
+    parser.add_argument("--timeout-s", type=float, default=None, help="per policy")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one policy
     args = parser.parse_args()
 
-    from suanli.engine import Cluster
-    from suanli.engine.adapters import engine_jobs_from_workload
-    from suanli.network.load import parse_network
-    from suanli.sim.runner import simulate
-    from suanli.workloads import load_philly, select_jobs
-
-    t0 = time.perf_counter()
-    workload = load_philly(args.trace)
-    if args.limit:
-        workload = select_jobs(workload, 0, args.limit)
-    cluster = Cluster.from_network(parse_network(NETWORK, "bench-2000"))
-    if args.time_scale != 1.0:
-        workload = replace(workload, jobs=tuple(
-            replace(j, arrival_s=j.arrival_s * args.time_scale) for j in workload.jobs))
-    jobs = engine_jobs_from_workload(workload, cluster)
-    t_load = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    result = simulate(jobs, cluster, args.policy, round_s=args.round_s,
-                      realloc_interval_s=args.realloc_interval_s, record_events=False)
-    t_sim = time.perf_counter() - t1
-    s = result.summary()
+    if args.one:
+        print(json.dumps(run_one(lambda: build(args), args.one, args.round_s)))
+        return
+    replay = build(args)
+    child = drop_flag(sys.argv[1:], "--policies")
     print(json.dumps({
         "benchmark": "simulate_philly",
-        "policy": args.policy,
+        "trace": args.trace,
+        "jobs": len(replay.jobs),
+        "cluster": args.cluster,
+        "pools": {p.pool_id: p.capacity for p in replay.cluster.pools},
+        "chips": replay.cluster.total_chips,
+        "round_s": args.round_s,
         "time_scale": args.time_scale,
-        "jobs": len(jobs),
-        "chips": cluster.total_chips,
-        "pools": len(cluster),
-        "wall_s": round(t_load + t_sim, 2),
-        "load_s": round(t_load, 2),
-        "simulate_s": round(t_sim, 2),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "rounds": s["rounds"],
-        "reallocations": s["reallocations"],
-        "succeeded": s["states"]["succeeded"],
-        "failed": s["states"]["failed"],
-        "avg_jct_s": s["avg_jct_s"],
-        "p99_jct_s": s["p99_jct_s"],
-        "makespan_s": s["makespan_s"],
-        "utilization_total": s["utilization_total"],
+        "load": replay.load,
+        "policies": run_policies(__file__, args.policies.split(","), child, args.timeout_s),
     }, indent=2))
 
 

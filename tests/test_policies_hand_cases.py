@@ -73,7 +73,7 @@ def test_min_makespan_is_bound_by_the_longest_job_alone():
 def test_finish_time_fairness_on_one_pool_is_the_equal_share():
     # on a single pool any change from equal shares delays someone past rho = 1
     state = make_state([[1], [1]], [1], remaining=[20, 10], arrival=[-10, 0])
-    x, rho = finish_time_fair(state, state.throughput, state.throughput > 0)
+    x, rho = finish_time_fair(state, state.throughput, state.throughput > 0, min_isolated_s=0.0)
     assert rho == pytest.approx(1.0, abs=1e-6)
     assert x[:, 0] == pytest.approx([0.5, 0.5], abs=1e-6)
 
@@ -117,7 +117,7 @@ def test_finish_time_fairness_perf_matches_a_bisection_over_rho():
     state = make_state(thr, [1, 2], remaining=[50, 200, 100, 400],
                        arrival=[-300, -50, 0, -10])
     ok = thr > 0
-    x, rho = finish_time_fair(state, thr, ok)
+    x, rho = finish_time_fair(state, thr, ok, min_isolated_s=0.0)
     iso_x = max_min(normalised_coefficients(state, ok.astype(float)), state.num_chips,
                     state.capacity).fractions
     isolated = utility(thr, iso_x)

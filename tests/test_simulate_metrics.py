@@ -53,7 +53,7 @@ def test_window_metrics_use_only_the_window():
 
 def test_a_lone_job_is_treated_fairly():
     cluster = Cluster.from_counts({"V100": 1})
-    res = simulate([EngineJob("a", 1, 100.0, {"local/V100": 1.0}, 0.0)], cluster, fastest_first)
+    res = simulate([EngineJob("a", 1, 3600.0, {"local/V100": 1.0}, 0.0)], cluster, fastest_first)
     assert res.jobs[0].rho == pytest.approx(1.0)
 
 

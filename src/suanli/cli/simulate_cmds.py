@@ -86,6 +86,9 @@ def _summary_table(summary: dict, currency: str) -> Table:
     t.add_row("median JCT", _hours(s["median_jct_s"]))
     t.add_row("p99 JCT", _hours(s["p99_jct_s"]))
     t.add_row("avg queueing delay", _hours(s["avg_queueing_delay_s"]))
+    t.add_row("avg time waiting (all waits)", _hours(s["avg_waiting_s"]))
+    q = s["queue"]
+    t.add_row("queue (peak / time-weighted mean)", f"{q['peak']} / {q['time_weighted_mean']:.1f}")
     t.add_row("makespan", _hours(s["makespan_s"]))
     t.add_row("utilization (all pools)", f"{100 * s['utilization_total']:.1f} %")
     for pid, u in s["utilization"].items():
@@ -94,9 +97,11 @@ def _summary_table(summary: dict, currency: str) -> Table:
     t.add_row("cost", f"{s['cost']:,.2f} {currency}")
     t.add_row("energy", f"{s['energy_kwh']:,.1f} kWh")
     rho_max = s["ftf_rho_max"]
-    rho_mean = s["ftf_rho_mean"]
-    t.add_row("finish-time fairness rho (max / mean)",
-              "-" if rho_max is None else f"{rho_max:.2f} / {rho_mean:.2f}")
+    floor = f"floor {s['ftf_rho_floor_s']:g} s"
+    t.add_row(f"finish-time fairness rho, {floor} (mean / p50 / p99 / max)",
+              "-" if rho_max is None else
+              f"{s['ftf_rho_mean']:.2f} / {s['ftf_rho_p50']:.2f} / {s['ftf_rho_p99']:.2f} / "
+              f"{rho_max:.2f}")
     t.add_row("preemptions / retries / interruptions",
               f"{s['preemptions']} / {s['retries']} / {s['interruptions']}")
     t.add_row("rounds / reallocations", f"{s['rounds']} / {s['reallocations']}")
@@ -129,6 +134,9 @@ def simulate_command(
     reference: str | None = typer.Option(
         None, "--reference-accelerator",
         help="Chip the trace's durations were measured on (Philly: P100)."),
+    elastic: bool = typer.Option(
+        False, "--elastic", help="Let every job run on n/2..2n chips (Gavel traces: 1..8 "
+        "GPUs), for an elastic policy such as elastic_jct to choose."),
     failure: list[str] = typer.Option(
         [], "--failure", help="Inject an outage: SCOPE:TARGET@START+DURATION, e.g. "
         "center:wuhu@3600+7200 (repeatable)."),
@@ -152,6 +160,10 @@ def simulate_command(
         print_policies(as_json)
         return
     workload, window = _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, jobs)
+    if elastic:
+        from suanli.workloads import make_elastic
+
+        workload = make_elastic(workload, gavel_range=workload.throughputs is not None)
     cl = _build_cluster(network, cluster, workload)
     failures = [FailureSpec.parse(f) for f in failure]
     engine_jobs = engine_jobs_from_workload(workload, cl, reference_accelerator=reference)

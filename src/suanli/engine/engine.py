@@ -54,6 +54,7 @@ import numpy as np
 from suanli.engine.avoid import AvoidMixin
 from suanli.engine.backend import Backend, run_end_s
 from suanli.engine.cluster import Cluster
+from suanli.engine.elastic import ElasticMixin, ElasticRows
 from suanli.engine.events import EventsMixin
 from suanli.engine.failures import FailureScope, FailuresMixin, parse_failure
 from suanli.engine.mixed import MixedMixin
@@ -84,6 +85,7 @@ __all__ = ["DEFAULT_REALLOC_INTERVAL_S", "Engine", "policy_name", "resolve_polic
 class Engine(
     EventsMixin, RoundsMixin, PriorityMixin, PlacementMixin, StagingMixin, RunsMixin,
     FailuresMixin, RestoreMixin, RecordsMixin, ReshapeMixin, MixedMixin, AvoidMixin,
+    ElasticMixin,
 ):
     """Drives jobs through their lifecycle against a clock and a backend.
 
@@ -91,7 +93,7 @@ class Engine(
     lives in one module per job: records (job columns, state changes), events (timers,
     backend reports), runs (chips, progress, accounting), rounds (allocation and applying
     it), priority (Gavel's placement rule), failures (outages), restore and reshape (a
-    network change: `set_cluster`).
+    network change: `set_cluster`), elastic (re-sizing jobs with a count range).
     """
 
     def __init__(
@@ -144,6 +146,7 @@ class Engine(
         self._init_pools(cluster)
         self._down_links: dict[frozenset[str], int] = {}
         self._avoid: dict[int, dict[str, float]] = {}  # job index -> pool id -> until (avoid.py)
+        self._elastic_rows: dict[int, ElasticRows] = {}  # job index -> speeds (elastic.py)
 
         # Jobs: records plus NumPy columns indexed by an internal job index.
         self.jobs: dict[str, JobRecord] = {}
@@ -257,6 +260,7 @@ class Engine(
                 f"job {job.job_id}: num_chips must be at least 1, got {job.num_chips}",
                 field="num_chips", value=job.num_chips,
             )
+        self._check_elastic(job)
         i = self._n
         self._grow(i + 1)
         self._n += 1

@@ -142,6 +142,7 @@ class RoundsMixin:
             tenant=[self._tenants[int(i)] for i in A],
             running_on=running_on,
             reference_throughput=ref,
+            elastic=self._elastic_options(A, thr, blocked),
         )
 
     def _reallocate(self, now: float, A: np.ndarray) -> None:
@@ -165,6 +166,7 @@ class RoundsMixin:
         X = np.where(np.isfinite(X) & (X > 0), X, 0.0)
         self._alloc[A] = X
         self._has_alloc[A] = True
+        self._apply_counts(alloc.num_chips, A, now)  # elastic jobs' new counts (elastic.py)
         self._last_realloc_s = now
         self._ever_realloc = True
         self._alloc_dirty = False

@@ -43,12 +43,47 @@ WAITING_STATES = frozenset({JobState.QUEUED, JobState.PREEMPTED})
 
 
 @dataclass(frozen=True, slots=True)
+class ElasticSpeed:
+    """An elastic job's choices: the chip counts it may run on and its speed at each.
+
+    `throughput_by_count[c]` maps pool id -> work units per second with `c` chips on that
+    pool (same work units as `EngineJob.throughput`, so remaining work means the same at
+    every count); a pool missing from a count's map cannot run the job at that count.
+    """
+
+    counts: tuple[int, ...]  # sorted, distinct, >= 1; the job's num_chips is one of them
+    throughput_by_count: dict[int, dict[str, float]]
+
+    def __post_init__(self) -> None:
+        from suanli.errors import SuanliError
+
+        if not self.counts or list(self.counts) != sorted(set(self.counts)) or self.counts[0] < 1:
+            raise SuanliError(f"elastic counts must be sorted, distinct and >= 1, got "
+                              f"{self.counts}", field="elastic.counts", value=self.counts)
+        missing = [c for c in self.counts if c not in self.throughput_by_count]
+        if missing:
+            raise SuanliError(f"elastic: no throughput for counts {missing}",
+                              field="elastic.throughput_by_count", value=missing)
+
+    @property
+    def min_count(self) -> int:
+        return self.counts[0]
+
+    @property
+    def max_count(self) -> int:
+        return self.counts[-1]
+
+
+@dataclass(frozen=True, slots=True)
 class EngineJob:
     """One job as the engine sees it: a gang of chips, an amount of work and its speed per pool.
 
     `throughput` maps pool id -> work units per second with `num_chips` chips on that pool;
     a pool missing from the map (or with 0) cannot run the job. Work units are whatever the
     source counts in: steps (Gavel), reference seconds (Philly), tokens (job specs).
+
+    An elastic job (`elastic` set) may be re-sized by an elastic policy to any of its counts;
+    `num_chips` and `throughput` are the count it starts from (`engine/elastic.py`).
     """
 
     job_id: str
@@ -67,6 +102,7 @@ class EngineJob:
     objective: str = "time"  # the broker's ranking for a job without a spec (cost | time)
     dataset: DataNeed | None = None  # the data it reads, and where it lives
     vouchers: tuple[VoucherTerms, ...] = ()  # its tenant's: the broker ranks by the net price
+    elastic: ElasticSpeed | None = None  # counts it may run on, and its speed at each
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +226,7 @@ class JobRecord:
     retries: int = 0  # job failures retried
     interruptions: int = 0  # infrastructure failures that killed a run
     preemptions: int = 0
+    resizes: int = 0  # runs checkpointed and restarted at another count (elastic jobs)
     chip_seconds: float = 0.0
     cost: float = 0.0  # chip time (staging excluded) + egress
     egress_cost: float = 0.0

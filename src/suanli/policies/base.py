@@ -16,6 +16,20 @@ import numpy as np
 
 
 @dataclass
+class ElasticOptions:
+    """The counts an elastic policy may give each job and the job's speed at each.
+
+    Rows are the PolicyState's jobs; a fixed-count job has one option (its num_chips). Counts
+    are padded with 0 (no option) to the widest job's number of candidates.
+    """
+
+    counts: np.ndarray  # [J, C] int chip counts, ascending per row, 0 = no option
+    throughput: np.ndarray  # [J, C, P] work units/s on pool p at counts[j, c] (0 = cannot)
+    restore_s: np.ndarray  # [J] what checkpoint + restore costs a running job that resizes
+    elastic: np.ndarray  # [J] bool: the job allows more than its current count
+
+
+@dataclass
 class PolicyState:
     """What a policy may see. Arrays are indexed [job] or [job, pool]."""
 
@@ -35,6 +49,9 @@ class PolicyState:
     tenant: list[str | None] = field(default_factory=list)  # [J]
     running_on: np.ndarray | None = None  # [J] pool index the job runs on now, -1 if not running
     reference_throughput: np.ndarray | None = None  # [J] work units/s on the reference pool
+    # Elastic jobs' counts and speeds (None: no job is elastic). Fixed-count policies ignore
+    # it and see every job at its current num_chips.
+    elastic: ElasticOptions | None = None
 
     @property
     def n_jobs(self) -> int:
@@ -47,11 +64,16 @@ class PolicyState:
 
 @dataclass
 class Allocation:
-    """Time fractions X[j, p] and the set of jobs the policy rejects (deadline admission)."""
+    """Time fractions X[j, p] and the set of jobs the policy rejects (deadline admission).
+
+    An elastic policy also returns the count each job runs at (`num_chips`, [J]; None or 0:
+    keep the current count); its fractions are then for the job at that count.
+    """
 
     fractions: np.ndarray  # [J, P]
     rejected: frozenset[int] = frozenset()  # job ids
     note: str = ""
+    num_chips: np.ndarray | None = None  # [J] chosen gang size (elastic jobs), 0 = keep
 
 
 Policy = Callable[[PolicyState], Allocation]
@@ -65,8 +87,11 @@ class PolicyTraits:
     broker may place its jobs on any chip). work_conserving: a waiting job may run on chips
     the allocation leaves idle (False: strict, like FIFO). placement_aware: the policy's own
     pool choice is the placement (it already weighs price or speed per pool); the broker keeps it.
+    elastic: chooses job counts (`Allocation.num_chips`); the engine offers it every job's
+    candidate counts (`PolicyState.elastic`).
     """
 
     agnostic: bool = False
     work_conserving: bool = True
     placement_aware: bool = False
+    elastic: bool = False

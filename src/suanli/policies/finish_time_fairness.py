@@ -9,6 +9,12 @@ throughput_j(X) >= remaining_j / (r * D_j - elapsed_j). So: start at the isolate
 (rho <= 1 for all), solve the max-min LP of throughput over those required rates; if every job
 can do better than required, the achieved max rho is a new, smaller r. Each step is feasible and
 decreases r (a Dinkelbach-style iteration); it stops when the LP cannot beat 1.
+
+D_j is floored at `MIN_ISOLATED_S`, one default scheduling round, as the reported metric is
+(`suanli.sim.metrics.isolated_floor`): a job of a few seconds has D_j of a few seconds, so
+any wait for a round reads as a large rho and the LP would hand it chips ahead of long jobs
+to save seconds nobody can see at round granularity. With the floor it needs only enough
+rate to finish within about a round of arriving.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from suanli.policies.max_min_fairness import normalised_coefficients
 from suanli.policies.registry import register
 
 MAX_STEPS = 12
+MIN_ISOLATED_S = 360.0  # the engine's default round (Gavel's too)
 
 
 def _rho(elapsed: np.ndarray, remaining: np.ndarray, rate: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -36,9 +43,10 @@ def _rho(elapsed: np.ndarray, remaining: np.ndarray, rate: np.ndarray, d: np.nda
 
 
 def finish_time_fair(
-    state: PolicyState, thr: np.ndarray, ok: np.ndarray
+    state: PolicyState, thr: np.ndarray, ok: np.ndarray, *, min_isolated_s: float = MIN_ISOLATED_S
 ) -> tuple[np.ndarray, float]:
-    """(X, max rho) minimising the largest finish-time ratio over jobs that can run."""
+    """(X, max rho) minimising the largest finish-time ratio over jobs that can run; the
+    isolated finish time D_j is at least `min_isolated_s` (0: Gavel's unfloored form)."""
     chips = chips_of(state)
     remaining = np.maximum(np.asarray(state.remaining_work, dtype=float), 0.0)
     elapsed = np.maximum(state.now_s - np.asarray(state.arrival_s, dtype=float), 0.0)
@@ -49,6 +57,7 @@ def finish_time_fair(
     if not live.any():
         return x_iso, 1.0
     d = np.where(live, elapsed + remaining / np.where(live, isolated, 1.0), 1.0)
+    d = np.where(live, np.maximum(d, min_isolated_s), d)
     best_x = x_iso
     r = float(np.max(_rho(elapsed, remaining, isolated, d)[live]))
     for _ in range(MAX_STEPS):

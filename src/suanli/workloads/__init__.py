@@ -1,6 +1,7 @@
 """Workloads: trace loaders (Gavel, Philly, Alibaba openb, generic CSV) and generators."""
 
 from suanli.workloads._parse import TraceError
+from suanli.workloads.elastic import make_elastic
 from suanli.workloads.gavel import (
     gavel_reference_duration_s,
     load_gavel_throughputs,
@@ -34,6 +35,7 @@ __all__ = [
     "load_philly",
     "load_table",
     "load_workload",
+    "make_elastic",
     "parse_gpu_spec",
     "parse_job_range",
     "select_jobs",

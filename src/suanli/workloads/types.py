@@ -14,7 +14,8 @@ class TraceJob:
     at `num_chips` (Philly, Alibaba, generic CSV), which a performance model or a table scales
     to other chips. LLM jobs (from `generate_llm_mix`) also carry `kind`, `model` (a preset id),
     `tokens` and `seq_len`, so the performance model can derive their duration on any chip.
-    `deadline_s` is in seconds after `arrival_s`.
+    `deadline_s` is in seconds after `arrival_s`. `count_range` (min, max) makes the job
+    elastic: a policy may run it on any count in the range (`workloads/elastic.py`).
     """
 
     job_id: int
@@ -35,6 +36,7 @@ class TraceJob:
     model: str | None = None
     tokens: float | None = None
     seq_len: int | None = None
+    count_range: tuple[int, int] | None = None  # elastic: counts it may run on, inclusive
 
 
 @dataclass(frozen=True)
