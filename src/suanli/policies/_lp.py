@@ -57,8 +57,12 @@ def solve_lp(
     col_upper: np.ndarray,
     *,
     maximize: bool = False,
+    options: dict[str, object] | None = None,
 ) -> tuple[highspy.Highs, np.ndarray, bool]:
-    """Solve one LP with HiGHS; returns the solver (for warm re-solves), x and optimality."""
+    """Solve one LP with HiGHS; returns the solver (for warm re-solves), x and optimality.
+
+    `options` are HiGHS options set before the run (e.g. {"solver": "ipm"}); none by default.
+    """
     a = sp.csc_matrix(a_matrix)
     lp = highspy.HighsLp()
     lp.num_col_ = int(a.shape[1])
@@ -75,6 +79,8 @@ def solve_lp(
     lp.a_matrix_.index_ = a.indices.astype(np.int32)
     lp.a_matrix_.value_ = a.data.astype(float)
     h = _new_highs()
+    for name, value in (options or {}).items():
+        h.setOptionValue(name, value)
     h.passModel(lp)
     h.run()
     ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
