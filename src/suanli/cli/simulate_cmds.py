@@ -11,6 +11,7 @@ from rich.table import Table
 
 from suanli.cli.common import console, print_json, user_errors
 from suanli.errors import SuanliError
+from suanli.tables import simple_table
 
 PROGRESS_MIN_JOBS = 2000  # show a progress bar for runs at least this big
 
@@ -219,15 +220,23 @@ def simulate_command(
 
 
 def _comparison_table(summaries: list[dict]) -> Table:
-    t = Table(title="comparison", header_style="bold")
-    for col in ("policy", "avg JCT", "median JCT", "p99 JCT", "queueing", "makespan",
-                "util", "cost", "rho max"):
-        t.add_column(col, justify="right" if col != "policy" else "left")
+    """One row per policy, in 80 columns: JCT average and p99, wait (the first queueing delay),
+    makespan, utilisation, cost and the largest finish-time fairness rho; hours unless said."""
+    cols = ("policy", "JCT h", "p99 h", "wait h", "span h", "util%", "cost", "rho")
+    t = simple_table("comparison", cols, right=cols[1:], wrap=("policy",))
+    t.pad_edge = False
+    t.columns[0].overflow = "fold"  # a long policy name folds; the figures never shrink
+    for col in t.columns[1:]:
+        col.min_width = 6
+
+    def hours(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds / 3600.0:.2f}"
+
     for s in summaries:
         t.add_row(
-            s["policy"], _hours(s["avg_jct_s"]), _hours(s["median_jct_s"]),
-            _hours(s["p99_jct_s"]), _hours(s["avg_queueing_delay_s"]), _hours(s["makespan_s"]),
-            f"{100 * s['utilization_total']:.1f} %", f"{s['cost']:,.0f}",
+            s["policy"], hours(s["avg_jct_s"]), hours(s["p99_jct_s"]),
+            hours(s["avg_queueing_delay_s"]), hours(s["makespan_s"]),
+            f"{100 * s['utilization_total']:.1f}", f"{s['cost']:,.0f}",
             "-" if s["ftf_rho_max"] is None else f"{s['ftf_rho_max']:.2f}",
         )
     return t

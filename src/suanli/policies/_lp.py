@@ -69,12 +69,17 @@ def solve_lp(
     col_upper: np.ndarray,
     *,
     maximize: bool = False,
+    options: dict[str, object] | None = None,
 ) -> tuple[highspy.Highs, np.ndarray, bool]:
     """Solve one LP with HiGHS; returns the solver (for warm re-solves, until the next solve on
-    this thread: the instance is reused), x and optimality."""
+    this thread: the instance is reused), x and optimality.
+
+    `options` are HiGHS options set before the run (e.g. {"solver": "ipm"}); none by default
+    (a solve with options gets its own instance, so they never leak into the next solve).
+    """
     a = sp.csc_matrix(a_matrix)
     return _solve_csc(cost, (a.indptr, a.indices, a.data), int(a.shape[0]), row_lower,
-                      row_upper, col_lower, col_upper, maximize=maximize)
+                      row_upper, col_lower, col_upper, maximize=maximize, options=options)
 
 
 def _solve_csc(
@@ -87,6 +92,7 @@ def _solve_csc(
     col_upper: np.ndarray,
     *,
     maximize: bool = False,
+    options: dict[str, object] | None = None,
 ) -> tuple[highspy.Highs, np.ndarray, bool]:
     """`solve_lp` on a column-wise matrix given as (start, index, value) arrays."""
     start, index, value = csc
@@ -104,7 +110,9 @@ def _solve_csc(
     lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
     lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.asarray(value, dtype=float)
-    h = _solver()
+    h = _solver() if not options else _new_highs()
+    for name, option in (options or {}).items():
+        h.setOptionValue(name, option)
     h.passModel(lp)
     h.run()
     ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal

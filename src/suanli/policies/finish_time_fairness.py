@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from suanli.policies._lp import max_min, utility
+from suanli.policies._lp import utility
 from suanli.policies._matrices import (
     agnostic_throughput,
     aware_throughput,
     chips_of,
     runnable,
 )
+from suanli.policies._pop import solve_max_min
 from suanli.policies.base import Allocation, PolicyState
 from suanli.policies.max_min_fairness import normalised_coefficients
 from suanli.policies.registry import register
@@ -50,7 +51,7 @@ def finish_time_fair(
     remaining = np.maximum(np.asarray(state.remaining_work, dtype=float), 0.0)
     elapsed = np.maximum(state.now_s - np.asarray(state.arrival_s, dtype=float), 0.0)
     equal = normalised_coefficients(state, ok.astype(float))
-    x_iso = max_min(equal, chips, state.capacity).fractions
+    x_iso = solve_max_min(equal, chips, state.capacity).fractions
     isolated = utility(thr, x_iso)
     live = (remaining > 0) & (isolated > 0)
     if not live.any():
@@ -63,7 +64,7 @@ def finish_time_fair(
         slack = r * d - elapsed
         need = np.where(live & (slack > 0), remaining / np.where(slack > 0, slack, 1.0), 0.0)
         coef = np.where(need[:, None] > 0, thr / np.where(need > 0, need, 1.0)[:, None], 0.0)
-        result = max_min(coef, chips, state.capacity)
+        result = solve_max_min(coef, chips, state.capacity)
         if result.value <= 1.0 + 1e-6:
             break
         rate = utility(thr, result.fractions)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from suanli.policies._lp import max_min
 from suanli.policies._matrices import (
     aware_throughput,
     chips_of,
@@ -19,6 +18,7 @@ from suanli.policies._matrices import (
     priority_of,
     runnable,
 )
+from suanli.policies._pop import solve_max_min
 from suanli.policies.base import Allocation, PolicyState
 from suanli.policies.registry import register
 
@@ -31,8 +31,10 @@ def normalised_coefficients(state: PolicyState, thr: np.ndarray) -> np.ndarray:
 
 
 def _solve(state: PolicyState, thr: np.ndarray, label: str) -> Allocation:
-    result = max_min(normalised_coefficients(state, thr), chips_of(state), state.capacity)
+    result = solve_max_min(normalised_coefficients(state, thr), chips_of(state), state.capacity)
     note = f"{label}: min normalised share {result.value:.4g}; {result.n_classes} job classes"
+    if result.n_parts > 1:
+        note += f"; POP over {result.n_parts} parts"
     return Allocation(result.fractions, note=note)
 
 

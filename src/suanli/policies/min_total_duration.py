@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from suanli.policies._lp import max_min
 from suanli.policies._matrices import agnostic_throughput, aware_throughput, chips_of, runnable
+from suanli.policies._pop import solve_max_min
 from suanli.policies.base import Allocation, PolicyState
 from suanli.policies.registry import register
 
@@ -20,7 +20,7 @@ def min_makespan(state: PolicyState, thr: np.ndarray) -> tuple[np.ndarray, float
     remaining = np.asarray(state.remaining_work, dtype=float)
     live = remaining > 0
     coef = np.where(live[:, None], thr / np.where(live, remaining, 1.0)[:, None], 0.0)
-    result = max_min(coef, chips_of(state), state.capacity)
+    result = solve_max_min(coef, chips_of(state), state.capacity)
     makespan = 1.0 / result.value if result.value > 0 else float("inf")
     return result.fractions, makespan
 

@@ -32,8 +32,9 @@ from __future__ import annotations
 import numpy as np
 
 from suanli.policies._greedy import place_whole, sticky
-from suanli.policies._lp import max_linear, repair
+from suanli.policies._lp import repair
 from suanli.policies._matrices import aware_throughput, chips_of, group_columns, priority_of
+from suanli.policies._pop import solve_max_linear
 from suanli.policies.base import Allocation, PolicyState
 from suanli.policies.registry import register
 
@@ -71,7 +72,7 @@ def suanli_jct(state: PolicyState) -> Allocation:
     if state.n_jobs * n_groups > MAX_LP_VARIABLES:
         x = place_whole(order, score, chips, state.capacity)
         return Allocation(x, note="suanli_jct greedy")
-    x = max_linear(value, chips, state.capacity)
+    x = solve_max_linear(value, chips, state.capacity)
     # work conservation: jobs the LP left out take whole leftover gangs, best value first
     free = np.asarray(state.capacity, dtype=float) - chips @ x
     idle = x.sum(axis=1) < 1e-9

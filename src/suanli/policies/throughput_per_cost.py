@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from suanli.policies._lp import max_linear
 from suanli.policies._matrices import aware_throughput, chips_of, reference_rate
+from suanli.policies._pop import solve_max_linear
 from suanli.policies.base import Allocation, PolicyState
 from suanli.policies.registry import register
 
@@ -27,4 +27,5 @@ def max_throughput_per_cost(state: PolicyState) -> Allocation:
     chips = chips_of(state)
     norm = thr / np.where(ref > 0, ref, 1.0)[:, None]
     weight = norm / (price[None, :] * np.maximum(chips, 1.0)[:, None])
-    return Allocation(max_linear(weight, chips, state.capacity), note="max_throughput_per_cost")
+    x = solve_max_linear(weight, chips, state.capacity)
+    return Allocation(x, note="max_throughput_per_cost")

@@ -1,0 +1,319 @@
+"""Partitioned LPs (POP) for allocations over thousands of distinct jobs.
+
+Why. `_lp.max_min` / `_lp.max_linear` are fast because identical jobs and pools collapse into
+classes. With distinct jobs nothing collapses: 1,000 jobs x 100 pools is a 100,000-column LP
+and HiGHS's dual simplex stalls on it (max-min LPs are highly degenerate; ~40 s), 10,000 jobs
+is out of reach. POP (Narayanan et al., "Solving Large-Scale Granular Resource Allocation
+Problems Efficiently with POP", SOSP 2021) observes that such problems are *granular*: many
+small jobs, each a small part of the whole. Splitting the jobs at random into k parts and giving
+every part 1/k of every pool's capacity yields k replicas of the problem at 1/k scale, each with
+the same mix of jobs and chips (so every part still sees every chip type), whose optima are
+close to the full optimum; the union of their solutions is feasible for the full problem.
+
+How, here:
+
+1. `n_parts`: solve the exact full LP when grouping leaves few class x pool-group pairs
+   (`MAX_FULL_VARIABLES`; Gavel-style traces and the engine's common case, bit-equal to
+   before), else k = ceil(active jobs / `JOBS_PER_PART`).
+2. `split_jobs`: jobs ordered by gang size and best coefficient, dealt round-robin, so every part
+   gets the same spread of gangs and of needs (and identical jobs are spread, not stacked).
+3. `candidate_pools`: a part keeps, per job, only the `CANDIDATE_POOLS` pools where the job is
+   cheapest to serve under pool prices read from the duals of a small pilot LP (a random sample
+   of `PILOT_JOBS` jobs with the same share of capacity), plus its fastest pools. At an optimum a
+   job only uses pools of least reduced cost, so little is lost, and the part's LP shrinks from
+   jobs x pools to jobs x 10 columns, which HiGHS solves in milliseconds.
+4. Each part is solved by `_lp.max_min` (with its efficiency pass) or `_lp.max_linear`.
+5. `fill_leftover`: capacity one part could not use is offered to jobs with time left, in
+   proportion to their coefficients; it only raises utilities. `repair` then clips round-off.
+
+Gangs. The LP's unknowns are time fractions: x[j, p] = 0.1 means the job's whole gang runs on
+the pool 10% of the time. A part's share C_p / k of a pool is a share of the pool's chip-time,
+not a set of chips, so a gang of 8 may take x <= (C_p / k) / 8 of it even when C_p / k < 8: it
+runs on 8 whole chips for that fraction of the round. The parts' chip-time sums to at most C_p,
+exactly the full LP's capacity constraint, and a job only gets a pool its whole gang fits
+(chips <= C_p, enforced here), so the combined allocation is as schedulable as the full LP's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from suanli.policies._lp import INF, max_linear, max_min, repair, solve_lp, utility
+
+MAX_FULL_VARIABLES = 20_000  # class x pool-group pairs up to which the exact full LP is solved
+JOBS_PER_PART = 200  # jobs per part: ~10 ms a part with candidate pools
+CANDIDATE_POOLS = 6  # pools kept per job in a part: by pilot price,
+ADVANTAGE_POOLS = 4  # by comparative advantage,
+FASTEST_POOLS = 2  # and by raw coefficient (see candidate_pools)
+PILOT_JOBS = 100  # jobs in the pricing pilot LP
+LEVEL_MARGIN = 1e-6  # relative slack on the common level, for round-off (see _LevelSolver)
+
+
+@dataclass(frozen=True)
+class MaxMinSolution:
+    fractions: np.ndarray  # [J, P]
+    value: float  # the minimum utility over jobs that can run (0 if none)
+    n_classes: int  # job classes after grouping (distinct jobs: = active jobs)
+    n_pool_groups: int
+    n_parts: int  # 1: the exact full LP; k > 1: POP with k parts
+
+
+@dataclass(frozen=True)
+class LpArrays:
+    """One LP in `_lp.solve_lp`'s arguments, with the (job, pool) of each x column."""
+
+    cost: np.ndarray
+    a: sp.csc_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    job: np.ndarray
+    pool: np.ndarray
+
+
+def _usable(coef: np.ndarray, chips: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Coefficients zeroed where not finite/positive or where the job's gang exceeds the pool."""
+    coef = np.asarray(coef, dtype=float)
+    fits = np.asarray(chips, dtype=float)[:, None] <= np.asarray(capacity, dtype=float)[None, :]
+    return np.where(np.isfinite(coef) & (coef > 0) & fits, coef, 0.0)
+
+
+def problem_size(coef: np.ndarray, chips: np.ndarray) -> tuple[int, int, int]:
+    """(job classes, pool groups, their product) as `_lp.max_min` would group them.
+
+    Rows and columns are told apart by a fixed random projection, O(J P) instead of sorting
+    whole rows: only used to choose between the exact LP and POP (and to report).
+    """
+    active = coef.max(axis=1, initial=0.0) > 0
+    if not active.any():
+        return 0, 0, 0
+    c = coef[active] / coef[active].max()
+    rng = np.random.default_rng(0)
+    row_key = c @ rng.uniform(1.0, 2.0, c.shape[1]) + chips[active] * np.pi
+    col_key = rng.uniform(1.0, 2.0, c.shape[0]) @ c
+    n_classes, n_groups = np.unique(row_key).size, np.unique(col_key).size
+    return n_classes, n_groups, n_classes * n_groups
+
+
+def n_parts(n_active: int, n_vars: int) -> int:
+    """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs."""
+    if n_vars <= MAX_FULL_VARIABLES or n_active < 2 * JOBS_PER_PART:
+        return 1
+    return -(-n_active // JOBS_PER_PART)
+
+
+def split_jobs(coef: np.ndarray, chips: np.ndarray, k: int) -> list[np.ndarray]:
+    """k parts of the jobs that can run, each with the same spread of gang sizes and needs."""
+    best = coef.max(axis=1, initial=0.0)
+    active = np.flatnonzero(best > 0)
+    order = active[np.lexsort((best[active], chips[active]))]
+    return [order[i::k] for i in range(k)]
+
+
+def max_min_lp(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray) -> LpArrays:
+    """`_lp.max_min`'s first LP without grouping: columns x[j, p] for coef > 0, then t.
+
+    Rows: [0, J) t - sum_p c x <= 0 (t only for jobs that can run), [J, 2J) sum_p x <= 1,
+    [2J, 2J + P) sum_j chips x / cap <= 1.
+    Built here because POP wants its duals (pool prices) and the benchmark its reference optimum.
+    """
+    j, p = np.nonzero(coef > 0)
+    n_j, n_p, n_v = coef.shape[0], coef.shape[1], j.size
+    var = np.arange(n_v)
+    safe_cap = np.where(cap > 0, cap, 1.0)
+    active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)  # jobs in the minimum
+    rows = np.concatenate([j, n_j + j, 2 * n_j + p, active])
+    cols = np.concatenate([var, var, var, np.full(active.size, n_v)])
+    data = np.concatenate([-coef[j, p], np.ones(n_v), chips[j] / safe_cap[p], np.ones(active.size)])
+    a = sp.csc_matrix((data, (rows, cols)), shape=(2 * n_j + n_p, n_v + 1))
+    upper = np.concatenate([np.zeros(n_j), np.ones(n_j + n_p)])
+    cost = np.zeros(n_v + 1)
+    cost[n_v] = 1.0
+    return LpArrays(cost, a, np.full(upper.size, -INF), upper, np.zeros(n_v + 1),
+                    np.full(n_v + 1, INF), j, p)  # x <= 1 by its row, so its dual prices it
+
+
+def max_min_duals(
+    coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, options: dict | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """(optimal t, price per chip of each pool [P], price of each job's time [J]): `max_min_lp`."""
+    n_j, n_p = coef.shape
+    if not (coef > 0).any():
+        return 0.0, np.zeros(n_p), np.zeros(n_j)
+    lp = max_min_lp(coef, chips, cap)
+    h, x, _ = solve_lp(lp.cost, lp.a, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper,
+                       maximize=True, options=options)
+    dual = np.abs(np.asarray(h.getSolution().row_dual, dtype=float))
+    safe_cap = np.where(cap > 0, cap, 1.0)
+    return float(x[-1]), dual[2 * n_j:] / safe_cap, dual[n_j:2 * n_j]
+
+
+def max_min_upper_bound(
+    coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, y: np.ndarray, z: np.ndarray
+) -> float:
+    """A bound no allocation's minimum utility can beat, from any prices y >= 0, z >= 0 (duality).
+
+    Serving job j one unit of utility on pool p costs (chips_j y_p + z_j) / c[j, p]; at its
+    cheapest pool, w_j. Every job at utility t costs t sum_j w_j, which cannot exceed the value
+    of everything, sum_p cap_p y_p + sum_j z_j. So t <= that ratio, whatever the prices.
+    """
+    active = coef.max(axis=1, initial=0.0) > 0
+    c, z = coef[active], z[active]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(c > 0, (chips[active, None] * y[None, :] + z[:, None]) / c, np.inf).min(axis=1)
+    total = w.sum()
+    return float((cap @ y + z.sum()) / total) if total > 0 else float("inf")
+
+
+def candidate_pools(coef: np.ndarray, chips: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """[J, P] bool: per job, the pools of most utility per price (CANDIDATE_POOLS), per mean
+    pool value (ADVANTAGE_POOLS; the price when the pilot's duals are degenerate) and of most
+    utility (FASTEST_POOLS). Step 3 of the module docstring."""
+    n_jobs, n_pools = coef.shape
+    if n_pools <= CANDIDATE_POOLS + ADVANTAGE_POOLS + FASTEST_POOLS:
+        return coef > 0
+    keep = np.zeros((n_jobs, n_pools), dtype=bool)
+    rows = np.arange(n_jobs)[:, None]
+    for key, n in ((coef / _floored(price), CANDIDATE_POOLS),
+                   (coef / _floored(column_price(coef, chips)), ADVANTAGE_POOLS),
+                   (coef, FASTEST_POOLS)):
+        if n > 0:
+            keep[rows, np.argpartition(-key, n, axis=1)[:, :n]] = True
+    return keep & (coef > 0)
+
+
+def _floored(price: np.ndarray) -> np.ndarray:
+    top = price.max(initial=0.0)
+    return np.maximum(price, 1e-6 * top) if top > 0 else np.ones_like(price)
+
+
+def pilot_price(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, k: int) -> np.ndarray:
+    """[J, P] chips_j y_p + z: the duals of a pilot max-min LP on PILOT_JOBS random jobs with
+    their share of every pool, as the price of serving each job on each pool."""
+    active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)
+    if active.size == 0:
+        return np.ones(coef.shape)
+    sample = np.random.default_rng(0).choice(active, min(PILOT_JOBS, active.size), replace=False)
+    _, y, z = max_min_duals(coef[sample], chips[sample], cap * sample.size / active.size)
+    return chips[:, None] * y[None, :] + float(np.median(z))
+
+
+def column_price(weight: np.ndarray, chips: np.ndarray) -> np.ndarray:
+    """[J, P] chips_j times the pool's mean weight: comparative advantage, for linear objectives."""
+    return chips[:, None] * weight.mean(axis=0)[None, :]
+
+
+def level_lp(
+    coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, level: float
+) -> np.ndarray | None:
+    """Max total utility with every job at >= level (`_lp.max_min`'s efficiency pass, with t
+    given), or None if the level cannot be met. One LP without max-min's degenerate t column:
+    ~3x faster than solving for t and then for efficiency."""
+    if not (coef > 0).any():
+        return np.zeros(coef.shape)
+    lp = max_min_lp(coef, chips, cap)
+    n_j, n_v = coef.shape[0], lp.job.size
+    scale = coef.max()
+    a = lp.a[:, :n_v]
+    row_lower = np.concatenate([np.full(n_j, level / scale), np.full(n_j + cap.size, -INF)])
+    row_upper = np.concatenate([np.full(n_j, INF), lp.row_upper[n_j:]])
+    a = sp.vstack([-a[:n_j] / scale, a[n_j:]]).tocsc()
+    _, sol, ok = solve_lp(coef[lp.job, lp.pool] / scale, a, row_lower, row_upper,
+                          lp.col_lower[:n_v], lp.col_upper[:n_v], maximize=True)
+    if not ok:
+        return None
+    x = np.zeros(coef.shape)
+    x[lp.job, lp.pool] = sol
+    return x
+
+
+def fill_leftover(
+    x: np.ndarray, coef: np.ndarray, chips: np.ndarray, cap: np.ndarray
+) -> np.ndarray:
+    """Offer unused chip-time to jobs with time left, spread by coefficient; never lowers a job."""
+    free = cap - chips @ x
+    pools = np.flatnonzero(free > 1e-9 * np.maximum(cap, 1.0))
+    jobs = np.flatnonzero(x.sum(axis=1) < 1.0 - 1e-9)
+    if pools.size == 0 or jobs.size == 0:
+        return x
+    slack = 1.0 - x[jobs].sum(axis=1)
+    open_ = coef[np.ix_(jobs, pools)]
+    total = open_.sum(axis=1)
+    want = open_ * np.where(total > 0, slack / np.where(total > 0, total, 1.0), 0.0)[:, None]
+    used = chips[jobs] @ want
+    room = free[pools]
+    scale = np.where(used > room, room / np.where(used > 0, used, 1.0), 1.0)
+    x = x.copy()
+    x[np.ix_(jobs, pools)] += want * scale[None, :]
+    return x
+
+
+class _LevelSolver:
+    """Max-min parts after the first at the level the first reached, each one `level_lp`; a
+    part that cannot meet it gets its own `_lp.max_min` and lowers the level to its minimum.
+    POP's minimum is its worst part's anyway, so a common level loses nothing, and in a random
+    order of parts only ~ln(k) of them set a new lowest level and pay for a full max-min."""
+
+    def __init__(self) -> None:
+        self.level: float | None = None
+
+    def __call__(self, coef: np.ndarray, chips: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        if self.level is not None and self.level > 0:
+            x = level_lp(coef, chips, cap, self.level)
+            if x is not None:
+                return x
+        r = max_min(coef, chips, cap)
+        level = r.value * (1 - LEVEL_MARGIN)
+        self.level = level if self.level is None else min(self.level, level)
+        return r.fractions
+
+
+def _partitioned(coef, chips, cap, k, price, solve_part) -> np.ndarray:
+    """Solve each part with 1/k of every pool, candidate pools only, and combine."""
+    parts = split_jobs(coef, chips, k)
+    sparse = np.where(candidate_pools(coef, chips, price), coef, 0.0)
+    x = np.zeros(coef.shape)
+    for part in parts:
+        x[part] = solve_part(sparse[part], chips[part], cap / k)
+    return repair(fill_leftover(repair(x, chips, cap), coef, chips, cap), chips, cap)
+
+
+def solve_max_min(
+    coef: np.ndarray, chips: np.ndarray, capacity: np.ndarray, *, parts: int | None = None
+) -> MaxMinSolution:
+    """Max-min utility allocation: the exact LP when small, POP over `parts` parts when not.
+
+    `parts` overrides the automatic choice (1 = exact full LP).
+    """
+    chips = np.asarray(chips, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    coef = _usable(coef, chips, cap)
+    active = coef.max(axis=1, initial=0.0) > 0
+    n_classes, n_groups, n_vars = problem_size(coef, chips)
+    k = n_parts(int(active.sum()), n_vars) if parts is None else max(int(parts), 1)
+    if k == 1:
+        r = max_min(coef, chips, cap)
+        return MaxMinSolution(r.fractions, r.value, r.n_classes, r.n_pool_groups, 1)
+    price = pilot_price(coef, chips, cap, k)
+    x = _partitioned(coef, chips, cap, k, price, _LevelSolver())
+    util = utility(coef, x)
+    value = float(util[active].min()) if active.any() else 0.0
+    return MaxMinSolution(x, value, n_classes, n_groups, k)
+
+
+def solve_max_linear(
+    weight: np.ndarray, chips: np.ndarray, capacity: np.ndarray, *, parts: int | None = None
+) -> np.ndarray:
+    """Max total weight allocation: the exact LP when small, POP over `parts` parts when not."""
+    chips = np.asarray(chips, dtype=float)
+    cap = np.asarray(capacity, dtype=float)
+    weight = _usable(weight, chips, cap)
+    n_active = int(np.count_nonzero(weight.max(axis=1, initial=0.0) > 0))
+    k = n_parts(n_active, problem_size(weight, chips)[2]) if parts is None else max(int(parts), 1)
+    if k == 1:
+        return max_linear(weight, chips, cap)
+    return _partitioned(weight, chips, cap, k, column_price(weight, chips), max_linear)
