@@ -20,6 +20,15 @@ class PriorityMixin:
         """
         P = self._P
         X = self._alloc[A]
+        if not self.work_conserving:
+            # Only jobs with an allocation can be placed: the rule runs on those rows alone
+            # (a long queue of unallocated jobs costs one pass here, not one per array).
+            rows = np.flatnonzero(X.max(axis=1, initial=0.0) > 0)
+            if len(rows) < len(A):
+                target = np.full(len(A), -1, dtype=np.int64)
+                if len(rows):
+                    target[rows] = self._assign(A[rows])
+                return target
         thr = self._thr[A]
         blocked = self._blocked_mask(A)
         if blocked is not None:

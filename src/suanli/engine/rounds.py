@@ -62,9 +62,10 @@ class RoundsMixin:
         # chips idle for a waiting job the last allocation gave none of them (a new job, or one
         # queued behind jobs that have ended since).
         waiting = A[self._run_pool[A] < 0]
+        free = self._cap_up - self._used
+        waiting = waiting[self._chips[waiting] <= free.max(initial=0)]  # the gangs that fit
         if len(waiting) == 0:
             return False
-        free = self._cap_up - self._used
         fits = (self._thr[waiting] > 0) & (self._chips[waiting][:, None] <= free[None, :])
         fits &= ~(self._has_alloc[waiting][:, None] & (self._alloc[waiting] > 0))
         return bool(fits.any())
@@ -139,7 +140,8 @@ class RoundsMixin:
             capacity=self._cap_up.astype(float),
             price_per_chip_hour=self._price.copy(),
             deadline_s=self._deadline[A].copy(),
-            tenant=list(map(self._tenants.__getitem__, A.tolist())),
+            tenant=(list(map(self._tenants.__getitem__, A.tolist())) if self._has_tenants
+                    else [None] * len(A)),
             running_on=running_on,
             reference_throughput=ref,
             elastic=self._elastic_options(A, thr, blocked),
