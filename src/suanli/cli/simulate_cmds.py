@@ -23,7 +23,8 @@ def _hours(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 3600.0:.2f} h"
 
 
-def _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, window):
+def _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, window,
+               single_gpu=False):
     from suanli.workloads import (
         generate_poisson,
         load_gavel_throughputs,
@@ -53,7 +54,7 @@ def _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, window)
             raise SuanliError("--generate needs a positive --rate (jobs per second)",
                               field="rate", value=rate)
         workload = generate_poisson(generate, rate_per_s=rate, seed=seed, like=workload,
-                                    throughputs=table)
+                                    throughputs=table, multi_gpu=not single_gpu)
     if workload is None:
         raise SuanliError("give --trace FILE or --generate N --rate R", field="trace")
     rng = parse_job_range(window) if window else None
@@ -132,6 +133,9 @@ def simulate_command(
     generate: int | None = typer.Option(None, help="Generate N Poisson-arrival jobs "
                                         "(like the trace's jobs if --trace is given)."),
     rate: float | None = typer.Option(None, help="Arrival rate for --generate (jobs/s)."),
+    single_gpu: bool = typer.Option(False, "--single-gpu",
+                                    help="--generate: every job takes one chip (Gavel's "
+                                    "single-GPU traces)."),
     reference: str | None = typer.Option(
         None, "--reference-accelerator",
         help="Chip the trace's durations were measured on (Philly: P100)."),
@@ -160,7 +164,8 @@ def simulate_command(
 
         print_policies(as_json)
         return
-    workload, window = _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, jobs)
+    workload, window = _load_jobs(trace, fmt, throughputs, generate, rate, seed, reference, jobs,
+                                  single_gpu)
     if elastic:
         from suanli.workloads import make_elastic
 

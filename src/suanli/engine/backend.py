@@ -9,6 +9,7 @@ after it starts, unless it is stopped first or (optionally) fails.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from typing import Protocol, runtime_checkable
 
@@ -65,9 +66,9 @@ class SimBackend:
         run = self._run_counter
         end = run_end_s(now_s, placement)
         kind = "succeeded"
-        if now_s < self.no_node_until.get(placement.pool_id, float("-inf")):
+        if self.no_node_until and now_s < self.no_node_until.get(placement.pool_id, -math.inf):
             end, kind = now_s, "unplaceable"
-        elif self.fail_first.get(job.job_id, 0) > 0:
+        elif self.fail_first and self.fail_first.get(job.job_id, 0) > 0:
             self.fail_first[job.job_id] -= 1
             end = now_s + (end - now_s) / 2 if end != float("inf") else now_s + 1.0
             kind = "failed"

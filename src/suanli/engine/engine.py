@@ -151,6 +151,7 @@ class Engine(
         # Jobs: records plus NumPy columns indexed by an internal job index.
         self.jobs: dict[str, JobRecord] = {}
         self._tenants: list[str | None] = []
+        self._has_tenants = False  # some job names a tenant (else policies see None for all)
         self._records: list[JobRecord] = []
         self._index: dict[str, int] = {}
         self._n = 0
@@ -267,6 +268,7 @@ class Engine(
         rec = JobRecord(job=job)
         self._records.append(rec)
         self._tenants.append(job.tenant)
+        self._has_tenants = self._has_tenants or job.tenant is not None
         self._index[job.job_id] = i
         self.jobs[job.job_id] = rec
         self._chips[i] = job.num_chips

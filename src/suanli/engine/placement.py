@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -80,16 +80,18 @@ class BrokerPlacer:
     @staticmethod
     def _ranked(job: EngineJob, view: LiveView) -> Choice:
         """cost = chips x price x run time, finish = run time (the job starts now)."""
-        ok = view.allowed & (view.throughput > 0)
-        if not ok.any():
+        idx = np.flatnonzero(view.allowed & (view.throughput > 0))
+        if len(idx) == 0:
             return Choice(-1)
-        idx = np.flatnonzero(ok)
         run_s = view.remaining_work / view.throughput[idx]
         egress = view.egress_cost[idx]
         cost = job.num_chips * view.price_per_chip_hour[idx] * run_s / 3600.0 + egress
         finish = view.staging_s[idx] + run_s
-        keys = (idx, cost, finish) if job.objective == "time" else (idx, finish, cost)
-        k = int(np.lexsort(keys)[0])
+        if len(idx) == 1:
+            k = 0
+        else:
+            keys = (idx, cost, finish) if job.objective == "time" else (idx, finish, cost)
+            k = int(np.lexsort(keys)[0])
         return Choice(int(idx[k]), float(cost[k]), float(run_s[k]), float(egress[k]))
 
     @staticmethod
@@ -178,7 +180,45 @@ def _with_moved_note(choice: Choice, rec, pool_id: str) -> Choice:
     moved = _moved_note(rec, pool_id)
     if not moved:
         return choice
-    return replace(choice, note="; ".join(x for x in (moved, choice.note) if x))
+    return _choice_at(choice, choice.pool, "; ".join(x for x in (moved, choice.note) if x))
+
+
+def _choice_at(choice: Choice, pool: int, note: str) -> Choice:
+    """`choice` with another pool and note (built directly: `dataclasses.replace` is slow and
+    the broker's pass makes one per job it starts)."""
+    return Choice(pool, choice.cost, choice.run_s, choice.egress_cost, note, choice.transfer_s,
+                  choice.split, choice.throughput)
+
+
+def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.ndarray):
+    """`BrokerPlacer._ranked` for many jobs without a spec or dataset at once (no staging, no
+    egress): each job's pools in the ranker's order, then per job the first allowed one with
+    room. The same arithmetic as `_ranked`, so the same choice and numbers."""
+    thr = engine._thr[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):  # pools it cannot run on: unused
+        run_s = (engine._total[idx] - engine._base[idx])[:, None] / thr
+        cost = chips[:, None] * engine._price[None, :] * run_s / 3600.0 + 0.0
+    finish = 0.0 + run_s
+    pools = np.broadcast_to(np.arange(thr.shape[1]), thr.shape)
+    orders: dict[bool, list[list[int]]] = {}  # by time (finish, cost) or by cost, when asked
+    ok_rows = (allowed_rows & (thr > 0)).tolist()
+    cost_l = cost.tolist()
+    run_l = run_s.tolist()
+
+    def choose(row: int, objective: str, left: np.ndarray, c: int) -> tuple[
+            int, float | None, float | None]:
+        """(pool, cost, run seconds) of the job's choice; (-1, None, None) if none."""
+        by_time = objective == "time"
+        if by_time not in orders:
+            keys = (pools, cost, finish) if by_time else (pools, finish, cost)
+            orders[by_time] = np.lexsort(keys, axis=-1).tolist()
+        ok = ok_rows[row]
+        for q in orders[by_time][row]:
+            if ok[q] and left[q] >= c:
+                return q, cost_l[row][q], run_l[row][q]
+        return -1, None, None
+
+    return choose
 
 
 class PlacementMixin:
@@ -203,19 +243,42 @@ class PlacementMixin:
         state_cache: list[NetworkState] = []
         load: list[tuple[list[tuple[RunningJob, ...]], np.ndarray]] = []
         target = target.copy()
-        for k in starts.tolist():
+        # Per starting job, the pools it may use now (rows computed for all of them at once).
+        runnable_rows = (self._thr[A[starts]] > 0) & (self._cap_up > 0)[None, :]
+        if blocked is not None:
+            runnable_rows &= ~blocked[starts]
+        if not self.traits.agnostic:
+            p0s = np.maximum(target[starts], 0)
+            same_class = self._pool_class[None, :] == self._pool_class[p0s][:, None]
+            same_class[target[starts] < 0] = True
+            runnable_allowed = runnable_rows & same_class
+        else:
+            runnable_allowed = runnable_rows
+        ranked = None
+        if type(self.placer) is BrokerPlacer:
+            ranked = _ranked_rows(self, A[starts], chips[starts], runnable_allowed)
+        for row, k in enumerate(starts.tolist()):
             i = int(A[k])
             p0 = int(target[k])
             c = int(chips[k])
             if p0 >= 0:
                 left[p0] += c
-            runnable = (self._thr[i] > 0) & (self._cap_up > 0)
-            if blocked is not None:
-                runnable &= ~blocked[k]
-            allowed = (left >= c) & runnable
-            if not self.traits.agnostic and p0 >= 0:
-                allowed &= self._pool_class == self._pool_class[p0]
             rec = self._records[i]
+            if ranked is not None and rec.job.spec is None and rec.job.dataset is None:
+                if p0 < 0:
+                    continue  # fits no single pool: only a split places it
+                q, cost, run_s = ranked(row, rec.job.objective, left, c)
+                p = q if q >= 0 else p0
+                note = _moved_note(rec, self._pool_ids[p])
+                if q >= 0 or note:  # as `_with_moved_note` and `_choice_at` would build it
+                    self._planned[i] = Choice(p, cost, run_s, 0.0, note)
+                if p != p0:
+                    state_cache.clear()
+                left[p] -= c
+                target[k] = p
+                continue
+            runnable = runnable_rows[row]
+            allowed = (left >= c) & runnable_allowed[row]
 
             def network_state(free=left) -> NetworkState:
                 if not state_cache:
@@ -248,7 +311,7 @@ class PlacementMixin:
             p = choice.pool if choice.pool >= 0 and allowed[choice.pool] else p0
             choice = _with_moved_note(choice, rec, self._pool_ids[p])
             if p != p0 or choice.pool >= 0 or choice.note:
-                self._planned[i] = replace(choice, pool=p)
+                self._planned[i] = _choice_at(choice, p, choice.note)
             if p != p0:
                 state_cache.clear()
             left[p] -= c

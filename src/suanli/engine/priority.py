@@ -20,6 +20,15 @@ class PriorityMixin:
         """
         P = self._P
         X = self._alloc[A]
+        if not self.work_conserving:
+            # Only jobs with an allocation can be placed: the rule runs on those rows alone
+            # (a long queue of unallocated jobs costs one pass here, not one per array).
+            rows = np.flatnonzero(X.max(axis=1, initial=0.0) > 0)
+            if len(rows) < len(A):
+                target = np.full(len(A), -1, dtype=np.int64)
+                if len(rows):
+                    target[rows] = self._assign(A[rows])
+                return target
         thr = self._thr[A]
         blocked = self._blocked_mask(A)
         if blocked is not None:
@@ -28,20 +37,22 @@ class PriorityMixin:
         pool_time = self._pool_time
         if not self.gavel_mode and len(self._class_members) < P:
             return self._assign_by_class(A, X, thr, recv)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(pool_time > 0, recv / np.where(pool_time > 0, pool_time, 1.0), 0.0)
-            prio = np.where(frac > 0, X / np.where(frac > 0, frac, 1.0), X * 1e9)
-        prio[(X <= 0) | (thr <= 0)] = 0.0
+        # share of pool time received (0 where the pool has none), then X over it (X x 1e9
+        # where the job received nothing): division only where defined, no warnings to mute
+        frac = np.divide(recv, pool_time, out=np.zeros_like(recv), where=pool_time > 0)
+        prio = np.divide(X, frac, out=X * 1e9, where=frac > 0)
+        runs = thr > 0
+        prio[(X <= 0) | ~runs] = 0.0
         chips = self._chips[A]
         cap = self._cap_up
-        ok = (thr > 0) & (chips[:, None] <= cap[None, :])
+        ok = runs & (chips[:, None] <= cap[None, :])
         if not self.work_conserving:
             ok &= prio > 0
         jj, pp = np.nonzero(ok)
         if len(jj) == 0:
             return np.full(len(A), -1, dtype=np.int64)
         pr = prio[jj, pp]
-        de = self._deficit[A][jj, pp]
+        de = self._deficit[A[jj], pp]
         xx = X[jj, pp]
         if self.gavel_mode:
             order_pools = list(range(P))
@@ -52,40 +63,13 @@ class PriorityMixin:
             # Per pool in `order_pools`, by priority, deficit, allocation (all descending);
             # the sort is stable, so equal keys keep job order as in Gavel.
             order = np.lexsort((jj, -xx, -de, -pr, rank[pp]))
-        else:
-            # Ties (jobs the allocation has not seen yet have priority 0): keep running jobs
-            # where they are, then prefer the faster pool, then the earlier job.
-            running_here = self._run_pool[A][jj] == pp
-            order = np.lexsort((pp, jj, -thr[jj, pp], ~running_here, -xx, -de, -pr))
-        js = jj[order].tolist()
-        ps = pp[order].tolist()
-        left = cap.tolist()
-        chips_l = chips.tolist()
-        min_chips = int(chips.min())
-        assigned: dict[int, int] = {}
-        n_jobs = len(A)
-        full = [c < min_chips for c in left]
-        n_full = sum(full)
-        for j, p in zip(js, ps, strict=True):
-            if j in assigned or full[p]:
-                continue
-            c = chips_l[j]
-            if c > left[p]:
-                continue
-            left[p] -= c
-            assigned[j] = p
-            if len(assigned) == n_jobs:
-                break
-            if left[p] < min_chips:
-                full[p] = True
-                n_full += 1
-                if n_full == P:
-                    break
-        target = np.full(len(A), -1, dtype=np.int64)
-        if assigned:
-            target[np.fromiter(assigned.keys(), dtype=np.int64, count=len(assigned))] = \
-                np.fromiter(assigned.values(), dtype=np.int64, count=len(assigned))
-        return target
+            return _fill_pools(order_pools, jj[order], pp[order], chips, cap)
+        # Ties (jobs the allocation has not seen yet have priority 0): keep running jobs
+        # where they are, then prefer the faster pool, then the earlier job.
+        running_here = self._run_pool[A[jj]] == pp
+        # (job, pool) as one key: pairs come out of nonzero in that order, so it is their index
+        order = np.lexsort((np.arange(len(jj)), -thr[jj, pp], ~running_here, -xx, -de, -pr))
+        return _greedy_in_order(jj[order], pp[order], chips, cap)
 
     def _assign_by_class(
         self, A: np.ndarray, X: np.ndarray, thr: np.ndarray, recv: np.ndarray
@@ -164,3 +148,74 @@ class PriorityMixin:
                 if n_full == C:
                     break
         return target
+
+
+def _fill_pools(order_pools: list[int], js: np.ndarray, ps: np.ndarray, chips: np.ndarray,
+                cap: np.ndarray) -> np.ndarray:
+    """The greedy fill when candidates are sorted pool by pool (Gavel mode): each pool in turn
+    takes its best candidates not yet placed whose gangs fit. The same result as one greedy
+    pass over the sorted (job, pool) pairs, a pool at a time in NumPy."""
+    target = np.full(len(chips), -1, dtype=np.int64)
+    placed = np.zeros(len(chips), dtype=bool)
+    uniform = bool((chips == chips[0]).all())
+    min_chips = int(chips.min())
+    for p in order_pools:
+        room = int(cap[p])
+        if room < min_chips:
+            continue
+        cand = js[ps == p]
+        cand = cand[~placed[cand]]
+        if uniform:
+            take = cand[: room // int(chips[0])]
+        else:
+            picks = []
+            for j, c in zip(cand.tolist(), chips[cand].tolist(), strict=True):
+                if c <= room:
+                    picks.append(j)
+                    room -= c
+                    if room < min_chips:
+                        break
+            take = np.array(picks, dtype=np.int64)
+        placed[take] = True
+        target[take] = p
+    return target
+
+
+def _greedy_in_order(js: np.ndarray, ps: np.ndarray, chips: np.ndarray,
+                     cap: np.ndarray) -> np.ndarray:
+    """One greedy pass over (job, pool) pairs in order: a pair is taken when its job is not
+    placed yet and its gang fits what is left of the pool.
+
+    A pair that cannot be taken when reached never can be later (pools only fill, placed jobs
+    stay placed), so after a run of such pairs the rest of the list is filtered in NumPy,
+    dropping every pair that is dead by now; the Python loop then sees mostly pairs it takes.
+    """
+    target = np.full(len(chips), -1, dtype=np.int64)
+    where = [-1] * len(chips)  # target as a list: the loop reads it for every pair
+    chips_l = chips.tolist()
+    left = cap.tolist()
+    min_chips = int(chips.min())
+    placed = 0
+    n_jobs = len(chips)
+    while len(js):
+        skipped = 0
+        stop_at = len(js)
+        for n, (j, p) in enumerate(zip(js.tolist(), ps.tolist(), strict=True)):
+            c = chips_l[j]
+            if where[j] >= 0 or c > left[p]:
+                skipped += 1
+                if skipped >= 32:
+                    stop_at = n + 1
+                    break
+                continue
+            left[p] -= c
+            where[j] = target[j] = p
+            placed += 1
+            if placed == n_jobs or max(left) < min_chips:
+                return target
+        else:
+            return target
+        js, ps = js[stop_at:], ps[stop_at:]
+        live = (target[js] < 0) & (chips[js] <= np.asarray(left)[ps])
+        js, ps = js[live], ps[live]
+    return target

@@ -45,6 +45,7 @@ class RecordsMixin:
         grow("_seg_start", (cap,), float, 0.0)
         grow("_seg_restore", (cap,), float, 0.0)  # restore paid in the current run
         grow("_run_pool", (cap,), np.int64, -1)
+        grow("_run_end", (cap,), float, 0.0)  # when the current run ends if not stopped
         grow("_acct", (cap,), float, 0.0)
         grow("_attained", (cap,), float, 0.0)  # chip-seconds received
         grow("_recv", (cap, P), float, 0.0)  # time received per pool since reallocation
@@ -74,7 +75,8 @@ class RecordsMixin:
         old = rec.state
         rec.state = new
         rec.reason = reason
-        self._event(rec, new, at, reason)
+        if self.record_events:
+            rec.events.append((at, new.value, reason))
         if self.listener is not None:
             self.listener(Transition(rec.job.job_id, old, new, at, rec.placement, reason))
 

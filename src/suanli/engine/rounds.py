@@ -62,9 +62,10 @@ class RoundsMixin:
         # chips idle for a waiting job the last allocation gave none of them (a new job, or one
         # queued behind jobs that have ended since).
         waiting = A[self._run_pool[A] < 0]
+        free = self._cap_up - self._used
+        waiting = waiting[self._chips[waiting] <= free.max(initial=0)]  # the gangs that fit
         if len(waiting) == 0:
             return False
-        free = self._cap_up - self._used
         fits = (self._thr[waiting] > 0) & (self._chips[waiting][:, None] <= free[None, :])
         fits &= ~(self._has_alloc[waiting][:, None] & (self._alloc[waiting] > 0))
         return bool(fits.any())
@@ -139,7 +140,8 @@ class RoundsMixin:
             capacity=self._cap_up.astype(float),
             price_per_chip_hour=self._price.copy(),
             deadline_s=self._deadline[A].copy(),
-            tenant=[self._tenants[int(i)] for i in A],
+            tenant=(list(map(self._tenants.__getitem__, A.tolist())) if self._has_tenants
+                    else [None] * len(A)),
             running_on=running_on,
             reference_throughput=ref,
             elastic=self._elastic_options(A, thr, blocked),
@@ -189,29 +191,37 @@ class RoundsMixin:
         target[k] is the pool chosen for job A[k] this round (-1: none).
         """
         current = self._run_pool[A]
-        stop = A[(current >= 0) & (current != target)].tolist()
-        start_mask = (target >= 0) & (current != target)
+        moved = current != target
+        if not moved.any():
+            self._planned.clear()
+            return bool(self._on_chips)  # nobody stops or starts: a round that costs nothing
+        stop = A[(current >= 0) & moved].tolist()
+        start_mask = (target >= 0) & moved
         starts = zip(A[start_mask].tolist(), target[start_mask].tolist(), strict=True)
+        records = self._records
+        set_state = self._set_state
+        backend = self.backend
         for i in stop:
-            rec = self._records[i]
+            rec = records[i]
             if rec.state not in ON_CHIPS_STATES:
                 continue  # a listener cancelled it meanwhile
             rec.preemptions += 1
-            self._set_state(i, JobState.CHECKPOINTING, now, "preempted by the round")
+            set_state(i, JobState.CHECKPOINTING, now, "preempted by the round")
             if rec.state is not JobState.CHECKPOINTING:
                 continue  # the listener cancelled it
-            self.backend.stop(rec.job.job_id, now, "preempt")
+            backend.stop(rec.job.job_id, now, "preempt")
             self._end_run(i, now, keep="full")
-            self._set_state(i, JobState.PREEMPTED, now, "checkpointed")
+            set_state(i, JobState.PREEMPTED, now, "checkpointed")
         started = False
+        planned_by_job = self._planned
         for i, p in starts:
-            rec = self._records[i]
+            rec = records[i]
             if rec.state not in WAITING_STATES:
                 continue  # cancelled by a listener during this round
             first = rec.start_s is None
-            restore = 0.0 if (first or self.gavel_mode) else float(self._restore[i])
-            stage_s, egress = self._staging(i, p)
-            planned = self._planned.pop(i, None)
+            restore = 0.0 if (first or self.gavel_mode) else self._restore.item(i)
+            stage_s, egress = (0.0, 0.0) if rec.job.dataset is None else self._staging(i, p)
+            planned = planned_by_job.pop(i, None) if planned_by_job else None
             if stage_s > 0 and planned is not None and planned.pool == p and \
                     planned.transfer_s is not None:
                 # The broker's option says which route the data takes (fastest or cheapest).
@@ -229,17 +239,17 @@ class RoundsMixin:
             if stage_s > 0:
                 self._begin_staging(i, p, now, stage_s, egress, restore, why)
                 if rec.state is JobState.STAGING:
-                    self.backend.start(rec.job, placement, now)
+                    backend.start(rec.job, placement, now)
                     started = True
                 continue
-            self._set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}{why}")
+            set_state(i, JobState.STARTING, now, f"placed on {placement.pool_id}{why}")
             if rec.state is not JobState.STARTING:
                 continue  # the listener cancelled it before the backend was told
-            self.backend.start(rec.job, placement, now)
+            backend.start(rec.job, placement, now)
             if restore > 0:
                 self._push_timer(now + restore, "restored", (i, now))
             else:
-                self._set_state(i, JobState.RUNNING, now, "running")
+                set_state(i, JobState.RUNNING, now, "running")
             started = True
         self._planned.clear()  # choices for jobs a listener cancelled meanwhile
         return started or bool(self._on_chips)

@@ -8,7 +8,6 @@ time; ending a run commits the work that survives it and charges chip-seconds, c
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -21,10 +20,15 @@ def pick_nodes(free: np.ndarray, c: int, per_node: int) -> tuple[tuple[int, int]
     """Whole gang on as few nodes as possible: best fit for a gang within one node, else
     the emptiest nodes first."""
     if per_node == 1:
+        if c == 1:
+            n = int(free.argmax())  # the first free node
+            if free[n] <= 0:
+                raise RuntimeError("not enough free chips for a gang the round placed")
+            return ((n, 1),)
         idx = np.flatnonzero(free)[:c]
         if len(idx) < c:
             raise RuntimeError("not enough free chips for a gang the round placed")
-        return tuple((n, 1) for n in idx.tolist())
+        return tuple(zip(idx.tolist(), [1] * c, strict=True))
     if c <= per_node:
         fit = np.where(free >= c, free, per_node + 1)
         n = int(fit.argmin())
@@ -51,14 +55,14 @@ class RunsMixin:
     """Part of `Engine`: chips, runs, progress and accounting."""
 
     def _work_at(self, i: int, now: float) -> float:
-        rec = self._records[i]
-        if rec.state not in ON_CHIPS_STATES:
-            return float(self._base[i])
-        p = int(self._run_pool[i])
-        productive = now - self._seg_start[i] - self._seg_restore[i]
+        if self._records[i].state not in ON_CHIPS_STATES:
+            return self._base.item(i)
+        base = self._base.item(i)
+        productive = now - self._seg_start.item(i) - self._seg_restore.item(i)
         if productive <= 0:
-            return float(self._base[i])
-        return float(min(self._total[i], self._base[i] + productive * self._rate_of(i, p)))
+            return base
+        rate = self._rate_of(i, self._run_pool.item(i))
+        return min(self._total.item(i), base + productive * rate)
 
     def _work_now(self, idx: np.ndarray, now: float) -> np.ndarray:
         """Estimated work done by each job in idx at `now` (vectorised _work_at)."""
@@ -76,16 +80,16 @@ class RunsMixin:
         return work
 
     def _checkpoint_at(self, i: int, now: float) -> float:
-        p = int(self._run_pool[i])
-        productive = now - self._seg_start[i] - self._seg_restore[i]
+        base = self._base.item(i)
+        productive = now - self._seg_start.item(i) - self._seg_restore.item(i)
         if productive <= 0:
-            return float(self._base[i])
-        iv = self._ckpt_iv[i]
+            return base
+        iv = self._ckpt_iv.item(i)
         saved = math.floor(productive / iv) * iv if math.isfinite(iv) else 0.0
-        return float(min(self._total[i], self._base[i] + saved * self._rate_of(i, p)))
+        return min(self._total.item(i), base + saved * self._rate_of(i, self._run_pool.item(i)))
 
     def _take_chips(self, i: int, p: int, nodes: tuple[tuple[int, int], ...] | None) -> tuple:
-        c = int(self._chips[i])
+        c = self._chips.item(i)
         free = self._node_free[p]
         if nodes is None:
             nodes = pick_nodes(free, c, self.cluster.pools[p].chips_per_node)
@@ -110,26 +114,22 @@ class RunsMixin:
         if parts:
             self._mixed_thr[i] = float(throughput or 0.0)
         pool = self.cluster.pools[p]
+        as_planned = planned is not None and planned.pool == p
         placement = Placement(
-            pool_id=pool.pool_id,
-            count=int(self._chips[i]),
-            nodes=tuple(nodes),
-            accelerator=pool.accelerator,
-            center=pool.center,
-            throughput=self._rate_of(i, p),
-            work_remaining=float(self._total[i] - self._base[i]),
-            restore_s=restore_s,
-            staging_s=staging_s,
-            egress_cost=egress_cost,
-            parts=parts,
+            pool.pool_id, self._chips.item(i), tuple(nodes), pool.accelerator, pool.center,
+            float(throughput or 0.0) if parts else self._thr.item(i, p),  # _rate_of
+            self._total.item(i) - self._base.item(i), restore_s,
+            planned.cost if as_planned else None, planned.run_s if as_planned else None,
+            egress_cost, planned.note if as_planned else "", staging_s, parts,
         )
-        if planned is not None and planned.pool == p:
-            placement = replace(placement, planned_cost=planned.cost,
-                                planned_run_s=planned.run_s, note=planned.note)
         rec.placement = placement
-        for pool_id in [part.pool_id for part in parts] or [pool.pool_id]:
-            if pool_id not in rec.pools:
-                rec.pools.append(pool_id)
+        self._run_end[i] = run_end_s(now, placement)
+        if parts:
+            for pool_id in [part.pool_id for part in parts]:
+                if pool_id not in rec.pools:
+                    rec.pools.append(pool_id)
+        elif pool.pool_id not in rec.pools:
+            rec.pools.append(pool.pool_id)
         return placement
 
     def _end_run(self, i: int, now: float, keep: str) -> None:
@@ -139,40 +139,58 @@ class RunsMixin:
         "checkpoint" (killed: only the last periodic checkpoint survives).
         """
         rec = self._records[i]
-        p = int(self._run_pool[i])
+        p = self._run_pool.item(i)
         if keep == "all":
-            work = float(self._total[i])
+            work = self._total.item(i)
+        elif keep == "full" and rec.state in ON_CHIPS_STATES:  # _work_at, inline
+            work = base = self._base.item(i)
+            productive = now - self._seg_start.item(i) - self._seg_restore.item(i)
+            if productive > 0:
+                rate = self._mixed_thr.get(i) if self._mixed_thr else None
+                if rate is None:
+                    rate = self._thr.item(i, p)
+                work = min(self._total.item(i), base + productive * rate)
         elif keep == "full":
-            work = self._work_at(i, now)
+            work = self._base.item(i)
         else:
             work = self._checkpoint_at(i, now)
-        self._account_one(i, now)
-        dur = max(0.0, now - self._seg_start[i])
-        chip_s = dur * int(self._chips[i])
+        dt = now - self._acct.item(i)  # _account_one, inline: this runs for every stop
+        if dt > 0:
+            self._recv[i, p] += dt
+            self._pool_time[p] += dt
+        self._acct[i] = now
+        dur = max(0.0, now - self._seg_start.item(i))
+        chips_i = self._chips.item(i)
+        chip_s = dur * chips_i
         rec.chip_seconds += chip_s
-        staged = min(rec.placement.staging_s, dur) if rec.placement is not None else 0.0
-        for q, chips, nodes in self._parts_on(i) or [(p, int(self._chips[i]), ())]:
+        placement = rec.placement
+        staged = min(placement.staging_s, dur) if placement is not None else 0.0
+        parts = self._parts_on(i) if placement is not None and placement.parts else \
+            [(p, chips_i, placement.nodes if placement is not None else ())]
+        for q, chips, nodes in parts:
             # Each part at its own pool's price and power.
-            rec.cost += (dur - staged) * chips / 3600.0 * float(self._price[q])
-            rec.energy_kwh += dur * chips * float(self._watts[q]) / 3.6e6
+            rec.cost += (dur - staged) * chips / 3600.0 * self._price.item(q)
+            rec.energy_kwh += dur * chips * self._watts.item(q) / 3.6e6
             self._busy_chip_s[q] += dur * chips
             free = self._node_free[q]
+            down = self._node_down[q]
             for node, c in nodes:
-                if self._node_down[q][node] == 0:
+                if down[node] == 0:
                     free[node] += c
             self._used[q] -= chips
         self._attained[i] += chip_s
         self._base[i] = work
         rec.done_work = rec.checkpoint_work = work
-        self._mixed_thr.pop(i, None)
+        if self._mixed_thr:
+            self._mixed_thr.pop(i, None)
         self._run_pool[i] = -1
         self._on_chips.pop(i, None)
         rec.placement = None
         self._dirty = True
 
     def _account_one(self, i: int, now: float) -> None:
-        p = int(self._run_pool[i])
-        dt = now - self._acct[i]
+        p = self._run_pool.item(i)
+        dt = now - self._acct.item(i)
         if dt > 0:
             self._recv[i, p] += dt
             self._pool_time[p] += dt
@@ -189,12 +207,9 @@ class RunsMixin:
         self._acct[idx] = now
 
     def _last_end_s(self) -> float:
-        """When the last running job would finish (the backend's own formula, bit for bit)."""
-        last = 0.0
-        for i in self._on_chips:
-            pl = self._records[i].placement
-            if pl is not None:
-                end = run_end_s(float(self._seg_start[i]), pl)
-                if end > last:
-                    last = end
-        return last
+        """When the last running job would finish (the backend's own formula, bit for bit:
+        `_begin_run` stores each run's `run_end_s`)."""
+        if not self._on_chips:
+            return 0.0
+        idx = np.fromiter(self._on_chips, dtype=np.int64, count=len(self._on_chips))
+        return max(0.0, float(self._run_end[idx].max()))

@@ -21,6 +21,7 @@ total utility, so leftover capacity is used (Gavel's interior-point solver sprea
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import highspy
@@ -31,6 +32,7 @@ from suanli.policies._matrices import group_columns, group_rows
 from suanli.quiet import create_quietly
 
 INF = highspy.kHighsInf
+_THREAD = threading.local()
 
 
 @dataclass
@@ -48,6 +50,16 @@ def _new_highs() -> highspy.Highs:
     return h
 
 
+def _solver() -> highspy.Highs:
+    """This thread's HiGHS instance, reset (creating one costs as much as a small solve).
+    `passModel` drops the previous model, basis and solution, so each solve starts cold."""
+    h = _THREAD.__dict__.get("highs")
+    if h is None:
+        h = _THREAD.highs = _new_highs()
+    h.setOptionValue("simplex_strategy", 1)  # the default; the efficiency pass changes it
+    return h
+
+
 def solve_lp(
     cost: np.ndarray,
     a_matrix: sp.spmatrix,
@@ -59,14 +71,34 @@ def solve_lp(
     maximize: bool = False,
     options: dict[str, object] | None = None,
 ) -> tuple[highspy.Highs, np.ndarray, bool]:
-    """Solve one LP with HiGHS; returns the solver (for warm re-solves), x and optimality.
+    """Solve one LP with HiGHS; returns the solver (for warm re-solves, until the next solve on
+    this thread: the instance is reused), x and optimality.
 
-    `options` are HiGHS options set before the run (e.g. {"solver": "ipm"}); none by default.
+    `options` are HiGHS options set before the run (e.g. {"solver": "ipm"}); none by default
+    (a solve with options gets its own instance, so they never leak into the next solve).
     """
     a = sp.csc_matrix(a_matrix)
+    return _solve_csc(cost, (a.indptr, a.indices, a.data), int(a.shape[0]), row_lower,
+                      row_upper, col_lower, col_upper, maximize=maximize, options=options)
+
+
+def _solve_csc(
+    cost: np.ndarray,
+    csc: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_rows: int,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    *,
+    maximize: bool = False,
+    options: dict[str, object] | None = None,
+) -> tuple[highspy.Highs, np.ndarray, bool]:
+    """`solve_lp` on a column-wise matrix given as (start, index, value) arrays."""
+    start, index, value = csc
     lp = highspy.HighsLp()
-    lp.num_col_ = int(a.shape[1])
-    lp.num_row_ = int(a.shape[0])
+    lp.num_col_ = len(start) - 1
+    lp.num_row_ = n_rows
     lp.col_cost_ = np.asarray(cost, dtype=float)
     lp.col_lower_ = np.asarray(col_lower, dtype=float)
     lp.col_upper_ = np.asarray(col_upper, dtype=float)
@@ -75,12 +107,12 @@ def solve_lp(
     if maximize:
         lp.sense_ = highspy.ObjSense.kMaximize
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = a.indices.astype(np.int32)
-    lp.a_matrix_.value_ = a.data.astype(float)
-    h = _new_highs()
-    for name, value in (options or {}).items():
-        h.setOptionValue(name, value)
+    lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
+    lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.asarray(value, dtype=float)
+    h = _solver() if not options else _new_highs()
+    for name, option in (options or {}).items():
+        h.setOptionValue(name, option)
     h.passModel(lp)
     h.run()
     ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
@@ -157,22 +189,29 @@ def max_min(
     kk, gg = np.nonzero(keep)
     n_k, n_g, n_v = rep.size, col_rep.size, kk.size
     vals = c_kg[kk, gg]
-    var = np.arange(n_v)
     t_col = n_v
-    # rows: [0, n_k) utility, [n_k, 2 n_k) time share, [2 n_k, 2 n_k + n_g) capacity
-    rows = np.concatenate([kk, n_k + kk, 2 * n_k + gg, np.arange(n_k)])
-    cols = np.concatenate([var, var, var, np.full(n_k, t_col)])
-    data = np.concatenate(
-        [-vals, np.ones(n_v), chips_k[kk] * n_class[kk] / cap_g[gg], np.ones(n_k)]
-    )
-    a = sp.csc_matrix((data, (rows, cols)), shape=(2 * n_k + n_g, n_v + 1))
+    # rows: [0, n_k) utility, [n_k, 2 n_k) time share, [2 n_k, 2 n_k + n_g) capacity.
+    # Column-wise: variable v (class kk[v], group gg[v]) has three entries in row order, then
+    # the t column has a 1 in each utility row.
+    index = np.empty(3 * n_v + n_k, dtype=np.int64)
+    value = np.empty(3 * n_v + n_k)
+    index[0:3 * n_v:3] = kk
+    index[1:3 * n_v:3] = n_k + kk
+    index[2:3 * n_v:3] = 2 * n_k + gg
+    index[3 * n_v:] = np.arange(n_k)
+    value[0:3 * n_v:3] = -vals
+    value[1:3 * n_v:3] = 1.0
+    value[2:3 * n_v:3] = chips_k[kk] * n_class[kk] / cap_g[gg]
+    value[3 * n_v:] = 1.0
+    start = np.append(np.arange(0, 3 * n_v + 1, 3), 3 * n_v + n_k)
     row_upper = np.concatenate([np.zeros(n_k), np.ones(n_k), np.ones(n_g)])
     row_lower = np.full(row_upper.size, -INF)
     col_upper = np.append(np.ones(n_v), INF)
     cost = np.zeros(n_v + 1)
     cost[t_col] = 1.0
-    h, sol, ok = solve_lp(
-        cost, a, row_lower, row_upper, np.zeros(n_v + 1), col_upper, maximize=True
+    h, sol, ok = _solve_csc(
+        cost, (start, index, value), 2 * n_k + n_g, row_lower, row_upper,
+        np.zeros(n_v + 1), col_upper, maximize=True,
     )
     if not ok:
         return MaxMinResult(out, 0.0, n_k, n_g)

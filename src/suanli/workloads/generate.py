@@ -74,6 +74,7 @@ def generate_poisson(
     throughputs: ThroughputTable | None = None,
     job_types: Sequence[str] | None = None,
     reference_accelerator: str = GAVEL_REFERENCE,
+    multi_gpu: bool = True,
 ) -> Workload:
     """`n_jobs` jobs arriving as a Poisson process (rate_per_s, or lam_s the mean gap in s).
 
@@ -82,13 +83,16 @@ def generate_poisson(
     - otherwise Gavel's generator: with `throughputs` (or like.throughputs), job types come
       from the table and work is total_steps; without one, jobs are 'generic' (or drawn from
       `job_types`) with duration_s on `reference_accelerator`.
+    - `multi_gpu=False`: every job takes one chip (Gavel's generate_multi_gpu_jobs=False: no
+      scale factor is drawn, so the other draws are those of a single-GPU Gavel trace).
     """
     _check_n(n_jobs)
     gap = _mean_gap_s(rate_per_s, lam_s)
     rng = np.random.default_rng(seed)
     arrivals = poisson_arrivals_s(rng, n_jobs, gap).tolist()
     meta: dict[str, object] = {"format": "generated", "generator": "poisson", "seed": seed,
-                               "n_jobs": n_jobs, "mean_interarrival_s": gap}
+                               "n_jobs": n_jobs, "mean_interarrival_s": gap,
+                               "multi_gpu": multi_gpu}
     if like is not None:
         if not like.jobs:
             raise SuanliError("like: the workload to imitate has no jobs", field="like")
@@ -101,7 +105,7 @@ def generate_poisson(
                         source=f"poisson(like={like.source})", metadata=meta)
 
     reference = builtin_catalog().get(reference_accelerator, field="reference_accelerator").id
-    sizes = gavel_scale_factors(rng, n_jobs).tolist()
+    sizes = gavel_scale_factors(rng, n_jobs).tolist() if multi_gpu else [1] * n_jobs
     durations = gavel_durations_s(rng, n_jobs).tolist()
     meta.update(distribution="gavel", reference_accelerator=reference)
     if throughputs is None:

@@ -1,0 +1,79 @@
+"""Replay Gavel's 1,500-job single-GPU case under max_min_fairness_perf in Gavel mode.
+
+Prints JSON: wall seconds (median of --repeats after one warm-up), jobs, avg JCT and makespan
+(hours), rounds, reallocations, and the speed-up over Gavel's own simulator (55 s for this
+case on one core).
+Usage: python benchmarks/bench_gavel_1500.py [--lam-s 1200] [--repeats 3] [--jobs 1500]
+
+Jobs come from Gavel's generator (`generate_poisson(..., multi_gpu=False)`: every job one GPU)
+with the measured throughputs in ../shared/data/gavel/simulation_throughputs.json; the cluster
+is Gavel's 36 V100 + 36 P100 + 36 K80. The shared Gavel traces use a mean gap of 1200 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_THROUGHPUTS = REPO.parent / "shared" / "data" / "gavel" / "simulation_throughputs.json"
+GAVEL_REFERENCE_S = 55.0  # Gavel's simulator on this case (one core)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--throughputs", default=str(DEFAULT_THROUGHPUTS))
+    parser.add_argument("--jobs", type=int, default=1500)
+    parser.add_argument("--lam-s", type=float, default=1200.0, help="mean inter-arrival (s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", default="max_min_fairness_perf")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    from suanli.engine import Cluster
+    from suanli.engine.adapters import engine_jobs_from_workload
+    from suanli.sim.runner import simulate
+    from suanli.workloads import generate_poisson, load_gavel_throughputs
+
+    table = load_gavel_throughputs(Path(args.throughputs))
+    workload = generate_poisson(args.jobs, lam_s=args.lam_s, seed=args.seed, throughputs=table,
+                                multi_gpu=False)
+    cluster = Cluster.from_counts({"V100": 36, "P100": 36, "K80": 36})
+    jobs = engine_jobs_from_workload(workload, cluster)
+
+    def once():
+        t0 = time.perf_counter()
+        result = simulate(jobs, cluster, args.policy, gavel_mode=True, seed=args.seed,
+                          record_events=False)
+        return time.perf_counter() - t0, result
+
+    once()  # warm-up: imports, solver start
+    walls = []
+    result = None
+    for _ in range(max(1, args.repeats)):
+        wall, result = once()
+        walls.append(wall)
+    assert result is not None
+    summary = result.summary()
+    wall_s = statistics.median(walls)
+    print(json.dumps({
+        "benchmark": "gavel_1500",
+        "policy": args.policy,
+        "jobs": len(jobs),
+        "lam_s": args.lam_s,
+        "wall_s": round(wall_s, 3),
+        "walls_s": [round(w, 3) for w in walls],
+        "avg_jct_h": summary["avg_jct_s"] / 3600.0,
+        "makespan_h": summary["makespan_s"] / 3600.0,
+        "rounds": result.rounds,
+        "reallocations": result.reallocations,
+        "gavel_reference_s": GAVEL_REFERENCE_S,
+        "speedup_vs_gavel": round(GAVEL_REFERENCE_S / wall_s, 1),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
