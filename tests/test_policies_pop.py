@@ -69,9 +69,14 @@ def test_one_part_is_the_full_lp(problem):
 
 
 def test_small_and_grouped_problems_keep_the_exact_lp():
-    assert n_parts(n_active=300, n_vars=300 * 20) == 1  # the engine's common case
-    assert n_parts(n_active=10_000, n_vars=208 * 8) == 1  # 10,000 jobs in 208 classes
-    assert n_parts(n_active=10_000, n_vars=10_000 * 100) == 50
+    rng = np.random.default_rng(0)
+    few = rng.uniform(0.1, 1.0, (300, 20))  # the engine's common case: distinct, but few jobs
+    assert n_parts(few, np.ones(300), 300) == 1
+    classes = rng.uniform(0.1, 1.0, (208, 8))  # 10,000 jobs in 208 classes x 8 pool kinds
+    grouped = classes[rng.integers(0, 208, 10_000)][:, np.repeat(np.arange(8), 12)]
+    assert n_parts(grouped, np.ones(10_000), 10_000) == 1
+    distinct_rows = rng.uniform(0.1, 1.0, (10_000, 100))
+    assert n_parts(distinct_rows, np.ones(10_000), 10_000) == 50
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -99,9 +99,12 @@ def problem_size(coef: np.ndarray, chips: np.ndarray) -> tuple[int, int, int]:
     return n_classes, n_groups, n_classes * n_groups
 
 
-def n_parts(n_active: int, n_vars: int) -> int:
-    """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs."""
-    if n_vars <= MAX_FULL_VARIABLES or n_active < 2 * JOBS_PER_PART:
+def n_parts(coef: np.ndarray, chips: np.ndarray, n_active: int) -> int:
+    """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs.
+
+    Too few jobs to split is decided first: `problem_size` costs as much as a small LP, and
+    the engine's common case (a few hundred jobs, every reallocation) never partitions."""
+    if n_active < 2 * JOBS_PER_PART or problem_size(coef, chips)[2] <= MAX_FULL_VARIABLES:
         return 1
     return -(-n_active // JOBS_PER_PART)
 
@@ -204,6 +207,8 @@ def pilot_price(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, k: int) ->
 
 def column_price(weight: np.ndarray, chips: np.ndarray) -> np.ndarray:
     """[J, P] chips_j times the pool's mean weight: comparative advantage, for linear objectives."""
+    if weight.shape[0] == 0:
+        return np.zeros(weight.shape)
     return chips[:, None] * weight.mean(axis=0)[None, :]
 
 
@@ -293,11 +298,11 @@ def solve_max_min(
     cap = np.asarray(capacity, dtype=float)
     coef = _usable(coef, chips, cap)
     active = coef.max(axis=1, initial=0.0) > 0
-    n_classes, n_groups, n_vars = problem_size(coef, chips)
-    k = n_parts(int(active.sum()), n_vars) if parts is None else max(int(parts), 1)
+    k = n_parts(coef, chips, int(active.sum())) if parts is None else max(int(parts), 1)
     if k == 1:
         r = max_min(coef, chips, cap)
         return MaxMinSolution(r.fractions, r.value, r.n_classes, r.n_pool_groups, 1)
+    n_classes, n_groups, _ = problem_size(coef, chips)
     price = pilot_price(coef, chips, cap, k)
     x = _partitioned(coef, chips, cap, k, price, _LevelSolver())
     util = utility(coef, x)
@@ -313,7 +318,7 @@ def solve_max_linear(
     cap = np.asarray(capacity, dtype=float)
     weight = _usable(weight, chips, cap)
     n_active = int(np.count_nonzero(weight.max(axis=1, initial=0.0) > 0))
-    k = n_parts(n_active, problem_size(weight, chips)[2]) if parts is None else max(int(parts), 1)
+    k = n_parts(weight, chips, n_active) if parts is None else max(int(parts), 1)
     if k == 1:
         return max_linear(weight, chips, cap)
     return _partitioned(weight, chips, cap, k, column_price(weight, chips), max_linear)
