@@ -180,3 +180,34 @@ def test_class_aggregation_gives_the_unaggregated_objective(seed):
     lin_g = (coef * max_linear(coef, chips, cap)).sum()
     lin_f = (coef * max_linear(coef, chips, cap, aggregate=False)).sum()
     assert lin_g == pytest.approx(lin_f, rel=1e-6)
+
+
+def test_suanli_jct_promotes_the_longest_starved_jobs_within_a_tenth_of_the_chips():
+    """Starved jobs outrank short ones, oldest first, but only on STARVED_SHARE of the chips:
+    promoting every starved job let long jobs hold the cluster for days (see suanli_jct)."""
+    from suanli.policies.suanli_jct import STARVATION_S, STARVED_SHARE, promoted
+
+    now = 10 * STARVATION_S
+    # jobs 0-19: long (remaining 1e6 s), arrived long ago, waits 9..9.95 x STARVATION_S;
+    # jobs 20-39: short (remaining 100 s), just arrived. 20 chips, one pool.
+    arrival = np.concatenate([np.linspace(STARVATION_S, 1.95 * STARVATION_S, 20),
+                              np.full(20, now)])
+    remaining = np.concatenate([np.full(20, 1e6), np.full(20, 100.0)])
+    state = make_state(np.ones((40, 1)), [20.0], remaining=remaining, arrival=arrival,
+                       now_s=now)
+    wait = now - arrival
+    chosen = promoted(wait, np.ones(40), np.array([20.0]))
+    assert chosen.sum() == int(STARVED_SHARE * 20) == 2
+    assert chosen[:2].all()  # the two longest-waiting starved jobs
+    x = get_policy("suanli_jct")(state).fractions[:, 0]
+    assert x[:2] == pytest.approx([1.0, 1.0])  # the promoted starved jobs run
+    assert x[2:20].sum() == pytest.approx(0.0, abs=1e-9)  # the other starved jobs wait
+    assert x[20:].sum() == pytest.approx(18.0)  # the short jobs take the rest of the chips
+
+
+def test_suanli_jct_always_promotes_the_longest_starved_job_even_if_its_gang_is_large():
+    from suanli.policies.suanli_jct import STARVATION_S, promoted
+
+    wait = np.array([2 * STARVATION_S, 1.5 * STARVATION_S, 0.0])
+    chosen = promoted(wait, np.array([16.0, 1.0, 1.0]), np.array([20.0]))
+    assert chosen.tolist() == [True, False, False]  # 16 chips > 10% of 20, promoted anyway
