@@ -5,16 +5,17 @@ seconds, peak RSS, JCT (mean, p50, p99), queueing delay (arrival to first start;
 waiting), utilisation, finish-time fairness rho (with its floor), makespan, jobs finished, and
 whether queues formed and drained (peak, time-weighted mean, at the last arrival, drain time).
 
-Usage: python benchmarks/bench_simulate_philly.py [--cluster loaded|sized|bench-2000|COUNTS]
+Usage: python benchmarks/bench_simulate_philly.py [--cluster sized|loaded|bench-2000|COUNTS]
        [--policies fifo,max_min_fairness,las,suanli_jct] [--limit N] [--timeout-s S]
 
 Clusters:
-- `loaded` (default): 60 P100 + 40 V100 chips (single-chip nodes, Gavel-style). The trace
-  offers about 1.3x what it can do (see `offered_load` in the output): the policies face a
-  queue for most of the trace.
-- `sized`: the same 60:40 P100:V100 mix scaled so the offered load is --target-load (0.8
+- `sized` (default): the 60:40 P100:V100 mix scaled so the offered load is --target-load (0.8
   by default): work (reference-chip seconds, sum of duration x chips) / (arrival span x sum of
-  pool chips x the pool's speed on the reference chip). Queues form in bursts and drain.
+  pool chips x the pool's speed on the reference chip). 95 P100 + 64 V100 for the full trace:
+  utilisation ~77%, queues form in bursts and drain.
+- `loaded`: 60 P100 + 40 V100 chips (single-chip nodes, Gavel-style). The trace offers about
+  1.3x what it can do (see `offered_load` in the output): the queue grows for most of the
+  trace and drains only weeks after the last arrival.
 - `bench-2000`: the illustrative 2,000-chip, three-center network of earlier runs; the trace
   loads it to 1-3% and no queue forms.
 - `P100:60,V100:40` style counts.
@@ -121,7 +122,7 @@ def build(args: argparse.Namespace) -> Replay:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", default=str(DEFAULT_TRACE))
-    parser.add_argument("--cluster", default="loaded",
+    parser.add_argument("--cluster", default="sized",
                         help="loaded | sized | bench-2000 | counts such as P100:60,V100:40")
     parser.add_argument("--target-load", type=float, default=0.8, help="for --cluster sized")
     parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES))
