@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from suanli.engine.cluster import Cluster
-from suanli.engine.types import ON_CHIPS_STATES, EngineJob, JobState
+from suanli.engine.types import ON_CHIPS_STATES, EngineJob
 from suanli.errors import SuanliError
 from suanli.policies.base import ElasticOptions
 
@@ -139,13 +139,8 @@ class ElasticMixin:
         rec = self._records[i]
         old = int(self._chips[i])
         rec.resizes += 1
-        self._set_state(i, JobState.CHECKPOINTING, now,
-                        f"resized from {old} to {new_count} chips by the policy")
-        if rec.state is not JobState.CHECKPOINTING:
-            return  # the listener cancelled it
-        self.backend.stop(rec.job.job_id, now, "preempt")
-        self._end_run(i, now, keep="full")
-        self._set_state(i, JobState.PREEMPTED, now, f"checkpointed to resize to {new_count} chips")
+        self._checkpoint_and_stop(i, now, f"resized from {old} to {new_count} chips by the policy",
+                                  f"checkpointed to resize to {new_count} chips")
 
     # -- 3. re-rate ---------------------------------------------------------------------------
 

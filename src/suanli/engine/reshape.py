@@ -79,13 +79,8 @@ class ReshapeMixin:
         rec = self._records[i]
         pool_id = rec.placement.pool_id if rec.placement is not None else "?"
         rec.preemptions += 1
-        self._set_state(i, JobState.CHECKPOINTING, now,
-                        f"preempted: pool {pool_id} was removed or shrunk")
-        if rec.state is not JobState.CHECKPOINTING:
-            return  # the listener cancelled it
-        self.backend.stop(rec.job.job_id, now, "preempt")
-        self._end_run(i, now, keep="full")
-        self._set_state(i, JobState.PREEMPTED, now, "checkpointed")
+        self._checkpoint_and_stop(i, now, f"preempted: pool {pool_id} was removed or shrunk",
+                                  "checkpointed")
 
     # -- 2. the per-pool columns --------------------------------------------------------------
 

@@ -206,12 +206,7 @@ class RoundsMixin:
             if rec.state not in ON_CHIPS_STATES:
                 continue  # a listener cancelled it meanwhile
             rec.preemptions += 1
-            set_state(i, JobState.CHECKPOINTING, now, "preempted by the round")
-            if rec.state is not JobState.CHECKPOINTING:
-                continue  # the listener cancelled it
-            backend.stop(rec.job.job_id, now, "preempt")
-            self._end_run(i, now, keep="full")
-            set_state(i, JobState.PREEMPTED, now, "checkpointed")
+            self._checkpoint_and_stop(i, now, "preempted by the round", "checkpointed")
         started = False
         planned_by_job = self._planned
         for i, p in starts:

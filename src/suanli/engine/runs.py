@@ -13,7 +13,7 @@ import numpy as np
 
 from suanli.engine.backend import run_end_s
 from suanli.engine.placement import Choice
-from suanli.engine.types import ON_CHIPS_STATES, Placement, PlacementPart
+from suanli.engine.types import ON_CHIPS_STATES, JobState, Placement, PlacementPart
 
 
 def pick_nodes(free: np.ndarray, c: int, per_node: int) -> tuple[tuple[int, int], ...]:
@@ -187,6 +187,19 @@ class RunsMixin:
         self._on_chips.pop(i, None)
         rec.placement = None
         self._dirty = True
+
+    def _checkpoint_and_stop(self, i: int, now: float, why: str, done: str) -> bool:
+        """Checkpoint job i and take it off its chips (a round's move, a pool removed, a
+        resize); it pays restore_s when it next starts. False if a listener cancelled it
+        while it was checkpointing (then it is stopped already)."""
+        rec = self._records[i]
+        self._set_state(i, JobState.CHECKPOINTING, now, why)
+        if rec.state is not JobState.CHECKPOINTING:
+            return False
+        self.backend.stop(rec.job.job_id, now, "preempt")
+        self._end_run(i, now, keep="full")
+        self._set_state(i, JobState.PREEMPTED, now, done)
+        return True
 
     def _account_one(self, i: int, now: float) -> None:
         p = self._run_pool.item(i)
