@@ -7,6 +7,7 @@ The parent only collects the children's JSON lines into one document.
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -139,3 +140,34 @@ def drop_flag(argv: Sequence[str], flag: str) -> list[str]:
         elif not a.startswith(flag + "="):
             out.append(a)
     return out
+
+
+def add_replay_options(parser: argparse.ArgumentParser, time_scale_help: str) -> None:
+    """The options both benchmarks take after their trace options."""
+    parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES))
+    parser.add_argument("--limit", type=int, default=None, help="only the first N jobs")
+    parser.add_argument("--round-s", type=float, default=360.0)
+    parser.add_argument("--time-scale", type=float, default=1.0, help=time_scale_help)
+    parser.add_argument("--timeout-s", type=float, default=None, help="per policy")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one policy
+
+
+def replay_main(script: str, args: argparse.Namespace,
+                build: Callable[[argparse.Namespace], Replay], header: dict[str, Any]) -> None:
+    """A child (`--one POLICY`) prints its policy's record; the parent prints the document:
+    `header`, the cluster, the load and one record per policy."""
+    if args.one:
+        print(json.dumps(run_one(lambda: build(args), args.one, args.round_s)))
+        return
+    replay = build(args)
+    child = drop_flag(sys.argv[1:], "--policies")
+    print(json.dumps({
+        **header,
+        "jobs": len(replay.jobs),
+        "pools": {p.pool_id: p.capacity for p in replay.cluster.pools},
+        "chips": replay.cluster.total_chips,
+        "round_s": args.round_s,
+        "time_scale": args.time_scale,
+        "load": replay.load,
+        "policies": run_policies(script, args.policies.split(","), child, args.timeout_s),
+    }, indent=2))

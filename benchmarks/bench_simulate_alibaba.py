@@ -28,7 +28,6 @@ How the trace becomes a replay (see suanli.workloads.openb):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -36,12 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contention import (  # noqa: E402
-    DEFAULT_POLICIES,
     Replay,
-    drop_flag,
+    add_replay_options,
     offered_load,
-    run_one,
-    run_policies,
+    replay_main,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,31 +135,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", default=str(DEFAULT_PODS))
     parser.add_argument("--nodes", default=str(DEFAULT_NODES))
-    parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES))
-    parser.add_argument("--limit", type=int, default=None, help="only the first N pods")
-    parser.add_argument("--round-s", type=float, default=360.0)
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="multiply arrival times (0.01: a hundred times the load)")
-    parser.add_argument("--timeout-s", type=float, default=None, help="per policy")
-    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one policy
+    add_replay_options(parser, "multiply arrival times (0.01: a hundred times the load)")
     args = parser.parse_args()
-
-    if args.one:
-        print(json.dumps(run_one(lambda: build(args), args.one, args.round_s)))
-        return
-    replay = build(args)
-    print(json.dumps({
-        "benchmark": "simulate_alibaba",
-        "trace": args.pods,
-        "jobs": len(replay.jobs),
-        "pools": {p.pool_id: p.capacity for p in replay.cluster.pools},
-        "chips": replay.cluster.total_chips,
-        "round_s": args.round_s,
-        "time_scale": args.time_scale,
-        "load": replay.load,
-        "policies": run_policies(__file__, args.policies.split(","),
-                                 drop_flag(sys.argv[1:], "--policies"), args.timeout_s),
-    }, indent=2))
+    replay_main(__file__, args, build, {"benchmark": "simulate_alibaba", "trace": args.pods})
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ Durations are on the trace's reference chip (P100) and scale to each pool by pea
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import replace
@@ -36,12 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _contention import (  # noqa: E402
-    DEFAULT_POLICIES,
     Replay,
-    drop_flag,
+    add_replay_options,
     offered_load,
-    run_one,
-    run_policies,
+    replay_main,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,32 +122,10 @@ def main() -> None:
     parser.add_argument("--cluster", default="sized",
                         help="loaded | sized | bench-2000 | counts such as P100:60,V100:40")
     parser.add_argument("--target-load", type=float, default=0.8, help="for --cluster sized")
-    parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES))
-    parser.add_argument("--limit", type=int, default=None, help="only the first N jobs")
-    parser.add_argument("--round-s", type=float, default=360.0)
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="multiply arrival times (0.25: four times the load)")
-    parser.add_argument("--timeout-s", type=float, default=None, help="per policy")
-    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one policy
+    add_replay_options(parser, "multiply arrival times (0.25: four times the load)")
     args = parser.parse_args()
-
-    if args.one:
-        print(json.dumps(run_one(lambda: build(args), args.one, args.round_s)))
-        return
-    replay = build(args)
-    child = drop_flag(sys.argv[1:], "--policies")
-    print(json.dumps({
-        "benchmark": "simulate_philly",
-        "trace": args.trace,
-        "jobs": len(replay.jobs),
-        "cluster": args.cluster,
-        "pools": {p.pool_id: p.capacity for p in replay.cluster.pools},
-        "chips": replay.cluster.total_chips,
-        "round_s": args.round_s,
-        "time_scale": args.time_scale,
-        "load": replay.load,
-        "policies": run_policies(__file__, args.policies.split(","), child, args.timeout_s),
-    }, indent=2))
+    replay_main(__file__, args, build, {"benchmark": "simulate_philly", "trace": args.trace,
+                                         "cluster": args.cluster})
 
 
 if __name__ == "__main__":
