@@ -83,15 +83,11 @@ class BrokerPlacer:
         idx = np.flatnonzero(view.allowed & (view.throughput > 0))
         if len(idx) == 0:
             return Choice(-1)
-        run_s = view.remaining_work / view.throughput[idx]
         egress = view.egress_cost[idx]
-        cost = job.num_chips * view.price_per_chip_hour[idx] * run_s / 3600.0 + egress
-        finish = view.staging_s[idx] + run_s
-        if len(idx) == 1:
-            k = 0
-        else:
-            keys = (idx, cost, finish) if job.objective == "time" else (idx, finish, cost)
-            k = int(np.lexsort(keys)[0])
+        cost, run_s, finish = pool_costs(job.num_chips, view.price_per_chip_hour[idx],
+                                         view.remaining_work, view.throughput[idx], egress,
+                                         view.staging_s[idx])
+        k = 0 if len(idx) == 1 else int(rank_order(job.objective, idx, cost, finish)[0])
         return Choice(int(idx[k]), float(cost[k]), float(run_s[k]), float(egress[k]))
 
     @staticmethod
@@ -183,6 +179,24 @@ def _with_moved_note(choice: Choice, rec, pool_id: str) -> Choice:
     return _choice_at(choice, choice.pool, "; ".join(x for x in (moved, choice.note) if x))
 
 
+def pool_costs(num_chips, price_per_chip_hour, remaining_work, throughput, egress_cost,
+               staging_s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cost, run seconds, finish seconds) of starting now on each pool: cost = chips x price x
+    run time + egress, finish = staging + run time. Broadcasts: one job over its pools, or a
+    row per job."""
+    run_s = remaining_work / throughput
+    cost = num_chips * price_per_chip_hour * run_s / 3600.0 + egress_cost
+    return cost, run_s, staging_s + run_s
+
+
+def rank_order(objective: str, pools: np.ndarray, cost: np.ndarray,
+               finish: np.ndarray) -> np.ndarray:
+    """Pools best first along the last axis: by finish then cost for objective "time", by cost
+    then finish otherwise; ties to the lower pool index."""
+    keys = (pools, cost, finish) if objective == "time" else (pools, finish, cost)
+    return np.lexsort(keys, axis=-1)
+
+
 def _choice_at(choice: Choice, pool: int, note: str) -> Choice:
     """`choice` with another pool and note (built directly: `dataclasses.replace` is slow and
     the broker's pass makes one per job it starts)."""
@@ -193,12 +207,12 @@ def _choice_at(choice: Choice, pool: int, note: str) -> Choice:
 def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.ndarray):
     """`BrokerPlacer._ranked` for many jobs without a spec or dataset at once (no staging, no
     egress): each job's pools in the ranker's order, then per job the first allowed one with
-    room. The same arithmetic as `_ranked`, so the same choice and numbers."""
+    room. The same `pool_costs` and `rank_order` as `_ranked`, so the same choice and numbers."""
     thr = engine._thr[idx]
     with np.errstate(divide="ignore", invalid="ignore"):  # pools it cannot run on: unused
-        run_s = (engine._total[idx] - engine._base[idx])[:, None] / thr
-        cost = chips[:, None] * engine._price[None, :] * run_s / 3600.0 + 0.0
-    finish = 0.0 + run_s
+        cost, run_s, finish = pool_costs(chips[:, None], engine._price[None, :],
+                                         (engine._total[idx] - engine._base[idx])[:, None],
+                                         thr, 0.0, 0.0)
     pools = np.broadcast_to(np.arange(thr.shape[1]), thr.shape)
     orders: dict[bool, list[list[int]]] = {}  # by time (finish, cost) or by cost, when asked
     ok_rows = (allowed_rows & (thr > 0)).tolist()
@@ -210,8 +224,7 @@ def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.nd
         """(pool, cost, run seconds) of the job's choice; (-1, None, None) if none."""
         by_time = objective == "time"
         if by_time not in orders:
-            keys = (pools, cost, finish) if by_time else (pools, finish, cost)
-            orders[by_time] = np.lexsort(keys, axis=-1).tolist()
+            orders[by_time] = rank_order(objective, pools, cost, finish).tolist()
         ok = ok_rows[row]
         for q in orders[by_time][row]:
             if ok[q] and left[q] >= c:
