@@ -37,12 +37,8 @@ class PriorityMixin:
         pool_time = self._pool_time
         if not self.gavel_mode and len(self._class_members) < P:
             return self._assign_by_class(A, X, thr, recv)
-        # share of pool time received (0 where the pool has none), then X over it (X x 1e9
-        # where the job received nothing): division only where defined, no warnings to mute
-        frac = np.divide(recv, pool_time, out=np.zeros_like(recv), where=pool_time > 0)
-        prio = np.divide(X, frac, out=X * 1e9, where=frac > 0)
+        prio = priorities(X, recv, pool_time, thr)
         runs = thr > 0
-        prio[(X <= 0) | ~runs] = 0.0
         chips = self._chips[A]
         cap = self._cap_up
         ok = runs & (chips[:, None] <= cap[None, :])
@@ -91,11 +87,7 @@ class PriorityMixin:
         pool_time_c = self._pool_time @ M
         thr_c = np.column_stack([thr[:, m].max(axis=1) for m in members])
         cap_c = np.array([cap[m].max() for m in members])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(pool_time_c > 0,
-                            recv_c / np.where(pool_time_c > 0, pool_time_c, 1.0), 0.0)
-            prio = np.where(frac > 0, Xc / np.where(frac > 0, frac, 1.0), Xc * 1e9)
-        prio[(Xc <= 0) | (thr_c <= 0)] = 0.0
+        prio = priorities(Xc, recv_c, pool_time_c, thr_c)
         chips = self._chips[A]
         ok = (thr_c > 0) & (chips[:, None] <= cap_c[None, :])
         if not self.work_conserving:
@@ -148,6 +140,17 @@ class PriorityMixin:
                 if n_full == C:
                     break
         return target
+
+
+def priorities(X: np.ndarray, recv: np.ndarray, pool_time: np.ndarray,
+               thr: np.ndarray) -> np.ndarray:
+    """Gavel's priority X / (share of the pool's time received), per job and pool (or chip
+    class): X x 1e9 where the job received none of it, 0 where X is 0 or the job cannot run.
+    Division only where defined, so there are no warnings to mute."""
+    frac = np.divide(recv, pool_time, out=np.zeros_like(recv), where=pool_time > 0)
+    prio = np.divide(X, frac, out=X * 1e9, where=frac > 0)
+    prio[(X <= 0) | (thr <= 0)] = 0.0
+    return prio
 
 
 def _fill_pools(order_pools: list[int], js: np.ndarray, ps: np.ndarray, chips: np.ndarray,
