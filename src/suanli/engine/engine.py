@@ -150,7 +150,6 @@ class Engine(
 
         # Jobs: records plus NumPy columns indexed by an internal job index.
         self.jobs: dict[str, JobRecord] = {}
-        self._tenants: list[str | None] = []
         self._has_tenants = False  # some job names a tenant (else policies see None for all)
         self._records: list[JobRecord] = []
         self._index: dict[str, int] = {}
@@ -159,6 +158,8 @@ class Engine(
         self._active: dict[int, None] = {}  # arrived, not terminal (insertion ordered)
         self._on_chips: dict[int, None] = {}
         self._active_cache: np.ndarray | None = None
+        self._active_added: list[int] = []  # arrived since the cache was brought up to date
+        self._active_left = False  # some job left `_active` since then
         self._n_terminal = 0
 
         # Time.
@@ -267,7 +268,6 @@ class Engine(
         self._n += 1
         rec = JobRecord(job=job)
         self._records.append(rec)
-        self._tenants.append(job.tenant)
         self._has_tenants = self._has_tenants or job.tenant is not None
         self._index[job.job_id] = i
         self.jobs[job.job_id] = rec
@@ -275,6 +275,7 @@ class Engine(
         self._total[i] = job.total_work
         self._prio[i] = job.priority
         self._arrival[i] = job.arrival_s
+        self._tenant[i] = job.tenant
         self._deadline[i] = job.deadline_s
         self._ckpt_iv[i] = job.checkpoint_interval_s if job.checkpoint_interval_s > 0 else math.inf
         self._restore[i] = max(0.0, job.restore_s)

@@ -36,8 +36,10 @@ class EventsMixin:
 
     def _arrive(self, i: int, now: float) -> None:
         self._pending.discard(i)
-        self._active[i] = None
-        self._active_cache = None
+        if i not in self._active:
+            self._active[i] = None
+            self._is_active[i] = True
+            self._active_added.append(i)
         self._recv[i] = self._half_round
         self._deficit[i] = 0.0
         self._has_alloc[i] = False

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from suanli.engine.records import any_per_row
+
 
 class PriorityMixin:
     """Part of `Engine`: the per-round priority rule."""
@@ -19,21 +21,21 @@ class PriorityMixin:
         Returns the pool index for each job of A (-1: not placed this round).
         """
         P = self._P
-        X = self._alloc[A]
+        X = self._alloc.take(A, axis=0)
         if not self.work_conserving:
             # Only jobs with an allocation can be placed: the rule runs on those rows alone
             # (a long queue of unallocated jobs costs one pass here, not one per array).
-            rows = np.flatnonzero(X.max(axis=1, initial=0.0) > 0)
+            rows = np.flatnonzero(any_per_row(X > 0))
             if len(rows) < len(A):
                 target = np.full(len(A), -1, dtype=np.int64)
                 if len(rows):
                     target[rows] = self._assign(A[rows])
                 return target
-        thr = self._thr[A]
+        thr = self._thr.take(A, axis=0)
         blocked = self._blocked_mask(A)
         if blocked is not None:
             thr = np.where(blocked, 0.0, thr)
-        recv = self._recv[A]
+        recv = self._recv.take(A, axis=0)
         pool_time = self._pool_time
         if not self.gavel_mode and len(self._class_members) < P:
             return self._assign_by_class(A, X, thr, recv)

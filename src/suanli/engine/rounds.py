@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from suanli.engine.records import any_per_row
 from suanli.engine.timers import EPS
 from suanli.engine.types import ON_CHIPS_STATES, WAITING_STATES, JobState
 from suanli.errors import SuanliError
@@ -60,14 +61,17 @@ class RoundsMixin:
             return False  # a waiting job runs on chips the allocated jobs leave idle
         # A strict policy (FIFO) places only the jobs its allocation gives a pool: do not leave
         # chips idle for a waiting job the last allocation gave none of them (a new job, or one
-        # queued behind jobs that have ended since).
-        waiting = A[self._run_pool[A] < 0]
+        # queued behind jobs that have ended since). Behind the head of the queue no job can be
+        # given chips, so only the jobs the policy is shown count.
+        waiting = self._policy_view(A)
+        waiting = waiting[self._run_pool[waiting] < 0]
         free = self._cap_up - self._used
         waiting = waiting[self._chips[waiting] <= free.max(initial=0)]  # the gangs that fit
         if len(waiting) == 0:
             return False
-        fits = (self._thr[waiting] > 0) & (self._chips[waiting][:, None] <= free[None, :])
-        fits &= ~(self._has_alloc[waiting][:, None] & (self._alloc[waiting] > 0))
+        fits = (self._thr.take(waiting, axis=0) > 0) & (
+            self._chips[waiting][:, None] <= free[None, :])
+        fits &= ~(self._has_alloc[waiting][:, None] & (self._alloc.take(waiting, axis=0) > 0))
         return bool(fits.any())
 
     def _round(self, now: float) -> None:
@@ -111,8 +115,32 @@ class RoundsMixin:
             if not running and not placed_any:
                 self._stuck = True  # nothing can change until an event arrives
 
+    def _policy_view(self, A: np.ndarray) -> np.ndarray:
+        """The jobs of A the policy is shown: all of them, or for a `head_of_queue` policy the
+        jobs on chips and the head of the queue.
+
+        The head is the shortest arrival-order prefix of A whose gangs need more chips than
+        the cluster has (all of A if none). A strict arrival-order policy cannot place all of
+        the prefix, so it stops at a job inside it and gives nothing to any job behind: the
+        view's allocation is the full one, with rows of zeros left out.
+        """
+        if not self.traits.head_of_queue or len(A) < 2:
+            return A
+        order = A  # jobs join A as they arrive, so A is usually in arrival order already
+        arrival = self._arrival[A]
+        step = np.diff(arrival)
+        if not ((step > 0) | ((step == 0) & (np.diff(A) > 0))).all():
+            order = A[np.lexsort((A, arrival))]  # FIFO's order: arrival, then job index
+        need = np.cumsum(self._chips[order])
+        k = int(np.searchsorted(need, self._cap_up.sum(), side="right"))
+        if k + 1 >= len(order):
+            return A
+        shown = self._run_pool[order] >= 0
+        shown[:k + 1] = True
+        return order[shown]
+
     def _policy_state(self, now: float, A: np.ndarray) -> PolicyState:
-        thr = self._thr[A].copy()
+        thr = self._thr.take(A, axis=0)
         blocked = self._blocked_mask(A)
         if blocked is not None:
             thr[blocked] = 0.0
@@ -140,8 +168,7 @@ class RoundsMixin:
             capacity=self._cap_up.astype(float),
             price_per_chip_hour=self._price.copy(),
             deadline_s=self._deadline[A].copy(),
-            tenant=(list(map(self._tenants.__getitem__, A.tolist())) if self._has_tenants
-                    else [None] * len(A)),
+            tenant=self._tenant[A].tolist() if self._has_tenants else [None] * len(A),
             running_on=running_on,
             reference_throughput=ref,
             elastic=self._elastic_options(A, thr, blocked),
@@ -151,24 +178,32 @@ class RoundsMixin:
         # Gavel's reset: credit each job's deficit with the time it should have had under the
         # old allocation minus what it received, then restart the received-time counters.
         elapsed = now - self._last_realloc_s if self._ever_realloc else 0.0
-        received = self._recv[A] - self._half_round
-        should = np.where(self._has_alloc[A][:, None], self._alloc[A] * elapsed, 0.0)
-        self._deficit[A] += should - received
-        self._recv[A] = self._half_round
+        # Rows are gathered with `take` and only changed rows written back: fancy indexing of
+        # [jobs, pools] rows is ~10x slower, and a deep queue has thousands of rows to skip.
+        recv = self._recv.take(A, axis=0)
+        old = self._alloc.take(A, axis=0)
+        delta = np.where(self._has_alloc[A][:, None], old * elapsed, 0.0)
+        delta -= recv - self._half_round
+        changed = any_per_row(delta != 0.0)
+        self._deficit[A[changed]] += delta[changed]
+        self._recv[A[any_per_row(recv != self._half_round)]] = self._half_round
         self._pool_time[:] = self._half_round * len(A)
-        state = self._policy_state(now, A)
+        V = self._policy_view(A)
+        state = self._policy_state(now, V)
         alloc: Allocation = self.policy(state)
         X = np.asarray(alloc.fractions, dtype=float)
-        if X.shape != (len(A), self._P):
+        if X.shape != (len(V), self._P):
             raise SuanliError(
                 f"policy {self.policy_name} returned fractions of shape {X.shape}, "
-                f"expected {(len(A), self._P)}",
+                f"expected {(len(V), self._P)}",
                 field="policy", value=self.policy_name,
             )
         X = np.where(np.isfinite(X) & (X > 0), X, 0.0)
-        self._alloc[A] = X
+        if len(V) < len(A):
+            self._alloc[A[any_per_row(old > 0)]] = 0.0  # behind the head of the queue: nothing
+        self._alloc[V] = X
         self._has_alloc[A] = True
-        self._apply_counts(alloc.num_chips, A, now)  # elastic jobs' new counts (elastic.py)
+        self._apply_counts(alloc.num_chips, V, now)  # elastic jobs' new counts (elastic.py)
         self._last_realloc_s = now
         self._ever_realloc = True
         self._alloc_dirty = False

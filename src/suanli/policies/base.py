@@ -88,10 +88,14 @@ class PolicyTraits:
     the allocation leaves idle (False: strict, like FIFO). placement_aware: the policy's own
     pool choice is the placement (it already weighs price or speed per pool); the broker keeps it.
     elastic: chooses job counts (`Allocation.num_chips`); the engine offers it every job's
-    candidate counts (`PolicyState.elastic`).
+    candidate counts (`PolicyState.elastic`). head_of_queue: gives chips strictly in arrival
+    order and to no job behind the first gang that fits nowhere (FIFO); the engine then shows
+    it only the jobs on chips and the head of the queue (`RoundsMixin._policy_view`), so a
+    queue of thousands costs it nothing.
     """
 
     agnostic: bool = False
     work_conserving: bool = True
     placement_aware: bool = False
     elastic: bool = False
+    head_of_queue: bool = False

@@ -24,7 +24,7 @@ def arrival_order(state: PolicyState) -> np.ndarray:
 
 
 @register("fifo", aliases=("fcfs",),
-          agnostic=True, work_conserving=False)
+          agnostic=True, work_conserving=False, head_of_queue=True)
 def fifo(state: PolicyState) -> Allocation:
     ok = runnable(state)
     score = np.where(ok, hashed_preference(state.job_ids, state.n_pools), -np.inf)
@@ -35,7 +35,7 @@ def fifo(state: PolicyState) -> Allocation:
     return Allocation(x, note="fifo")
 
 
-@register("fifo_perf", aliases=("fcfs_perf",), work_conserving=False)
+@register("fifo_perf", aliases=("fcfs_perf",), work_conserving=False, head_of_queue=True)
 def fifo_perf(state: PolicyState) -> Allocation:
     thr = aware_throughput(state)
     score = np.where(thr > 0, thr, -np.inf)

@@ -22,7 +22,8 @@ _loaded = False
 
 def register(name: str, *, aliases: tuple[str, ...] | list[str] = (), agnostic: bool = False,
              work_conserving: bool = True,
-             placement_aware: bool = False, elastic: bool = False) -> Callable[[Policy], Policy]:
+             placement_aware: bool = False, elastic: bool = False,
+             head_of_queue: bool = False) -> Callable[[Policy], Policy]:
     """Register `fn` under `name` (and `aliases`) with its traits; the name must be new."""
 
     def wrap(fn: Policy) -> Policy:
@@ -31,7 +32,8 @@ def register(name: str, *, aliases: tuple[str, ...] | list[str] = (), agnostic: 
                 raise ValueError(f"policy name {key!r} registered twice")
         _POLICIES[name] = fn
         _TRAITS[name] = PolicyTraits(agnostic=agnostic, work_conserving=work_conserving,
-                                     placement_aware=placement_aware, elastic=elastic)
+                                     placement_aware=placement_aware, elastic=elastic,
+                                     head_of_queue=head_of_queue)
         for alias in aliases:
             _ALIASES[alias] = name
         fn.policy_name = name  # type: ignore[attr-defined]

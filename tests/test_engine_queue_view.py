@@ -1,0 +1,83 @@
+"""A `head_of_queue` policy (FIFO) is shown only the jobs on chips and the head of the queue
+(`RoundsMixin._policy_view`); what it allocates must be what it allocates seeing every job."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from suanli.engine import Cluster, EngineJob
+from suanli.engine.backend import SimBackend
+from suanli.engine.clock import SimClock
+from suanli.engine.engine import Engine
+from suanli.policies import get_policy, policy_traits
+from suanli.policies.base import PolicyTraits
+
+POOLS = {"V100": 6, "P100": 10}
+
+
+def _deep_queue(n: int = 300, seed: int = 3) -> list[EngineJob]:
+    """Gangs of 1-8 chips arriving faster than 16 chips can serve them: a queue of hundreds,
+    submitted out of arrival order, some arriving in the same second."""
+    rng = random.Random(seed)
+    jobs = []
+    for k in range(n):
+        arrival = float(rng.choice([k * 30, k * 30, (k // 4) * 120]))
+        speed = {"local/V100": 1.0, "local/P100": rng.choice([0.0, 0.4, 0.7])}
+        jobs.append(EngineJob(f"j{k:03d}", rng.choice([1, 1, 2, 4, 8]),
+                              rng.uniform(600, 20_000), speed, arrival))
+    rng.shuffle(jobs)
+    return jobs
+
+
+def _engine(policy) -> Engine:
+    return Engine(Cluster.from_counts(POOLS), policy, SimClock(0.0), SimBackend(seed=0),
+                  record_events=False)
+
+
+def _schedule(engine: Engine, jobs: list[EngineJob]) -> dict[str, tuple]:
+    for job in jobs:
+        engine.submit(job)
+    engine.run()
+    return {rec.job.job_id: (rec.state.value, rec.start_s, rec.finish_s)
+            for rec in engine.jobs.values()}
+
+
+@pytest.mark.parametrize("name", ["fifo", "fifo_perf"])
+def test_the_view_allocates_what_the_full_queue_would(name):
+    policy = get_policy(name)
+    assert policy_traits(name).head_of_queue
+    calls: list[tuple[int, int]] = []
+
+    def checked(state):
+        out = policy(state)
+        full_ids = engine._active_array()
+        full = policy(engine._policy_state(state.now_s, full_ids))
+        row = {int(j): k for k, j in enumerate(full_ids.tolist())}
+        shown = [row[int(j)] for j in state.job_ids]
+        np.testing.assert_array_equal(out.fractions, full.fractions[shown])
+        hidden = np.setdiff1d(np.arange(len(full_ids)), shown)
+        assert not full.fractions[hidden].any()  # behind the head: nothing
+        calls.append((state.n_jobs, len(full_ids)))
+        return out
+
+    checked.traits = policy.traits  # type: ignore[attr-defined]
+    engine = _engine(checked)
+    _schedule(engine, _deep_queue())
+    # The queue grew to hundreds; the policy never saw more than the chips' worth and the
+    # running jobs.
+    assert max(total for _, total in calls) > 100
+    assert max(shown for shown, _ in calls) <= 2 * sum(POOLS.values()) + 1
+
+
+def test_non_preemptive_fifo_schedules_the_same_with_or_without_the_view():
+    fifo = get_policy("fifo")
+
+    def blind(state):
+        return fifo(state)
+
+    blind.traits = PolicyTraits(agnostic=True, work_conserving=False)  # type: ignore[attr-defined]
+    jobs = _deep_queue()
+    assert _schedule(_engine(fifo), jobs) == _schedule(_engine(blind), jobs)
