@@ -1,9 +1,17 @@
 """Replay Gavel's 1,500-job single-GPU case under max_min_fairness_perf in Gavel mode.
 
 Prints JSON: wall seconds (median of --repeats after one warm-up), jobs, avg JCT and makespan
-(hours), rounds, reallocations, and the speed-up over Gavel's own simulator (55 s for this
-case on one core).
+(hours), rounds, reallocations, and the speed-up over Gavel's own simulator on the same case.
 Usage: python benchmarks/bench_gavel_1500.py [--lam-s 1200] [--repeats 3] [--jobs 1500]
+       [--gavel-s SECONDS]
+
+Gavel's time. The issue that asked for this benchmark quotes 55 s, measured on another
+machine. `benchmarks/gavel_reference.py` runs Gavel's own simulator (stanford-futuredata/gavel
+c4fa400, unmodified; cvxpy 1.9.3 with ECOS 2.0.14, numpy 2.4.6, Python 3.11) on this exact case
+(1,500 generated single-GPU jobs, lam 1200 s, seed 0, 36:36:36): on the project's 2-core
+development machine it took 29.3 s wall (29.3-30.6 s over three runs; avg JCT 14.45 h,
+makespan 642.7 h). That same-machine figure is the default reference; run the script on your
+machine and pass --gavel-s to compare there.
 
 Jobs come from Gavel's generator (`generate_poisson(..., multi_gpu=False)`: every job one GPU)
 with the measured throughputs in ../shared/data/gavel/simulation_throughputs.json; the cluster
@@ -20,7 +28,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_THROUGHPUTS = REPO.parent / "shared" / "data" / "gavel" / "simulation_throughputs.json"
-GAVEL_REFERENCE_S = 55.0  # Gavel's simulator on this case (one core)
+GAVEL_REFERENCE_S = 29.3  # Gavel's simulator on this case, same machine (see the docstring)
+GAVEL_ISSUE_S = 55.0  # the figure the issue quotes, from another machine
+GAVEL_AVG_JCT_H = 14.45  # what Gavel's run printed, for the fidelity column
+GAVEL_MAKESPAN_H = 642.7
 
 
 def main() -> None:
@@ -31,6 +42,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--policy", default="max_min_fairness_perf")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--gavel-s", type=float, default=GAVEL_REFERENCE_S,
+                        help="Gavel's wall time on this machine (benchmarks/gavel_reference.py)")
     args = parser.parse_args()
 
     from suanli.engine import Cluster
@@ -70,8 +83,12 @@ def main() -> None:
         "makespan_h": summary["makespan_s"] / 3600.0,
         "rounds": result.rounds,
         "reallocations": result.reallocations,
-        "gavel_reference_s": GAVEL_REFERENCE_S,
-        "speedup_vs_gavel": round(GAVEL_REFERENCE_S / wall_s, 1),
+        "gavel_reference_s": args.gavel_s,
+        "speedup_vs_gavel": round(args.gavel_s / wall_s, 1),
+        "gavel_issue_reference_s": GAVEL_ISSUE_S,
+        "speedup_vs_issue_figure": round(GAVEL_ISSUE_S / wall_s, 1),
+        "gavel_avg_jct_h": GAVEL_AVG_JCT_H,
+        "gavel_makespan_h": GAVEL_MAKESPAN_H,
     }, indent=2))
 
 
