@@ -32,8 +32,10 @@ def _deep_queue(n: int = 300, seed: int = 3) -> list[EngineJob]:
     return jobs
 
 
-def _engine(policy) -> Engine:
-    return Engine(Cluster.from_counts(POOLS), policy, SimClock(0.0), SimBackend(seed=0),
+def _engine(policy, start_s: float = 0.0) -> Engine:
+    """start_s after the last arrival: every job arrives as it is submitted, in shuffled
+    order, so the active jobs are not in FIFO order and the view must sort them."""
+    return Engine(Cluster.from_counts(POOLS), policy, SimClock(start_s), SimBackend(seed=0),
                   record_events=False)
 
 
@@ -45,8 +47,9 @@ def _schedule(engine: Engine, jobs: list[EngineJob]) -> dict[str, tuple]:
             for rec in engine.jobs.values()}
 
 
+@pytest.mark.parametrize("start_s", [0.0, 20_000.0])
 @pytest.mark.parametrize("name", ["fifo", "fifo_perf"])
-def test_the_view_allocates_what_the_full_queue_would(name):
+def test_the_view_allocates_what_the_full_queue_would(name, start_s):
     policy = get_policy(name)
     assert policy_traits(name).head_of_queue
     calls: list[tuple[int, int]] = []
@@ -61,18 +64,22 @@ def test_the_view_allocates_what_the_full_queue_would(name):
         hidden = np.setdiff1d(np.arange(len(full_ids)), shown)
         assert not full.fractions[hidden].any()  # behind the head: nothing
         calls.append((state.n_jobs, len(full_ids)))
+        in_order.append(engine._active_in_order)
         return out
 
+    in_order: list[bool] = []
     checked.traits = policy.traits  # type: ignore[attr-defined]
-    engine = _engine(checked)
+    engine = _engine(checked, start_s)
     _schedule(engine, _deep_queue())
     # The queue grew to hundreds; the policy never saw more than the chips' worth and the
     # running jobs.
     assert max(total for _, total in calls) > 100
     assert max(shown for shown, _ in calls) <= 2 * sum(POOLS.values()) + 1
+    assert all(in_order) == (start_s == 0.0)  # both ways of finding the FIFO order ran
 
 
-def test_non_preemptive_fifo_schedules_the_same_with_or_without_the_view():
+@pytest.mark.parametrize("start_s", [0.0, 20_000.0])
+def test_non_preemptive_fifo_schedules_the_same_with_or_without_the_view(start_s):
     fifo = get_policy("fifo")
 
     def blind(state):
@@ -80,4 +87,4 @@ def test_non_preemptive_fifo_schedules_the_same_with_or_without_the_view():
 
     blind.traits = PolicyTraits(agnostic=True, work_conserving=False)  # type: ignore[attr-defined]
     jobs = _deep_queue()
-    assert _schedule(_engine(fifo), jobs) == _schedule(_engine(blind), jobs)
+    assert _schedule(_engine(fifo, start_s), jobs) == _schedule(_engine(blind, start_s), jobs)

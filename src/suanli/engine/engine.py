@@ -160,6 +160,10 @@ class Engine(
         self._active_cache: np.ndarray | None = None
         self._active_added: list[int] = []  # arrived since the cache was brought up to date
         self._active_left = False  # some job left `_active` since then
+        # `_active` is in FIFO order (arrival time, then index): true unless a job joined it
+        # behind a later arrival since it was last empty (`_policy_view` then sorts).
+        self._active_in_order = True
+        self._last_arrived: tuple[float, int] = (-math.inf, -1)
         self._n_terminal = 0
 
         # Time.

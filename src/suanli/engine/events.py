@@ -37,6 +37,12 @@ class EventsMixin:
     def _arrive(self, i: int, now: float) -> None:
         self._pending.discard(i)
         if i not in self._active:
+            key = (self._arrival.item(i), i)
+            if not self._active:
+                self._active_in_order = True
+            elif key < self._last_arrived:
+                self._active_in_order = False  # joined behind a later arrival
+            self._last_arrived = key
             self._active[i] = None
             self._is_active[i] = True
             self._active_added.append(i)

@@ -126,13 +126,12 @@ class RoundsMixin:
         """
         if not self.traits.head_of_queue or len(A) < 2:
             return A
-        order = A  # jobs join A as they arrive, so A is usually in arrival order already
-        arrival = self._arrival[A]
-        step = np.diff(arrival)
-        if not ((step > 0) | ((step == 0) & (np.diff(A) > 0))).all():
-            order = A[np.lexsort((A, arrival))]  # FIFO's order: arrival, then job index
-        need = np.cumsum(self._chips[order])
-        k = int(np.searchsorted(need, self._cap_up.sum(), side="right"))
+        order = A  # jobs join A as they arrive, so A is usually in FIFO order already
+        if not self._active_in_order:
+            order = A[np.lexsort((A, self._arrival[A]))]  # FIFO's order: arrival, then index
+        chips = int(self._cap_up.sum())
+        need = np.cumsum(self._chips[order[:chips + 1]])  # every gang takes at least a chip
+        k = int(np.searchsorted(need, chips, side="right"))
         if k + 1 >= len(order):
             return A
         shown = self._run_pool[order] >= 0
