@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
 
@@ -48,8 +49,13 @@ JOBS_PER_PART = 200  # jobs per part: ~10 ms a part with candidate pools
 CANDIDATE_POOLS = 6  # pools kept per job in a part: by pilot price,
 ADVANTAGE_POOLS = 4  # by comparative advantage,
 FASTEST_POOLS = 2  # and by raw coefficient (see candidate_pools)
-PILOT_JOBS = 100  # jobs in the pricing pilot LP
+PILOT_JOBS = 50  # jobs in the pricing pilot LP: 100 cost 3x as long (~80 ms), priced no better
 LEVEL_MARGIN = 1e-6  # relative slack on the common level, for round-off (see _LevelSolver)
+# HiGHS options, measured on 10,000 distinct jobs x 100 pools (k = 50). The pilot LP is
+# degenerate: primal simplex solves it ~2x faster than dual, and any prices will do.
+PILOT_OPTIONS = {"simplex_strategy": 4, "presolve": "off"}
+# A part's level LP: presolve finds little to remove (-20% off), devex pricing (-7%).
+PART_OPTIONS = {"presolve": "off", "simplex_dual_edge_weight_strategy": 1}
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,22 @@ def problem_size(coef: np.ndarray, chips: np.ndarray) -> tuple[int, int, int]:
 
 
 def n_parts(coef: np.ndarray, chips: np.ndarray, n_active: int) -> int:
-    """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs.
+    """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs."""
+    return _parts_and_size(coef, chips, n_active)[0]
+
+
+def _parts_and_size(
+    coef: np.ndarray, chips: np.ndarray, n_active: int
+) -> tuple[int, tuple[int, int, int] | None]:
+    """`n_parts` and the `problem_size` it measured (None if it did not), so that POP, which
+    reports the size, does not pay for it twice (~30 ms on 10,000 x 100).
 
     Too few jobs to split is decided first: `problem_size` costs as much as a small LP, and
     the engine's common case (a few hundred jobs, every reallocation) never partitions."""
-    if n_active < 2 * JOBS_PER_PART or problem_size(coef, chips)[2] <= MAX_FULL_VARIABLES:
-        return 1
-    return -(-n_active // JOBS_PER_PART)
+    if n_active < 2 * JOBS_PER_PART:
+        return 1, None
+    size = problem_size(coef, chips)
+    return (1 if size[2] <= MAX_FULL_VARIABLES else -(-n_active // JOBS_PER_PART)), size
 
 
 def split_jobs(coef: np.ndarray, chips: np.ndarray, k: int) -> list[np.ndarray]:
@@ -201,7 +216,8 @@ def pilot_price(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, k: int) ->
     if active.size == 0:
         return np.ones(coef.shape)
     sample = np.random.default_rng(0).choice(active, min(PILOT_JOBS, active.size), replace=False)
-    _, y, z = max_min_duals(coef[sample], chips[sample], cap * sample.size / active.size)
+    _, y, z = max_min_duals(coef[sample], chips[sample], cap * sample.size / active.size,
+                            options=PILOT_OPTIONS)
     return chips[:, None] * y[None, :] + float(np.median(z))
 
 
@@ -212,27 +228,54 @@ def column_price(weight: np.ndarray, chips: np.ndarray) -> np.ndarray:
     return chips[:, None] * weight.mean(axis=0)[None, :]
 
 
-def level_lp(
-    coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, level: float
-) -> np.ndarray | None:
-    """Max total utility with every job at >= level (`_lp.max_min`'s efficiency pass, with t
-    given), or None if the level cannot be met. One LP without max-min's degenerate t column:
-    ~3x faster than solving for t and then for efficiency."""
+def part_max_min(
+    coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, level: float | None
+) -> tuple[np.ndarray, float]:
+    """(allocation, minimum utility reached) of one part: every job at >= `level` with most total
+    utility, or, when the level cannot be met (or is None), the part's max-min, then most total
+    utility at it. Returns `level` itself when it was met.
+
+    One HiGHS model, `max_min_lp` with t fixed at the level: meeting the level costs one LP
+    without max-min's degenerate t column, and a miss is repaired warm from the failed solve's
+    basis by freeing t (~5 ms) instead of a cold max-min (~45 ms), then the efficiency pass
+    (also warm, a few iterations)."""
+    n_j = coef.shape[0]
     if not (coef > 0).any():
-        return np.zeros(coef.shape)
-    lp = max_min_lp(coef, chips, cap)
-    n_j, n_v = coef.shape[0], lp.job.size
+        return np.zeros(coef.shape), 0.0
     scale = coef.max()
-    a = lp.a[:, :n_v]
-    row_lower = np.concatenate([np.full(n_j, level / scale), np.full(n_j + cap.size, -INF)])
-    row_upper = np.concatenate([np.full(n_j, INF), lp.row_upper[n_j:]])
-    a = sp.vstack([-a[:n_j] / scale, a[n_j:]]).tocsc()
-    _, sol, ok = solve_lp(coef[lp.job, lp.pool] / scale, a, row_lower, row_upper,
-                          lp.col_lower[:n_v], lp.col_upper[:n_v], maximize=True)
-    if not ok:
-        return None
-    x = np.zeros(coef.shape)
-    x[lp.job, lp.pool] = sol
+    lp = max_min_lp(coef / scale, chips, cap)
+    n_v = lp.job.size
+    utility_cost = np.append(coef[lp.job, lp.pool] / scale, 0.0)
+    col_lower, col_upper = lp.col_lower.copy(), lp.col_upper.copy()
+    if level is not None:
+        col_lower[n_v] = col_upper[n_v] = level / scale
+        h, sol, ok = solve_lp(utility_cost, lp.a, lp.row_lower, lp.row_upper, col_lower,
+                              col_upper, maximize=True, options=PART_OPTIONS)
+        if ok:
+            return _part_fractions(coef.shape, lp, sol), level
+        h.changeColBounds(n_v, 0.0, INF)
+        h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), lp.cost)
+        h.run()
+    else:
+        h, _, _ = solve_lp(lp.cost, lp.a, lp.row_lower, lp.row_upper, col_lower, col_upper,
+                           maximize=True, options=PART_OPTIONS)
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return np.zeros((n_j, coef.shape[1])), 0.0
+    sol = np.asarray(h.getSolution().col_value, dtype=float)
+    t_scaled = float(sol[n_v])
+    if t_scaled > 0:  # efficiency pass, as `_lp.max_min`'s: primal, the optimum stays feasible
+        h.changeColBounds(n_v, t_scaled * (1 - 1e-7), INF)
+        h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), utility_cost)
+        h.setOptionValue("simplex_strategy", 4)
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            sol = np.asarray(h.getSolution().col_value, dtype=float)
+    return _part_fractions(coef.shape, lp, sol), t_scaled * scale
+
+
+def _part_fractions(shape: tuple[int, int], lp: LpArrays, sol: np.ndarray) -> np.ndarray:
+    x = np.zeros(shape)
+    x[lp.job, lp.pool] = sol[:lp.job.size]
     return x
 
 
@@ -258,23 +301,21 @@ def fill_leftover(
 
 
 class _LevelSolver:
-    """Max-min parts after the first at the level the first reached, each one `level_lp`; a
-    part that cannot meet it gets its own `_lp.max_min` and lowers the level to its minimum.
-    POP's minimum is its worst part's anyway, so a common level loses nothing, and in a random
-    order of parts only ~ln(k) of them set a new lowest level and pay for a full max-min."""
+    """Max-min parts after the first at the level the first reached (`part_max_min`); a part
+    that cannot meet it gets its own max-min and lowers the level to its minimum. POP's
+    minimum is its worst part's anyway, so a common level loses nothing, and in a random order
+    of parts only ~ln(k) of them set a new lowest level."""
 
     def __init__(self) -> None:
         self.level: float | None = None
 
     def __call__(self, coef: np.ndarray, chips: np.ndarray, cap: np.ndarray) -> np.ndarray:
-        if self.level is not None and self.level > 0:
-            x = level_lp(coef, chips, cap, self.level)
-            if x is not None:
-                return x
-        r = max_min(coef, chips, cap)
-        level = r.value * (1 - LEVEL_MARGIN)
-        self.level = level if self.level is None else min(self.level, level)
-        return r.fractions
+        level = self.level if self.level is not None and self.level > 0 else None
+        x, reached = part_max_min(coef, chips, cap, level)
+        if level is None or reached < level:
+            lowered = reached * (1 - LEVEL_MARGIN)
+            self.level = lowered if self.level is None else min(self.level, lowered)
+        return x
 
 
 def _partitioned(coef, chips, cap, k, price, solve_part) -> np.ndarray:
@@ -298,11 +339,12 @@ def solve_max_min(
     cap = np.asarray(capacity, dtype=float)
     coef = _usable(coef, chips, cap)
     active = coef.max(axis=1, initial=0.0) > 0
-    k = n_parts(coef, chips, int(active.sum())) if parts is None else max(int(parts), 1)
+    k, size = _parts_and_size(coef, chips, int(active.sum())) if parts is None else (
+        max(int(parts), 1), None)
     if k == 1:
         r = max_min(coef, chips, cap)
         return MaxMinSolution(r.fractions, r.value, r.n_classes, r.n_pool_groups, 1)
-    n_classes, n_groups, _ = problem_size(coef, chips)
+    n_classes, n_groups, _ = size or problem_size(coef, chips)
     price = pilot_price(coef, chips, cap, k)
     x = _partitioned(coef, chips, cap, k, price, _LevelSolver())
     util = utility(coef, x)
