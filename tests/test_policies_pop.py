@@ -7,12 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from suanli.policies._lp import max_linear, max_min, utility
+from suanli.policies._lp import max_linear, max_min, repair, utility
 from suanli.policies._matrices import aware_throughput
 from suanli.policies._pop import (
     max_min_duals,
     max_min_upper_bound,
     n_parts,
+    part_max_min,
     solve_max_linear,
     solve_max_min,
 )
@@ -116,3 +117,24 @@ def test_the_dual_bound_is_never_below_the_optimum(problem, seed):
     if best > 0:  # the LP's own duals prove its optimum
         bound = max_min_upper_bound(coef, chips, capacity, y_opt, z_opt)
         assert bound == pytest.approx(best, rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_part_meets_a_level_or_falls_back_to_its_own_max_min(seed):
+    coef, chips, cap = distinct(seed, 120, 12, chips_per_pool=(8, 16))
+    coef = np.where(chips[:, None] <= cap[None, :], coef, 0.0)
+    best = max_min(coef, chips, cap).value
+    active = coef.max(axis=1) > 0
+    own, own_value = part_max_min(coef, chips, cap)  # from the trivial upper bound, warm
+    assert own_value == pytest.approx(best, rel=1e-6)
+    for level in (0.9 * best, 1.05 * best, 3.0 * best):  # met; missed: its max-min, warm
+        x, reached = part_max_min(coef, chips, cap, level)
+        assert_feasible(repair(x, chips, cap), coef, chips, cap)
+        assert reached == (level if level < best else pytest.approx(best, rel=1e-6))
+        assert utility(coef, x)[active].min() >= reached * (1 - 1e-6)
+
+
+def test_pop_is_deterministic():
+    coef, chips, cap = distinct(4, 1_000, 30)
+    first, again = (solve_max_min(coef, chips, cap, parts=5) for _ in range(2))
+    np.testing.assert_array_equal(first.fractions, again.fractions)

@@ -22,7 +22,11 @@ How, here:
    of `PILOT_JOBS` jobs with the same share of capacity), plus its fastest pools. At an optimum a
    job only uses pools of least reduced cost, so little is lost, and the part's LP shrinks from
    jobs x pools to jobs x 10 columns, which HiGHS solves in milliseconds.
-4. Each part is solved by `_lp.max_min` (with its efficiency pass) or `_lp.max_linear`.
+4. Max-min parts share one level (`_LevelSolver`): the first part's max-min, then each part is
+   one LP with every job held at that level, maximising total utility (`part_max_min`). A part
+   that misses the level gets its own max-min, warm from the failed LP's basis, and lowers the
+   level; POP's minimum is its worst part's anyway. Parts run in order, one after another:
+   highspy's `run()` holds the GIL, so threads would not overlap. Linear parts: `_lp.max_linear`.
 5. `fill_leftover`: capacity one part could not use is offered to jobs with time left, in
    proportion to their coefficients; it only raises utilities. `repair` then clips round-off.
 
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
 
@@ -48,8 +53,13 @@ JOBS_PER_PART = 200  # jobs per part: ~10 ms a part with candidate pools
 CANDIDATE_POOLS = 6  # pools kept per job in a part: by pilot price,
 ADVANTAGE_POOLS = 4  # by comparative advantage,
 FASTEST_POOLS = 2  # and by raw coefficient (see candidate_pools)
-PILOT_JOBS = 100  # jobs in the pricing pilot LP
+PILOT_JOBS = 50  # jobs in the pricing pilot LP: 100 cost 3x as long (~80 ms), priced no better
 LEVEL_MARGIN = 1e-6  # relative slack on the common level, for round-off (see _LevelSolver)
+# HiGHS options, measured on 10,000 distinct jobs x 100 pools (k = 50). The pilot LP is
+# degenerate: primal simplex solves it ~2x faster than dual, and any prices will do.
+PILOT_OPTIONS = {"simplex_strategy": 4, "presolve": "off"}
+# A part's level LP: presolve finds little to remove (-20% off), devex pricing (-7%).
+PART_OPTIONS = {"presolve": "off", "simplex_dual_edge_weight_strategy": 1}
 
 
 @dataclass(frozen=True)
@@ -100,13 +110,22 @@ def problem_size(coef: np.ndarray, chips: np.ndarray) -> tuple[int, int, int]:
 
 
 def n_parts(coef: np.ndarray, chips: np.ndarray, n_active: int) -> int:
-    """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs.
+    """1 (exact LP) when grouping leaves a small LP, else enough parts of ~JOBS_PER_PART jobs."""
+    return _parts_and_size(coef, chips, n_active)[0]
+
+
+def _parts_and_size(
+    coef: np.ndarray, chips: np.ndarray, n_active: int
+) -> tuple[int, tuple[int, int, int] | None]:
+    """`n_parts` and the `problem_size` it measured (None if it did not), so that POP, which
+    reports the size, does not pay for it twice (~30 ms on 10,000 x 100).
 
     Too few jobs to split is decided first: `problem_size` costs as much as a small LP, and
     the engine's common case (a few hundred jobs, every reallocation) never partitions."""
-    if n_active < 2 * JOBS_PER_PART or problem_size(coef, chips)[2] <= MAX_FULL_VARIABLES:
-        return 1
-    return -(-n_active // JOBS_PER_PART)
+    if n_active < 2 * JOBS_PER_PART:
+        return 1, None
+    size = problem_size(coef, chips)
+    return (1 if size[2] <= MAX_FULL_VARIABLES else -(-n_active // JOBS_PER_PART)), size
 
 
 def split_jobs(coef: np.ndarray, chips: np.ndarray, k: int) -> list[np.ndarray]:
@@ -126,13 +145,18 @@ def max_min_lp(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray) -> LpArrays
     """
     j, p = np.nonzero(coef > 0)
     n_j, n_p, n_v = coef.shape[0], coef.shape[1], j.size
-    var = np.arange(n_v)
     safe_cap = np.where(cap > 0, cap, 1.0)
     active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)  # jobs in the minimum
-    rows = np.concatenate([j, n_j + j, 2 * n_j + p, active])
-    cols = np.concatenate([var, var, var, np.full(active.size, n_v)])
-    data = np.concatenate([-coef[j, p], np.ones(n_v), chips[j] / safe_cap[p], np.ones(active.size)])
-    a = sp.csc_matrix((data, (rows, cols)), shape=(2 * n_j + n_p, n_v + 1))
+    # column-wise directly (a COO build and sort costs as much as a part's presolve): column v
+    # has its three rows in increasing order, then t has the utility rows of active jobs
+    index = np.empty(3 * n_v + active.size, dtype=np.int64)
+    value = np.empty(index.size)
+    index[0:3 * n_v:3], index[1:3 * n_v:3], index[2:3 * n_v:3] = j, n_j + j, 2 * n_j + p
+    value[0:3 * n_v:3], value[1:3 * n_v:3] = -coef[j, p], 1.0
+    value[2:3 * n_v:3] = chips[j] / safe_cap[p]
+    index[3 * n_v:], value[3 * n_v:] = active, 1.0
+    start = np.append(np.arange(0, 3 * n_v + 1, 3), index.size)
+    a = sp.csc_matrix((value, index, start), shape=(2 * n_j + n_p, n_v + 1))
     upper = np.concatenate([np.zeros(n_j), np.ones(n_j + n_p)])
     cost = np.zeros(n_v + 1)
     cost[n_v] = 1.0
@@ -201,7 +225,8 @@ def pilot_price(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, k: int) ->
     if active.size == 0:
         return np.ones(coef.shape)
     sample = np.random.default_rng(0).choice(active, min(PILOT_JOBS, active.size), replace=False)
-    _, y, z = max_min_duals(coef[sample], chips[sample], cap * sample.size / active.size)
+    _, y, z = max_min_duals(coef[sample], chips[sample], cap * sample.size / active.size,
+                            options=PILOT_OPTIONS)
     return chips[:, None] * y[None, :] + float(np.median(z))
 
 
@@ -212,27 +237,53 @@ def column_price(weight: np.ndarray, chips: np.ndarray) -> np.ndarray:
     return chips[:, None] * weight.mean(axis=0)[None, :]
 
 
-def level_lp(
-    coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, level: float
-) -> np.ndarray | None:
-    """Max total utility with every job at >= level (`_lp.max_min`'s efficiency pass, with t
-    given), or None if the level cannot be met. One LP without max-min's degenerate t column:
-    ~3x faster than solving for t and then for efficiency."""
-    if not (coef > 0).any():
-        return np.zeros(coef.shape)
-    lp = max_min_lp(coef, chips, cap)
-    n_j, n_v = coef.shape[0], lp.job.size
+def part_max_min(
+    coef: np.ndarray, chips: np.ndarray, cap: np.ndarray, level: float | None = None
+) -> tuple[np.ndarray, float]:
+    """(allocation, minimum utility reached) of one part: every job at >= `level` with most total
+    utility, or, when the level cannot be met, the part's max-min, then most total utility at
+    it. Returns `level` itself when it was met. `level=None`: the part's own max-min.
+
+    One HiGHS model, `max_min_lp` with t fixed at the level: meeting the level costs one LP
+    without max-min's degenerate t column, and a miss is repaired warm from the failed solve's
+    basis by freeing t (~5 ms) instead of a cold max-min LP (~40 ms), then the efficiency pass
+    (warm, a few iterations). A part's own max-min starts the same way from a level no
+    allocation beats, min over jobs of their best coefficient: ~2x faster than a cold solve,
+    and if that level is met it is the optimum."""
+    best = coef.max(axis=1, initial=0.0)
+    if not (best > 0).any():
+        return np.zeros(coef.shape), 0.0
+    level = float(best[best > 0].min()) if level is None else level
     scale = coef.max()
-    a = lp.a[:, :n_v]
-    row_lower = np.concatenate([np.full(n_j, level / scale), np.full(n_j + cap.size, -INF)])
-    row_upper = np.concatenate([np.full(n_j, INF), lp.row_upper[n_j:]])
-    a = sp.vstack([-a[:n_j] / scale, a[n_j:]]).tocsc()
-    _, sol, ok = solve_lp(coef[lp.job, lp.pool] / scale, a, row_lower, row_upper,
-                          lp.col_lower[:n_v], lp.col_upper[:n_v], maximize=True)
-    if not ok:
-        return None
-    x = np.zeros(coef.shape)
-    x[lp.job, lp.pool] = sol
+    lp = max_min_lp(coef / scale, chips, cap)
+    n_v = lp.job.size
+    utility_cost = np.append(coef[lp.job, lp.pool] / scale, 0.0)
+    col_lower, col_upper = lp.col_lower.copy(), lp.col_upper.copy()
+    col_lower[n_v] = col_upper[n_v] = level / scale
+    h, sol, ok = solve_lp(utility_cost, lp.a, lp.row_lower, lp.row_upper, col_lower, col_upper,
+                          maximize=True, options=PART_OPTIONS)
+    if ok:
+        return _part_fractions(coef.shape, lp, sol), level
+    h.changeColBounds(n_v, 0.0, INF)
+    h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), lp.cost)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return np.zeros(coef.shape), 0.0
+    sol = np.asarray(h.getSolution().col_value, dtype=float)
+    t_scaled = float(sol[n_v])
+    if t_scaled > 0:  # efficiency pass, as `_lp.max_min`'s: primal, the optimum stays feasible
+        h.changeColBounds(n_v, t_scaled * (1 - 1e-7), INF)
+        h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), utility_cost)
+        h.setOptionValue("simplex_strategy", 4)
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            sol = np.asarray(h.getSolution().col_value, dtype=float)
+    return _part_fractions(coef.shape, lp, sol), t_scaled * scale
+
+
+def _part_fractions(shape: tuple[int, int], lp: LpArrays, sol: np.ndarray) -> np.ndarray:
+    x = np.zeros(shape)
+    x[lp.job, lp.pool] = sol[:lp.job.size]
     return x
 
 
@@ -258,23 +309,21 @@ def fill_leftover(
 
 
 class _LevelSolver:
-    """Max-min parts after the first at the level the first reached, each one `level_lp`; a
-    part that cannot meet it gets its own `_lp.max_min` and lowers the level to its minimum.
-    POP's minimum is its worst part's anyway, so a common level loses nothing, and in a random
-    order of parts only ~ln(k) of them set a new lowest level and pay for a full max-min."""
+    """Max-min parts after the first at the level the first reached (`part_max_min`); a part
+    that cannot meet it gets its own max-min and lowers the level to its minimum. POP's
+    minimum is its worst part's anyway, so a common level loses nothing, and in a random order
+    of parts only ~ln(k) of them set a new lowest level."""
 
     def __init__(self) -> None:
         self.level: float | None = None
 
     def __call__(self, coef: np.ndarray, chips: np.ndarray, cap: np.ndarray) -> np.ndarray:
-        if self.level is not None and self.level > 0:
-            x = level_lp(coef, chips, cap, self.level)
-            if x is not None:
-                return x
-        r = max_min(coef, chips, cap)
-        level = r.value * (1 - LEVEL_MARGIN)
-        self.level = level if self.level is None else min(self.level, level)
-        return r.fractions
+        level = self.level if self.level is not None and self.level > 0 else None
+        x, reached = part_max_min(coef, chips, cap, level)
+        if level is None or reached < level:  # the part's own max-min: a new lowest level
+            lowered = reached * (1 - LEVEL_MARGIN)
+            self.level = lowered if self.level is None else min(self.level, lowered)
+        return x
 
 
 def _partitioned(coef, chips, cap, k, price, solve_part) -> np.ndarray:
@@ -284,7 +333,9 @@ def _partitioned(coef, chips, cap, k, price, solve_part) -> np.ndarray:
     x = np.zeros(coef.shape)
     for part in parts:
         x[part] = solve_part(sparse[part], chips[part], cap / k)
-    return repair(fill_leftover(repair(x, chips, cap), coef, chips, cap), chips, cap)
+    # fill_leftover only offers capacity left free and time left, so round-off in x (which
+    # `repair` clips) never grows; one repair at the end (a pass over J x P costs ~5-30 ms)
+    return repair(fill_leftover(x, coef, chips, cap), chips, cap)
 
 
 def solve_max_min(
@@ -298,11 +349,12 @@ def solve_max_min(
     cap = np.asarray(capacity, dtype=float)
     coef = _usable(coef, chips, cap)
     active = coef.max(axis=1, initial=0.0) > 0
-    k = n_parts(coef, chips, int(active.sum())) if parts is None else max(int(parts), 1)
+    k, size = _parts_and_size(coef, chips, int(active.sum())) if parts is None else (
+        max(int(parts), 1), None)
     if k == 1:
         r = max_min(coef, chips, cap)
         return MaxMinSolution(r.fractions, r.value, r.n_classes, r.n_pool_groups, 1)
-    n_classes, n_groups, _ = problem_size(coef, chips)
+    n_classes, n_groups, _ = size or problem_size(coef, chips)
     price = pilot_price(coef, chips, cap, k)
     x = _partitioned(coef, chips, cap, k, price, _LevelSolver())
     util = utility(coef, x)
