@@ -83,36 +83,39 @@ def _workload(args: argparse.Namespace):
     return workload
 
 
-def sized_counts(workload, target_load: float, mix: dict[str, int] = LOADED) -> dict[str, int]:
-    """`mix` scaled (up or down) so the trace offers `target_load` of the cluster's rate."""
-    from suanli.engine import Cluster
-    from suanli.engine.adapters import engine_jobs_from_workload
+def sized(jobs_on_mix, target_load: float, mix: dict[str, int] = LOADED) -> dict[str, int]:
+    """`mix` scaled (up or down) so the trace offers `target_load` of the cluster's rate.
 
-    base = Cluster.from_counts(mix)
-    load = offered_load(engine_jobs_from_workload(workload, base), base)["offered_load"]
+    `jobs_on_mix` are the trace's engine jobs adapted to `mix`: a job's speeds depend on the
+    chips, not on how many there are, so the same jobs run on the scaled cluster.
+    """
+    from suanli.engine import Cluster
+
+    load = offered_load(jobs_on_mix, Cluster.from_counts(mix))["offered_load"]
     scale = (load or 0.0) / target_load
     return {name: max(1, math.ceil(n * scale)) for name, n in mix.items()}
 
 
-def _cluster(spec: str, workload, target_load: float):
+def _cluster(spec: str):
     from suanli.engine import Cluster
     from suanli.network.load import parse_network
 
-    if spec == "loaded":
+    if spec in ("loaded", "sized"):  # sized: the loaded mix, scaled in `build`
         return Cluster.from_counts(LOADED)
-    if spec == "sized":
-        return Cluster.from_counts(sized_counts(workload, target_load))
     if spec == "bench-2000":
         return Cluster.from_network(parse_network(NETWORK, "bench-2000"))
     return Cluster.parse_counts(spec)
 
 
 def build(args: argparse.Namespace) -> Replay:
+    from suanli.engine import Cluster
     from suanli.engine.adapters import engine_jobs_from_workload
 
     workload = _workload(args)
-    cluster = _cluster(args.cluster, workload, args.target_load)
+    cluster = _cluster(args.cluster)
     jobs = engine_jobs_from_workload(workload, cluster)
+    if args.cluster == "sized":
+        cluster = Cluster.from_counts(sized(jobs, args.target_load))
     return Replay(jobs, cluster, offered_load(jobs, cluster))
 
 
