@@ -47,7 +47,8 @@ class RoundsMixin:
             return bool(self._on_chips) or waiting
         return waiting and bool(self._on_chips)
 
-    def _realloc_allowed(self, now: float, A: np.ndarray) -> bool:
+    def _realloc_allowed(self, now: float, A: np.ndarray, shown: np.ndarray) -> bool:
+        """Whether the allocation may be recomputed now; `shown`: `_policy_view(A)`."""
         if self._force_realloc or not self._ever_realloc:
             return True
         if self.gavel_mode:
@@ -63,8 +64,7 @@ class RoundsMixin:
         # chips idle for a waiting job the last allocation gave none of them (a new job, or one
         # queued behind jobs that have ended since). Behind the head of the queue no job can be
         # given chips, so only the jobs the policy is shown count.
-        waiting = self._policy_view(A)
-        waiting = waiting[self._run_pool[waiting] < 0]
+        waiting = shown[self._run_pool[shown] < 0]
         free = self._cap_up - self._used
         waiting = waiting[self._chips[waiting] <= free.max(initial=0)]  # the gangs that fit
         if len(waiting) == 0:
@@ -78,9 +78,11 @@ class RoundsMixin:
         self.rounds += 1
         self._account_all(now)
         A = self._active_array()
-        if self._alloc_dirty and len(A) and self._realloc_allowed(now, A):
-            self._reallocate(now, A)
-            A = self._active_array()  # rejected jobs leave
+        if self._alloc_dirty and len(A):
+            shown = self._policy_view(A)
+            if self._realloc_allowed(now, A, shown):
+                self._reallocate(now, A, shown)
+                A = self._active_array()  # rejected jobs leave
         self._force_realloc = False
         placed_any = False
         if len(A):
@@ -173,7 +175,9 @@ class RoundsMixin:
             elastic=self._elastic_options(A, thr, blocked),
         )
 
-    def _reallocate(self, now: float, A: np.ndarray) -> None:
+    def _reallocate(self, now: float, A: np.ndarray, shown: np.ndarray) -> None:
+        """Gavel's reset of deficits and received time, then the policy on the jobs `shown`
+        (`_policy_view(A)`); the rest of A is allocated nothing."""
         # Gavel's reset: credit each job's deficit with the time it should have had under the
         # old allocation minus what it received, then restart the received-time counters.
         elapsed = now - self._last_realloc_s if self._ever_realloc else 0.0
@@ -181,28 +185,30 @@ class RoundsMixin:
         # [jobs, pools] rows is ~10x slower, and a deep queue has thousands of rows to skip.
         recv = self._recv.take(A, axis=0)
         old = self._alloc.take(A, axis=0)
-        delta = np.where(self._has_alloc[A][:, None], old * elapsed, 0.0)
+        delta = old * elapsed
+        unseen = ~self._has_alloc[A]
+        if unseen.any():
+            delta[unseen] = 0.0
         delta -= recv - self._half_round
         changed = any_per_row(delta != 0.0)
         self._deficit[A[changed]] += delta[changed]
         self._recv[A[any_per_row(recv != self._half_round)]] = self._half_round
         self._pool_time[:] = self._half_round * len(A)
-        V = self._policy_view(A)
-        state = self._policy_state(now, V)
+        state = self._policy_state(now, shown)
         alloc: Allocation = self.policy(state)
         X = np.asarray(alloc.fractions, dtype=float)
-        if X.shape != (len(V), self._P):
+        if X.shape != (len(shown), self._P):
             raise SuanliError(
                 f"policy {self.policy_name} returned fractions of shape {X.shape}, "
-                f"expected {(len(V), self._P)}",
+                f"expected {(len(shown), self._P)}",
                 field="policy", value=self.policy_name,
             )
         X = np.where(np.isfinite(X) & (X > 0), X, 0.0)
-        if len(V) < len(A):
+        if len(shown) < len(A):
             self._alloc[A[any_per_row(old > 0)]] = 0.0  # behind the head of the queue: nothing
-        self._alloc[V] = X
+        self._alloc[shown] = X
         self._has_alloc[A] = True
-        self._apply_counts(alloc.num_chips, V, now)  # elastic jobs' new counts (elastic.py)
+        self._apply_counts(alloc.num_chips, shown, now)  # elastic jobs' new counts (elastic.py)
         self._last_realloc_s = now
         self._ever_realloc = True
         self._alloc_dirty = False
