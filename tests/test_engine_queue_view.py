@@ -1,5 +1,6 @@
 """A `head_of_queue` policy (FIFO) is shown only the jobs on chips and the head of the queue
-(`RoundsMixin._policy_view`); what it allocates must be what it allocates seeing every job."""
+(`RoundsMixin._policy_view`); what it allocates must be what it allocates seeing every job, and
+a job behind the head does not trigger a reallocation that could not give it chips."""
 
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ def test_the_view_allocates_what_the_full_queue_would(name, start_s):
 
 @pytest.mark.parametrize("start_s", [0.0, 20_000.0])
 def test_non_preemptive_fifo_schedules_the_same_with_or_without_the_view(start_s):
+    # Without failures a reallocation FIFO skips for a job behind the head changes nothing
+    # (with node failures it shifts later reallocations in time; see the next test).
     fifo = get_policy("fifo")
 
     def blind(state):
@@ -88,3 +91,30 @@ def test_non_preemptive_fifo_schedules_the_same_with_or_without_the_view(start_s
     blind.traits = PolicyTraits(agnostic=True, work_conserving=False)  # type: ignore[attr-defined]
     jobs = _deep_queue()
     assert _schedule(_engine(fifo, start_s), jobs) == _schedule(_engine(blind, start_s), jobs)
+
+
+def test_a_job_behind_the_head_that_fits_does_not_trigger_a_reallocation():
+    # 4 chips; r1 and r2 (2 chips each) run, h (4 chips) heads the queue, t (1 chip) waits
+    # behind it. When r1 ends, t would fit the 2 free chips but FIFO cannot pass h: no
+    # reallocation. When r2 ends, h fits: one, and h starts; t starts after h.
+    fifo = get_policy("fifo")
+    calls: list[float] = []
+
+    def counted(state):
+        calls.append(state.now_s)
+        return fifo(state)
+
+    counted.traits = fifo.traits  # type: ignore[attr-defined]
+    engine = Engine(Cluster.from_counts({"V100": 4}), counted, SimClock(0.0), SimBackend(seed=0),
+                    record_events=False)
+    one = {"local/V100": 1.0}
+    for job_id, chips, work_s in (("r1", 2, 600.0), ("r2", 2, 1200.0), ("h", 4, 300.0),
+                                  ("t", 1, 300.0)):
+        engine.submit(EngineJob(job_id, chips, work_s, one, 0.0))
+    engine.run()
+    start = {job_id: rec.start_s for job_id, rec in engine.jobs.items()}
+    assert start["r1"] == start["r2"] == 0.0
+    assert start["h"] == pytest.approx(1200.0, abs=360.0)
+    assert start["t"] >= engine.jobs["h"].finish_s
+    assert not any(600.0 <= t < start["h"] for t in calls)  # none while only t fit
+    assert start["h"] in calls
