@@ -190,20 +190,8 @@ def max_min(
     n_k, n_g, n_v = rep.size, col_rep.size, kk.size
     vals = c_kg[kk, gg]
     t_col = n_v
-    # rows: [0, n_k) utility, [n_k, 2 n_k) time share, [2 n_k, 2 n_k + n_g) capacity.
-    # Column-wise: variable v (class kk[v], group gg[v]) has three entries in row order, then
-    # the t column has a 1 in each utility row.
-    index = np.empty(3 * n_v + n_k, dtype=np.int64)
-    value = np.empty(3 * n_v + n_k)
-    index[0:3 * n_v:3] = kk
-    index[1:3 * n_v:3] = n_k + kk
-    index[2:3 * n_v:3] = 2 * n_k + gg
-    index[3 * n_v:] = np.arange(n_k)
-    value[0:3 * n_v:3] = -vals
-    value[1:3 * n_v:3] = 1.0
-    value[2:3 * n_v:3] = chips_k[kk] * n_class[kk] / cap_g[gg]
-    value[3 * n_v:] = 1.0
-    start = np.append(np.arange(0, 3 * n_v + 1, 3), 3 * n_v + n_k)
+    start, index, value = max_min_columns(kk, gg, vals, chips_k[kk] * n_class[kk] / cap_g[gg],
+                                          n_k, np.arange(n_k))
     row_upper = np.concatenate([np.zeros(n_k), np.ones(n_k), np.ones(n_g)])
     row_lower = np.full(row_upper.size, -INF)
     col_upper = np.append(np.ones(n_v), INF)
@@ -217,19 +205,54 @@ def max_min(
         return MaxMinResult(out, 0.0, n_k, n_g)
     t_opt = float(sol[t_col])
     if efficient and t_opt > 0:
-        weights = np.append(vals * n_class[kk], 0.0)
-        h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), weights)
-        h.changeColBounds(t_col, t_opt * (1 - 1e-7), INF)
-        h.setOptionValue("simplex_strategy", 4)  # primal: the old optimum stays feasible
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            sol = np.asarray(h.getSolution().col_value, dtype=float)
+        sol = efficiency_pass(h, t_col, t_opt, np.append(vals * n_class[kk], 0.0), sol)
     s_kg = np.zeros((n_k, n_g))
     s_kg[kk, gg] = sol[:n_v]
     share = _pool_share(cap, cap_g, pool_group)
     x_act = s_kg[job_class][:, pool_group] * share[None, :]
     out[active] = x_act
     return MaxMinResult(repair(out, chips, cap), t_opt * scale, n_k, n_g)
+
+
+def max_min_columns(
+    job: np.ndarray, group: np.ndarray, utility: np.ndarray, chip_share: np.ndarray,
+    n_jobs: int, t_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The max-min LP's matrix column-wise, as `_solve_csc` takes it: (start, index, value).
+
+    Rows: [0, n_jobs) utility (t - sum c x <= 0), [n_jobs, 2 n_jobs) time share,
+    [2 n_jobs, ...) capacity. Variable v (job[v] on group[v]) has -utility[v], 1 and
+    chip_share[v] in those three rows, in row order; then t has a 1 in each row of `t_rows`.
+    Built directly: a COO build and its sort cost as much as a small solve.
+    """
+    n_v = job.size
+    index = np.empty(3 * n_v + t_rows.size, dtype=np.int64)
+    value = np.empty(index.size)
+    index[0:3 * n_v:3] = job
+    index[1:3 * n_v:3] = n_jobs + job
+    index[2:3 * n_v:3] = 2 * n_jobs + group
+    index[3 * n_v:] = t_rows
+    value[0:3 * n_v:3] = -utility
+    value[1:3 * n_v:3] = 1.0
+    value[2:3 * n_v:3] = chip_share
+    value[3 * n_v:] = 1.0
+    start = np.append(np.arange(0, 3 * n_v + 1, 3), index.size)
+    return start, index, value
+
+
+def efficiency_pass(
+    h: highspy.Highs, t_col: int, t_opt: float, weights: np.ndarray, sol: np.ndarray
+) -> np.ndarray:
+    """Re-solve a max-min LP with t held at its optimum (less round-off), maximising
+    `weights` (one per column, 0 for t): the module docstring's second pass. Primal simplex,
+    since the old optimum stays feasible. The new solution, or `sol` if HiGHS fails."""
+    h.changeColsCost(weights.size, np.arange(weights.size, dtype=np.int32), weights)
+    h.changeColBounds(t_col, t_opt * (1 - 1e-7), INF)
+    h.setOptionValue("simplex_strategy", 4)
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        return np.asarray(h.getSolution().col_value, dtype=float)
+    return sol
 
 
 def max_linear(

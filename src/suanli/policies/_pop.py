@@ -46,7 +46,16 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from suanli.policies._lp import INF, max_linear, max_min, repair, solve_lp, utility
+from suanli.policies._lp import (
+    INF,
+    efficiency_pass,
+    max_linear,
+    max_min,
+    max_min_columns,
+    repair,
+    solve_lp,
+    utility,
+)
 
 MAX_FULL_VARIABLES = 20_000  # class x pool-group pairs up to which the exact full LP is solved
 JOBS_PER_PART = 200  # jobs per part: ~10 ms a part with candidate pools
@@ -147,15 +156,7 @@ def max_min_lp(coef: np.ndarray, chips: np.ndarray, cap: np.ndarray) -> LpArrays
     n_j, n_p, n_v = coef.shape[0], coef.shape[1], j.size
     safe_cap = np.where(cap > 0, cap, 1.0)
     active = np.flatnonzero(coef.max(axis=1, initial=0.0) > 0)  # jobs in the minimum
-    # column-wise directly (a COO build and sort costs as much as a part's presolve): column v
-    # has its three rows in increasing order, then t has the utility rows of active jobs
-    index = np.empty(3 * n_v + active.size, dtype=np.int64)
-    value = np.empty(index.size)
-    index[0:3 * n_v:3], index[1:3 * n_v:3], index[2:3 * n_v:3] = j, n_j + j, 2 * n_j + p
-    value[0:3 * n_v:3], value[1:3 * n_v:3] = -coef[j, p], 1.0
-    value[2:3 * n_v:3] = chips[j] / safe_cap[p]
-    index[3 * n_v:], value[3 * n_v:] = active, 1.0
-    start = np.append(np.arange(0, 3 * n_v + 1, 3), index.size)
+    start, index, value = max_min_columns(j, p, coef[j, p], chips[j] / safe_cap[p], n_j, active)
     a = sp.csc_matrix((value, index, start), shape=(2 * n_j + n_p, n_v + 1))
     upper = np.concatenate([np.zeros(n_j), np.ones(n_j + n_p)])
     cost = np.zeros(n_v + 1)
@@ -271,13 +272,8 @@ def part_max_min(
         return np.zeros(coef.shape), 0.0
     sol = np.asarray(h.getSolution().col_value, dtype=float)
     t_scaled = float(sol[n_v])
-    if t_scaled > 0:  # efficiency pass, as `_lp.max_min`'s: primal, the optimum stays feasible
-        h.changeColBounds(n_v, t_scaled * (1 - 1e-7), INF)
-        h.changeColsCost(n_v + 1, np.arange(n_v + 1, dtype=np.int32), utility_cost)
-        h.setOptionValue("simplex_strategy", 4)
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            sol = np.asarray(h.getSolution().col_value, dtype=float)
+    if t_scaled > 0:
+        sol = efficiency_pass(h, n_v, t_scaled, utility_cost, sol)
     return _part_fractions(coef.shape, lp, sol), t_scaled * scale
 
 
