@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from suanli.policies import get_policy, policy_traits
 from suanli.policies.base import ElasticOptions, PolicyState
-from suanli.policies.elastic import MAX_LP_VARIABLES, greedy_options, option_values
+from suanli.policies.elastic import (
+    MAX_LP_VARIABLES,
+    greedy_options,
+    option_values,
+    space_share,
+)
 
 COUNTS = np.array([1, 2, 4, 8])
 
@@ -153,3 +158,21 @@ def test_greedy_gives_each_job_its_densest_option_then_widens_into_idle_chips():
     # Both start on 1 chip; the first widens to 8 (7 of the 8 idle chips), the second into
     # the one left.
     assert sorted(taken) == [2, 8]
+
+
+def test_a_wider_count_is_not_spread_onto_a_pool_it_does_not_fit():
+    # Chip-time earned at 2 chips on a 2-chip pool plus 2 chip-time at 4 chips on an 8-chip
+    # pool adds up to 4, but a 4-chip gang fits only the big pool: it must not be spread onto
+    # the small one (Hypothesis found this case in CI). It runs 2 chips full time instead.
+    opts = ElasticOptions(counts=np.array([[2, 4]]), throughput=np.ones((1, 2, 2)),
+                          restore_s=np.zeros(1), elastic=np.array([True]))
+    x = np.zeros((1, 2, 2))
+    x[0, 0, 0] = 1.0  # count 2 on the 2-chip pool, all the time
+    x[0, 1, 1] = 0.5  # count 4 on the 8-chip pool, half the time
+    cap = np.array([2.0, 8.0])
+    c_idx, fractions = space_share(x, opts, np.array([2]), cap)
+    chips = opts.counts[0, c_idx[0]]
+    assert chips == 2
+    assert np.all(fractions[0][chips > cap] == 0)
+    assert np.all(chips * fractions[0] <= cap + 1e-9)
+    assert fractions[0].sum() == pytest.approx(1.0)

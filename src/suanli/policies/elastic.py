@@ -172,24 +172,29 @@ def pick_counts(x: np.ndarray, opts: ElasticOptions, current: np.ndarray) -> np.
     return np.where(keep, cur, best)
 
 
-def space_share(x: np.ndarray, opts: ElasticOptions, current: np.ndarray
+def space_share(x: np.ndarray, opts: ElasticOptions, current: np.ndarray, cap: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
     """One count per job and its fractions [J, P] (module doc: time-sharing to space-sharing).
 
-    An elastic job whose LP share is worth at least one of its counts full time runs the
-    largest such count all the time, on its pools in proportion to its chip-time there; other
-    jobs take the count holding most of their fractions, and those fractions.
+    An elastic job whose LP share, on the pools a count fits, is worth at least that count
+    full time runs the largest such count all the time, on those pools in proportion to its
+    chip-time there; other jobs take the count holding most of their fractions, and those
+    fractions. Only pools the count fits count: chip-time on a smaller pool (earned at a
+    smaller count) cannot host the wider gang.
     """
     rows = np.arange(x.shape[0])
     c_idx = pick_counts(x, opts, current)
     fractions = x[rows, c_idx, :]
     chip_share = np.einsum("jc,jcp->jp", opts.counts.astype(float), x)
-    total = chip_share.sum(axis=1)
-    full_time = (opts.counts > 0) & (opts.counts <= total[:, None] * (1 + EPS))
+    fits = opts.counts[:, :, None] <= np.asarray(cap, dtype=float)[None, None, :]
+    fit_share = np.where(fits, chip_share[:, None, :], 0.0)  # [J, C, P]
+    total = fit_share.sum(axis=2)
+    full_time = (opts.counts > 0) & (opts.counts <= total * (1 + EPS))
     widest = np.argmax(np.where(full_time, opts.counts, 0), axis=1)
     spread = opts.elastic & full_time.any(axis=1)
     c_idx = np.where(spread, widest, c_idx)
-    shares = chip_share / np.maximum(total, 1e-300)[:, None]
+    on = fit_share[rows, widest, :]
+    shares = on / np.maximum(on.sum(axis=1), 1e-300)[:, None]
     return c_idx, np.where(spread[:, None], shares, fractions)
 
 
@@ -207,7 +212,7 @@ def elastic_jct(state: PolicyState) -> Allocation:
     greedy = n_options > MAX_LP_VARIABLES
     x = (greedy_options if greedy else solve_options)(value, opts.counts, cap)
     rows = np.arange(J)
-    c_idx, fractions = space_share(x, opts, current)
+    c_idx, fractions = space_share(x, opts, current, cap)
     got = x.sum(axis=(1, 2)) > EPS
     # A job left out waits at its smallest count, the first to fit chips that free up.
     running = (np.asarray(state.running_on) >= 0 if state.running_on is not None
