@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     from suanli.plan.state import NetworkState, RunningJob
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=True, unsafe_hash=True)
 class Choice:
     """The placer's answer for one job: a pool index (-1: keep the policy's pool) and the
-    option behind it (cost includes egress; None where it was not priced)."""
+    option behind it (cost includes egress; None where it was not priced). A value, not
+    `frozen` for the speed of building one per start (see `Placement`)."""
 
     pool: int
     cost: float | None = None
@@ -207,7 +208,10 @@ def _choice_at(choice: Choice, pool: int, note: str) -> Choice:
 def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.ndarray):
     """`BrokerPlacer._ranked` for many jobs without a spec or dataset at once (no staging, no
     egress): each job's pools in the ranker's order, then per job the first allowed one with
-    room. The same `pool_costs` and `rank_order` as `_ranked`, so the same choice and numbers."""
+    room. The same `pool_costs` and `rank_order` as `_ranked`, so the same choice and numbers.
+
+    Returns `choose(row, objective, left, chips)` and, per row, the cost and run seconds on
+    each pool (for a job whose only allowed pool is known)."""
     thr = engine._thr[idx]
     with np.errstate(divide="ignore", invalid="ignore"):  # pools it cannot run on: unused
         cost, run_s, finish = pool_costs(chips[:, None], engine._price[None, :],
@@ -231,7 +235,7 @@ def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.nd
                 return q, cost_l[row][q], run_l[row][q]
         return -1, None, None
 
-    return choose
+    return choose, cost_l, run_l
 
 
 class PlacementMixin:
@@ -269,14 +273,27 @@ class PlacementMixin:
             runnable_allowed = runnable_rows
         ranked = None
         if type(self.placer) is BrokerPlacer:
-            ranked = _ranked_rows(self, A[starts], chips[starts], runnable_allowed)
-        for row, k in enumerate(starts.tolist()):
-            i = int(A[k])
-            p0 = int(target[k])
-            c = int(chips[k])
+            ranked, cost_rows, run_rows = _ranked_rows(self, A[starts], chips[starts],
+                                                       runnable_allowed)
+            # Rows whose one allowed pool is the policy's (a chip class of one pool): the
+            # ranker can only pick it, and `left` is unchanged by the job.
+            p0s = target[starts]
+            only = (runnable_allowed.sum(axis=1) == 1) & (p0s >= 0) & \
+                runnable_allowed[np.arange(len(starts)), np.maximum(p0s, 0)]
+            only_l = only.tolist()
+        records = self._records
+        pool_ids = self._pool_ids
+        for row, (k, i, p0, c) in enumerate(zip(
+                starts.tolist(), A[starts].tolist(), target[starts].tolist(),
+                chips[starts].tolist(), strict=True)):
+            rec = records[i]
+            if ranked is not None and only_l[row] and rec.job.spec is None and \
+                    rec.job.dataset is None:
+                self._planned[i] = Choice(p0, cost_rows[row][p0], run_rows[row][p0], 0.0,
+                                          _moved_note(rec, pool_ids[p0]))
+                continue
             if p0 >= 0:
                 left[p0] += c
-            rec = self._records[i]
             if ranked is not None and rec.job.spec is None and rec.job.dataset is None:
                 if p0 < 0:
                     continue  # fits no single pool: only a split places it

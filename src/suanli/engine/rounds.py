@@ -242,21 +242,23 @@ class RoundsMixin:
             return bool(self._on_chips)  # nobody stops or starts: a round that costs nothing
         stop = A[(current >= 0) & moved].tolist()
         start_mask = (target >= 0) & moved
-        starts = zip(A[start_mask].tolist(), target[start_mask].tolist(), strict=True)
+        start_jobs = A[start_mask].tolist()
+        start_pools = target[start_mask].tolist()
         records = self._records
         set_state = self._set_state
         backend = self.backend
-        for i in stop:
-            rec = records[i]
-            if rec.state not in ON_CHIPS_STATES:
-                continue  # a listener cancelled it meanwhile
-            rec.preemptions += 1
-            self._checkpoint_and_stop(i, now, "preempted by the round", "checkpointed")
+        self._checkpoint_and_stop_all(stop, now, "preempted by the round", "checkpointed")
         started = False
         planned_by_job = self._planned
-        for i, p in starts:
+        # The gangs' chips are taken at once unless a mixed-chip gang starts (its parts take
+        # chips in turn with the others); a job that does not start gives its chips back.
+        split = any(c.split for c in planned_by_job.values()) if planned_by_job else False
+        taken = None if split else self._take_chips_all(start_jobs, start_pools)
+        for n, (i, p) in enumerate(zip(start_jobs, start_pools, strict=True)):
             rec = records[i]
             if rec.state not in WAITING_STATES:
+                if taken is not None:
+                    self._give_back_chips(i, p, taken[n])
                 continue  # cancelled by a listener during this round
             first = rec.start_s is None
             restore = 0.0 if (first or self.gavel_mode) else self._restore.item(i)
@@ -271,7 +273,7 @@ class RoundsMixin:
                 placement = self._begin_run(i, p, now, restore, parts[0].nodes, planned,
                                             stage_s, egress, parts, planned.throughput)
             else:
-                nodes = self._take_chips(i, p, None)
+                nodes = self._take_chips(i, p, None) if taken is None else taken[n]
                 placement = self._begin_run(i, p, now, restore, nodes, planned, stage_s, egress)
             if first:
                 rec.start_s = now

@@ -98,6 +98,44 @@ class RunsMixin:
         self._used[p] += c
         return nodes
 
+    def _take_chips_all(self, idx: list[int], pools: list[int]) -> list[tuple]:
+        """`_take_chips(i, p, None)` for each (job, pool) in turn: the nodes each gang gets.
+        On a pool of one-chip nodes the loop hands each gang the next free nodes in node
+        order, so its picks are slices of the pool's free nodes, taken a pool at a time in
+        NumPy; other pools pick job by job (`pick_nodes`' best fit)."""
+        out: list[tuple] = [()] * len(idx)
+        by_pool: dict[int, list[int]] = {}
+        for k, p in enumerate(pools):
+            by_pool.setdefault(p, []).append(k)
+        chips_col = self._chips
+        for p, ks in by_pool.items():
+            free = self._node_free[p]
+            if self.cluster.pools[p].chips_per_node != 1:
+                for k in ks:
+                    out[k] = self._take_chips(idx[k], p, None)
+                continue
+            chips = chips_col[[idx[k] for k in ks]]
+            nodes = np.flatnonzero(free > 0)
+            ends = np.cumsum(chips)
+            if ends[-1] > len(nodes):
+                raise RuntimeError("not enough free chips for a gang the round placed")
+            taken = nodes[:ends[-1]]
+            free[taken] -= 1
+            self._used[p] += int(ends[-1])
+            picks = taken.tolist()
+            start = 0
+            for k, end in zip(ks, ends.tolist(), strict=True):
+                out[k] = tuple((n, 1) for n in picks[start:end])
+                start = end
+        return out
+
+    def _give_back_chips(self, i: int, p: int, nodes: tuple) -> None:
+        """Undo `_take_chips` for a job that does not start after all."""
+        free = self._node_free[p]
+        for node, c in nodes:
+            free[node] += c
+        self._used[p] -= self._chips.item(i)
+
     def _begin_run(self, i: int, p: int, now: float, restore_s: float, nodes,
                    planned: Choice | None = None, staging_s: float = 0.0,
                    egress_cost: float = 0.0, parts: tuple[PlacementPart, ...] = (),
@@ -187,6 +225,86 @@ class RunsMixin:
         self._on_chips.pop(i, None)
         rec.placement = None
         self._dirty = True
+
+    def _end_runs(self, idx: list[int], now: float) -> None:
+        """`_end_run(i, now, "full")` for many checkpointed jobs at once (a round's
+        preemptions: a time-sharing policy stops tens a round, 760,000 over the Philly
+        replay under max-min fairness). The same arithmetic in the same order per job
+        (sums into shared pools by `np.add.at`, which adds in index order), so the numbers
+        are bit for bit those of the loop. A mixed-chip gang's run takes the loop."""
+        if len(idx) < 2 or self._mixed_thr:
+            for i in idx:
+                self._end_run(i, now, keep="full")
+            return
+        records = self._records
+        j = np.asarray(idx, dtype=np.int64)
+        p = self._run_pool[j]
+        base = self._base[j]
+        productive = now - self._seg_start[j] - self._seg_restore[j]
+        work = np.where(productive > 0,
+                        np.minimum(self._total[j], base + productive * self._thr[j, p]), base)
+        dt = now - self._acct[j]
+        pos = dt > 0
+        if pos.any():
+            self._recv[j[pos], p[pos]] += dt[pos]
+            np.add.at(self._pool_time, p[pos], dt[pos])
+        self._acct[j] = now
+        dur = np.maximum(now - self._seg_start[j], 0.0)
+        chips = self._chips[j]
+        chip_s = dur * chips
+        placements = [records[i].placement for i in idx]
+        staging = np.array([0.0 if pl is None else pl.staging_s for pl in placements])
+        cost = (dur - np.minimum(staging, dur)) * chips / 3600.0 * self._price[p]
+        energy = dur * chips * self._watts[p] / 3.6e6
+        np.add.at(self._busy_chip_s, p, chip_s)
+        np.subtract.at(self._used, p, chips)
+        self._attained[j] += chip_s
+        self._base[j] = work
+        self._run_pool[j] = -1
+        node_free = self._node_free
+        node_down = self._node_down
+        on_chips = self._on_chips
+        for i, q, pl, w, cs, c, e in zip(idx, p.tolist(), placements, work.tolist(),
+                                         chip_s.tolist(), cost.tolist(), energy.tolist(),
+                                         strict=True):
+            rec = records[i]
+            rec.chip_seconds += cs
+            rec.cost += c
+            rec.energy_kwh += e
+            rec.done_work = rec.checkpoint_work = w
+            rec.placement = None
+            if pl is not None:
+                free = node_free[q]
+                down = node_down[q]
+                for node, n in pl.nodes:
+                    if down[node] == 0:
+                        free[node] += n
+            on_chips.pop(i, None)
+        self._dirty = True
+
+    def _checkpoint_and_stop_all(self, idx: list[int], now: float, why: str,
+                                 done: str) -> None:
+        """`_checkpoint_and_stop` for each job of idx that is on chips: each is told to
+        checkpoint and stopped, then all runs end in one pass (`_end_runs`), then each is
+        preempted. Each job's transitions are those of the one-job path; a listener sees
+        them grouped by kind rather than job by job."""
+        records = self._records
+        set_state = self._set_state
+        stop = self.backend.stop
+        stopping = []
+        for i in idx:
+            rec = records[i]
+            if rec.state not in ON_CHIPS_STATES:
+                continue  # a listener cancelled it meanwhile
+            rec.preemptions += 1
+            set_state(i, JobState.CHECKPOINTING, now, why)
+            if rec.state is JobState.CHECKPOINTING:
+                stop(rec.job.job_id, now, "preempt")
+                stopping.append(i)
+        stopping = [i for i in stopping if records[i].state is JobState.CHECKPOINTING]
+        self._end_runs(stopping, now)
+        for i in stopping:
+            set_state(i, JobState.PREEMPTED, now, done)
 
     def _checkpoint_and_stop(self, i: int, now: float, why: str, done: str) -> bool:
         """Checkpoint job i and take it off its chips (a round's move, a pool removed, a
