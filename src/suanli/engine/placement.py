@@ -209,33 +209,44 @@ def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.nd
     """`BrokerPlacer._ranked` for many jobs without a spec or dataset at once (no staging, no
     egress): each job's pools in the ranker's order, then per job the first allowed one with
     room. The same `pool_costs` and `rank_order` as `_ranked`, so the same choice and numbers.
+    Nothing is priced until the first job asks."""
+    rows: dict[str, list] = {}  # "cost", "run", "ok", and per objective the pools' order
 
-    Returns `choose(row, objective, left, chips)` and, per row, the cost and run seconds on
-    each pool (for a job whose only allowed pool is known)."""
-    thr = engine._thr[idx]
-    with np.errstate(divide="ignore", invalid="ignore"):  # pools it cannot run on: unused
-        cost, run_s, finish = pool_costs(chips[:, None], engine._price[None, :],
-                                         (engine._total[idx] - engine._base[idx])[:, None],
-                                         thr, 0.0, 0.0)
-    pools = np.broadcast_to(np.arange(thr.shape[1]), thr.shape)
-    orders: dict[bool, list[list[int]]] = {}  # by time (finish, cost) or by cost, when asked
-    ok_rows = (allowed_rows & (thr > 0)).tolist()
-    cost_l = cost.tolist()
-    run_l = run_s.tolist()
+    def priced() -> dict[str, list]:
+        if not rows:
+            thr = engine._thr[idx]
+            with np.errstate(divide="ignore", invalid="ignore"):  # pools it cannot run on
+                cost, run_s, finish = pool_costs(
+                    chips[:, None], engine._price[None, :],
+                    (engine._total[idx] - engine._base[idx])[:, None], thr, 0.0, 0.0)
+            pools = np.broadcast_to(np.arange(thr.shape[1]), thr.shape)
+            rows.update(cost=cost.tolist(), run=run_s.tolist(),
+                        ok=(allowed_rows & (thr > 0)).tolist(), arrays=[pools, cost, finish])
+        return rows
 
     def choose(row: int, objective: str, left: np.ndarray, c: int) -> tuple[
             int, float | None, float | None]:
         """(pool, cost, run seconds) of the job's choice; (-1, None, None) if none."""
-        by_time = objective == "time"
-        if by_time not in orders:
-            orders[by_time] = rank_order(objective, pools, cost, finish).tolist()
-        ok = ok_rows[row]
-        for q in orders[by_time][row]:
+        r = priced()
+        by = "time" if objective == "time" else "by cost"
+        if by not in r:
+            r[by] = rank_order(objective, *r["arrays"]).tolist()
+        ok = r["ok"][row]
+        for q in r[by][row]:
             if ok[q] and left[q] >= c:
-                return q, cost_l[row][q], run_l[row][q]
+                return q, r["cost"][row][q], r["run"][row][q]
         return -1, None, None
 
-    return choose, cost_l, run_l
+    return choose
+
+
+def _costs_on(engine, idx: np.ndarray, chips: np.ndarray,
+              pools: np.ndarray) -> tuple[list[float], list[float]]:
+    """(cost, run seconds) of each job on one pool each, priced as `_ranked_rows` prices
+    them (the pools are ones the jobs can run on)."""
+    cost, run_s, _ = pool_costs(chips, engine._price[pools], engine._total[idx] -
+                                engine._base[idx], engine._thr[idx, pools], 0.0, 0.0)
+    return cost.tolist(), run_s.tolist()
 
 
 class PlacementMixin:
@@ -273,14 +284,21 @@ class PlacementMixin:
             runnable_allowed = runnable_rows
         ranked = None
         if type(self.placer) is BrokerPlacer:
-            ranked, cost_rows, run_rows = _ranked_rows(self, A[starts], chips[starts],
-                                                       runnable_allowed)
+            ranked = _ranked_rows(self, A[starts], chips[starts], runnable_allowed)
             # Rows whose one allowed pool is the policy's (a chip class of one pool): the
             # ranker can only pick it, and `left` is unchanged by the job.
             p0s = target[starts]
             only = (runnable_allowed.sum(axis=1) == 1) & (p0s >= 0) & \
                 runnable_allowed[np.arange(len(starts)), np.maximum(p0s, 0)]
             only_l = only.tolist()
+            cost_only: list[float | None] = [None] * len(starts)
+            run_only = list(cost_only)
+            if only.any():
+                rows = np.flatnonzero(only)
+                cost, run_s = _costs_on(self, A[starts[rows]], chips[starts[rows]], p0s[rows])
+                for row, c_row, r_row in zip(rows.tolist(), cost, run_s, strict=True):
+                    cost_only[row] = c_row
+                    run_only[row] = r_row
         records = self._records
         pool_ids = self._pool_ids
         for row, (k, i, p0, c) in enumerate(zip(
@@ -289,7 +307,7 @@ class PlacementMixin:
             rec = records[i]
             if ranked is not None and only_l[row] and rec.job.spec is None and \
                     rec.job.dataset is None:
-                self._planned[i] = Choice(p0, cost_rows[row][p0], run_rows[row][p0], 0.0,
+                self._planned[i] = Choice(p0, cost_only[row], run_only[row], 0.0,
                                           _moved_note(rec, pool_ids[p0]))
                 continue
             if p0 >= 0:

@@ -51,6 +51,11 @@ def pick_nodes(free: np.ndarray, c: int, per_node: int) -> tuple[tuple[int, int]
     return tuple(out)
 
 
+# Below this many jobs the batched paths (`_end_runs`, `_take_chips_all`) take the one-job
+# loop: their fixed cost (tens of NumPy calls) is that of about eight jobs' loop.
+BATCH_MIN = 8
+
+
 class RunsMixin:
     """Part of `Engine`: chips, runs, progress and accounting."""
 
@@ -110,7 +115,7 @@ class RunsMixin:
         chips_col = self._chips
         for p, ks in by_pool.items():
             free = self._node_free[p]
-            if self.cluster.pools[p].chips_per_node != 1:
+            if len(ks) < BATCH_MIN or self.cluster.pools[p].chips_per_node != 1:
                 for k in ks:
                     out[k] = self._take_chips(idx[k], p, None)
                 continue
@@ -232,7 +237,7 @@ class RunsMixin:
         replay under max-min fairness). The same arithmetic in the same order per job
         (sums into shared pools by `np.add.at`, which adds in index order), so the numbers
         are bit for bit those of the loop. A mixed-chip gang's run takes the loop."""
-        if len(idx) < 2 or self._mixed_thr:
+        if len(idx) < BATCH_MIN or self._mixed_thr:
             for i in idx:
                 self._end_run(i, now, keep="full")
             return
