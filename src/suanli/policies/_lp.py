@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from suanli.policies._matrices import group_columns, group_rows
+from suanli.policies._transport import solve_two_sinks
 from suanli.quiet import create_quietly
 
 INF = highspy.kHighsInf
@@ -256,12 +257,17 @@ def efficiency_pass(
 
 
 def max_linear(
-    weight: np.ndarray, chips: np.ndarray, capacity: np.ndarray, *, aggregate: bool = True
+    weight: np.ndarray, chips: np.ndarray, capacity: np.ndarray, *, aggregate: bool = True,
+    transport: bool = False,
 ) -> np.ndarray:
     """Maximise sum_jp weight[j, p] x[j, p] over the same constraints as `max_min`.
 
     The objective is linear and the constraints symmetric, so the class grouping is exact here
     too; jobs of a class share the class's fractions evenly.
+
+    `transport`: when the pools form two groups, solve the LP with `_transport` (exact and
+    certified, ~10x faster than HiGHS) instead of HiGHS. Both return an optimum; where the LP
+    has several, they may return different ones, so it is opt-in per caller.
     """
     weight, chips, cap, active = _usable(weight, chips, capacity)
     n_jobs, n_pools = weight.shape
@@ -279,25 +285,68 @@ def max_linear(
     chips_k = chips[active][rep]
     cap_g = np.bincount(pool_group, weights=cap, minlength=col_rep.size)
     w_kg = w_act[rep][:, col_rep]
-    kk, gg = np.nonzero((w_kg > 0) & (cap_g[None, :] > 0))
-    n_k, n_g, n_v = rep.size, col_rep.size, kk.size
-    var = np.arange(n_v)
-    rows = np.concatenate([kk, n_k + gg])
-    cols = np.concatenate([var, var])
-    data = np.concatenate([np.ones(n_v), chips_k[kk] * n_class[kk] / cap_g[gg]])
-    a = sp.csc_matrix((data, (rows, cols)), shape=(n_k + n_g, n_v))
-    row_upper = np.ones(n_k + n_g)
-    _, sol, ok = solve_lp(
-        w_kg[kk, gg] * n_class[kk], a, np.full(n_k + n_g, -INF), row_upper,
-        np.zeros(n_v), np.ones(n_v), maximize=True,
-    )
-    if not ok:
+    s_kg = None
+    if transport:
+        s_kg = _transport_fractions(w_kg, chips_k, n_class, cap_g)
+    if s_kg is None:
+        s_kg = _highs_fractions(w_kg, chips_k, n_class, cap_g)
+    if s_kg is None:
         return out
-    s_kg = np.zeros((n_k, n_g))
-    s_kg[kk, gg] = sol
     share = _pool_share(cap, cap_g, pool_group)
     out[active] = s_kg[job_class][:, pool_group] * share[None, :]
     return repair(out, chips, cap)
+
+
+def _highs_fractions(
+    w_kg: np.ndarray, chips_k: np.ndarray, n_class: np.ndarray, cap_g: np.ndarray
+) -> np.ndarray | None:
+    """[K, G] optimal class fractions of `max_linear`'s grouped LP by HiGHS, None if it fails."""
+    kk, gg = np.nonzero((w_kg > 0) & (cap_g[None, :] > 0))
+    n_k, n_g, n_v = w_kg.shape[0], w_kg.shape[1], kk.size
+    columns = linear_columns(kk, gg, chips_k[kk] * n_class[kk] / cap_g[gg], n_k)
+    _, sol, ok = _solve_csc(
+        w_kg[kk, gg] * n_class[kk], columns, n_k + n_g, np.full(n_k + n_g, -INF),
+        np.ones(n_k + n_g), np.zeros(n_v), np.ones(n_v), maximize=True,
+    )
+    if not ok:
+        return None
+    s_kg = np.zeros((n_k, n_g))
+    s_kg[kk, gg] = sol
+    return s_kg
+
+
+def linear_columns(
+    job: np.ndarray, group: np.ndarray, chip_share: np.ndarray, n_jobs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`max_linear`'s matrix column-wise, as `_solve_csc` takes it: (start, index, value).
+
+    Variable v (job[v] on group[v]) has a 1 in row job[v] (time share) and chip_share[v] in row
+    n_jobs + group[v] (capacity), in row order: the arrays scipy's COO-to-CSC build gave,
+    without its construction and checks (~0.2 ms a solve)."""
+    n_v = job.size
+    index = np.empty(2 * n_v, dtype=np.int32)
+    value = np.empty(2 * n_v)
+    index[0::2], index[1::2] = job, n_jobs + group
+    value[0::2], value[1::2] = 1.0, chip_share
+    return np.arange(0, 2 * n_v + 1, 2, dtype=np.int32), index, value
+
+
+def _transport_fractions(
+    w_kg: np.ndarray, chips_k: np.ndarray, n_class: np.ndarray, cap_g: np.ndarray
+) -> np.ndarray | None:
+    """[K, 2] optimal class fractions by `_transport.solve_two_sinks`, or None when the pools
+    do not form two groups of positive capacity, a class has no chips, or the solution is not
+    certified (then HiGHS solves it). In chips, a class supplies chips_k n_k and earns
+    w / chips_k per chip: w n s = (w / chips) (chips n s)."""
+    if cap_g.size != 2 or (cap_g <= 0).any() or (chips_k <= 0).any():
+        return None
+    supply_chips = chips_k * n_class
+    per_chip = np.where(w_kg > 0, w_kg / chips_k[:, None], -np.inf)
+    solved = solve_two_sinks(per_chip[:, 0], per_chip[:, 1], supply_chips,
+                             float(cap_g[0]), float(cap_g[1]))
+    if solved is None:
+        return None
+    return np.column_stack(solved) / supply_chips[:, None]
 
 
 def utility(coef: np.ndarray, x: np.ndarray) -> np.ndarray:

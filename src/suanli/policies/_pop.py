@@ -359,14 +359,18 @@ def solve_max_min(
 
 
 def solve_max_linear(
-    weight: np.ndarray, chips: np.ndarray, capacity: np.ndarray, *, parts: int | None = None
+    weight: np.ndarray, chips: np.ndarray, capacity: np.ndarray, *, parts: int | None = None,
+    transport: bool = False,
 ) -> np.ndarray:
-    """Max total weight allocation: the exact LP when small, POP over `parts` parts when not."""
+    """Max total weight allocation: the exact LP when small, POP over `parts` parts when not.
+
+    `transport`: the exact LP over two pool groups by `_lp.max_linear`'s transportation
+    solver (opt-in: on ties it may pick another optimum than HiGHS)."""
     chips = np.asarray(chips, dtype=float)
     cap = np.asarray(capacity, dtype=float)
     weight = _usable(weight, chips, cap)
     n_active = int(np.count_nonzero(weight.max(axis=1, initial=0.0) > 0))
     k = n_parts(weight, chips, n_active) if parts is None else max(int(parts), 1)
     if k == 1:
-        return max_linear(weight, chips, cap)
+        return max_linear(weight, chips, cap, transport=transport)
     return _partitioned(weight, chips, cap, k, column_price(weight, chips), max_linear)
