@@ -244,21 +244,41 @@ class RoundsMixin:
         start_mask = (target >= 0) & moved
         start_jobs = A[start_mask].tolist()
         start_pools = target[start_mask].tolist()
+        self._checkpoint_and_stop_all(stop, now, "preempted by the round", "checkpointed")
+        planned_by_job = self._planned
+        # The gangs' chips are taken at once unless a mixed-chip gang starts (its parts take
+        # chips in turn with the others) or a listener may cancel a job between two starts
+        # (the loop then takes each gang's chips as it starts, as the one-job path does).
+        split = any(c.split for c in planned_by_job.values()) if planned_by_job else False
+        taken = None
+        if not split and self.listener is None:
+            taken = self._take_chips_all(start_jobs, start_pools)
+        try:
+            started = self._start_all(start_jobs, start_pools, taken, now)
+        finally:
+            # After a backend that raised, chips no run claimed are not held by anyone.
+            for k, nodes in enumerate(taken or ()):
+                if nodes is not None:
+                    self._give_back_chips(start_jobs[k], start_pools[k], nodes)
+        self._planned.clear()  # choices for jobs a listener cancelled meanwhile
+        return started or bool(self._on_chips)
+
+    def _start_all(self, start_jobs: list[int], start_pools: list[int],
+                   taken: list[tuple | None] | None, now: float) -> bool:
+        """Start each job on its pool; True if any started. `taken`: the nodes
+        `_take_chips_all` took for each (None: each takes its own); an entry is set to None
+        once a run claims its chips or they are given back."""
         records = self._records
         set_state = self._set_state
         backend = self.backend
-        self._checkpoint_and_stop_all(stop, now, "preempted by the round", "checkpointed")
-        started = False
         planned_by_job = self._planned
-        # The gangs' chips are taken at once unless a mixed-chip gang starts (its parts take
-        # chips in turn with the others); a job that does not start gives its chips back.
-        split = any(c.split for c in planned_by_job.values()) if planned_by_job else False
-        taken = None if split else self._take_chips_all(start_jobs, start_pools)
+        started = False
         for n, (i, p) in enumerate(zip(start_jobs, start_pools, strict=True)):
             rec = records[i]
             if rec.state not in WAITING_STATES:
                 if taken is not None:
                     self._give_back_chips(i, p, taken[n])
+                    taken[n] = None
                 continue  # cancelled by a listener during this round
             first = rec.start_s is None
             restore = 0.0 if (first or self.gavel_mode) else self._restore.item(i)
@@ -275,6 +295,8 @@ class RoundsMixin:
             else:
                 nodes = self._take_chips(i, p, None) if taken is None else taken[n]
                 placement = self._begin_run(i, p, now, restore, nodes, planned, stage_s, egress)
+                if taken is not None:
+                    taken[n] = None  # the run holds them now
             if first:
                 rec.start_s = now
             why = f": {placement.note}" if placement.note else ""
@@ -293,5 +315,4 @@ class RoundsMixin:
             else:
                 set_state(i, JobState.RUNNING, now, "running")
             started = True
-        self._planned.clear()  # choices for jobs a listener cancelled meanwhile
-        return started or bool(self._on_chips)
+        return started

@@ -103,12 +103,13 @@ class RunsMixin:
         self._used[p] += c
         return nodes
 
-    def _take_chips_all(self, idx: list[int], pools: list[int]) -> list[tuple]:
+    def _take_chips_all(self, idx: list[int], pools: list[int]) -> list[tuple | None]:
         """`_take_chips(i, p, None)` for each (job, pool) in turn: the nodes each gang gets.
         On a pool of one-chip nodes the loop hands each gang the next free nodes in node
         order, so its picks are slices of the pool's free nodes, taken a pool at a time in
-        NumPy; other pools pick job by job (`pick_nodes`' best fit)."""
-        out: list[tuple] = [()] * len(idx)
+        NumPy; other pools pick job by job (`pick_nodes`' best fit). The caller gives back
+        the chips of every job it does not start (`_give_back_chips`)."""
+        out: list[tuple | None] = [()] * len(idx)
         by_pool: dict[int, list[int]] = {}
         for k, p in enumerate(pools):
             by_pool.setdefault(p, []).append(k)
@@ -291,9 +292,18 @@ class RunsMixin:
                                  done: str) -> None:
         """`_checkpoint_and_stop` for each job of idx that is on chips: each is told to
         checkpoint and stopped, then all runs end in one pass (`_end_runs`), then each is
-        preempted. Each job's transitions are those of the one-job path; a listener sees
-        them grouped by kind rather than job by job."""
+        preempted: each job's transitions and numbers are those of the one-job path.
+
+        With a listener (the live service) it is the one-job path, job by job: a listener
+        may cancel another job of the batch or raise between two transitions, and only the
+        one-job order leaves every job either on its chips or fully stopped then."""
         records = self._records
+        if self.listener is not None:
+            for i in idx:
+                if records[i].state in ON_CHIPS_STATES:  # else a listener cancelled it
+                    records[i].preemptions += 1
+                    self._checkpoint_and_stop(i, now, why, done)
+            return
         set_state = self._set_state
         stop = self.backend.stop
         stopping = []
