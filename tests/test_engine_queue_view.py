@@ -118,3 +118,35 @@ def test_a_job_behind_the_head_that_fits_does_not_trigger_a_reallocation():
     assert start["t"] >= engine.jobs["h"].finish_s
     assert not any(600.0 <= t < start["h"] for t in calls)  # none while only t fit
     assert start["h"] in calls
+
+
+@pytest.mark.parametrize("name", ["fifo", "fifo_perf", "max_min_fairness", "las"])
+def test_a_reallocation_skips_untouched_rows_with_the_same_deficits(monkeypatch, name):
+    """`_reallocate` credits deficits and resets received time only on rows touched since the
+    last reset (`_touched`); crediting every row, as it did, must give the same schedule, the
+    same deficits and the same received time, with a pool added mid-run (new pools' received
+    time starts at 0)."""
+    from dataclasses import replace
+
+    from suanli.engine.rounds import RoundsMixin
+
+    def run() -> tuple:
+        engine = _engine(name)
+        for job in _deep_queue(200):
+            engine.submit(job)
+        engine.run(until_s=20_000.0)
+        extra = replace(engine.cluster.pools[0], pool_id="local/V100b", capacity=4)
+        engine.set_cluster(Cluster([*engine.cluster.pools, extra]))
+        engine.run()
+        return (_schedule(engine, []), engine._deficit[:engine._n].tolist(),
+                engine._recv[:engine._n].tolist())
+
+    skipping = run()
+    reallocate = RoundsMixin._reallocate
+
+    def every_row(self, now, A, shown):
+        self._touched[:] = True
+        return reallocate(self, now, A, shown)
+
+    monkeypatch.setattr(RoundsMixin, "_reallocate", every_row)
+    assert run() == skipping

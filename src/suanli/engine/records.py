@@ -65,6 +65,9 @@ class RecordsMixin:
         grow("_deficit", (cap, P), float, 0.0)
         grow("_alloc", (cap, P), float, 0.0)
         grow("_has_alloc", (cap,), bool, False)
+        # Received time or allocation may differ from a reallocation's reset (new rows: yes);
+        # a reallocation credits deficits and resets received time on these rows alone.
+        grow("_touched", (cap,), bool, True)
         grow("_ref_thr", (cap,), float, 0.0)
         self._cap_jobs = cap
 

@@ -102,6 +102,7 @@ class ReshapeMixin:
         self._busy_chip_s = remap(old_busy)
         for name in ("_recv", "_deficit", "_alloc"):
             setattr(self, name, remap(getattr(self, name)))
+        self._touched[:] = True  # new pools' received time starts at 0, not at the reset
         self._thr = remap(old_thr)
         self._rates_on_new_pools(old_thr, old_acc, kept)
         new_of_old = {int(o): k for k, o in enumerate(old_of_new) if o >= 0}

@@ -201,6 +201,7 @@ class RunsMixin:
         dt = now - self._acct.item(i)  # _account_one, inline: this runs for every stop
         if dt > 0:
             self._recv[i, p] += dt
+            self._touched[i] = True
             self._pool_time[p] += dt
         self._acct[i] = now
         dur = max(0.0, now - self._seg_start.item(i))
@@ -253,6 +254,7 @@ class RunsMixin:
         pos = dt > 0
         if pos.any():
             self._recv[j[pos], p[pos]] += dt[pos]
+            self._touched[j[pos]] = True
             np.add.at(self._pool_time, p[pos], dt[pos])
         self._acct[j] = now
         dur = np.maximum(now - self._seg_start[j], 0.0)
@@ -339,6 +341,7 @@ class RunsMixin:
         dt = now - self._acct.item(i)
         if dt > 0:
             self._recv[i, p] += dt
+            self._touched[i] = True
             self._pool_time[p] += dt
         self._acct[i] = now
 
@@ -349,6 +352,7 @@ class RunsMixin:
         pools = self._run_pool[idx]
         dt = np.maximum(now - self._acct[idx], 0.0)
         self._recv[idx, pools] += dt
+        self._touched[idx] = True
         np.add.at(self._pool_time, pools, dt)
         self._acct[idx] = now
 
