@@ -80,7 +80,16 @@ class SimBackend:
         heapq.heappush(self._heap, (end, run, job.job_id, kind))
 
     def stop(self, job_id: str, now_s: float, reason: str) -> None:
-        self._live.pop(job_id, None)  # its heap entry goes stale and is skipped
+        if self._live.pop(job_id, None) is None:
+            return
+        # Its heap entry goes stale and is skipped when it reaches the top; a preempted run's
+        # end is usually far off, so under heavy preemption stale entries pile up and every
+        # push and pop pays for them: rebuild the heap from the live runs once they are most
+        # of it (the order of what is left, and so of events, is unchanged).
+        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._live):
+            live = self._live
+            self._heap = [e for e in self._heap if live.get(e[2]) == e[1]]
+            heapq.heapify(self._heap)
 
     def _drop_stale(self) -> None:
         heap = self._heap
