@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from suanli.engine.types import ON_CHIPS_STATES, EngineJob
+from suanli.engine.types import ON_CHIPS_STATES, EngineJob, JobState
 from suanli.errors import SuanliError
 
 if TYPE_CHECKING:
@@ -168,7 +168,8 @@ def _moved_note(rec, pool_id: str) -> str:
     why (the reason it left its chips)."""
     if not rec.pools or rec.pools[-1] == pool_id:
         return ""
-    why = rec.reason if rec.state.value == "preempted" else f"it was {rec.state.value}"
+    # `is`, not `.value ==`: an enum's `.value` is a property lookup, and this runs per start
+    why = rec.reason if rec.state is JobState.PREEMPTED else f"it was {rec.state.value}"
     return f"moved from {rec.pools[-1]} ({why})"
 
 
@@ -227,7 +228,7 @@ def _ranked_rows(engine, idx: np.ndarray, chips: np.ndarray, allowed_rows: np.nd
     def choose(row: int, objective: str, left: np.ndarray, c: int) -> tuple[
             int, float | None, float | None]:
         """(pool, cost, run seconds) of the job's choice; (-1, None, None) if none."""
-        r = priced()
+        r = rows or priced()
         by = "time" if objective == "time" else "by cost"
         if by not in r:
             r[by] = rank_order(objective, *r["arrays"]).tolist()

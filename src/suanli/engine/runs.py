@@ -8,6 +8,7 @@ time; ending a run commits the work that survives it and charges chip-seconds, c
 from __future__ import annotations
 
 import math
+from itertools import repeat
 
 import numpy as np
 
@@ -131,7 +132,7 @@ class RunsMixin:
             picks = taken.tolist()
             start = 0
             for k, end in zip(ks, ends.tolist(), strict=True):
-                out[k] = tuple((n, 1) for n in picks[start:end])
+                out[k] = tuple(zip(picks[start:end], repeat(1)))  # ((node, 1), ...)
                 start = end
         return out
 
