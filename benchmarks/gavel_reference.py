@@ -3,7 +3,8 @@
 Not part of the test suite and not run by CI: it needs a checkout of Gavel
 (github.com/stanford-futuredata/gavel, commit c4fa400 measured) with its RPC stubs built
 (`make rpc_stubs` in scheduler/) and a virtual environment with what its simulator imports
-(numpy, scipy, cvxpy with ECOS, scikit-learn, grpcio, grpcio-tools, protobuf, psutil).
+(numpy, scipy, cvxpy with ECOS, scikit-learn, grpcio, grpcio-tools, protobuf, psutil,
+matrix_completion).
 
 Usage (with that environment's Python):
     python benchmarks/gavel_reference.py --gavel /path/to/gavel \\
